@@ -1,0 +1,36 @@
+"""icd — re-optimise the memory layout of neural-network inference (the micro-kernel).
+
+Plugin authors need: :data:`hookimpl`, the records (:class:`TransformMeta`,
+:class:`TransformResult`, :class:`FitResult`, :class:`GraphW`, :class:`Figure`, …) and
+:mod:`icd_core.testing`. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from .errors import ConfigError, ContractError, IcdError, InputDataError, PluginError, SolverTimeout, UsageError
+from .markers import hookimpl, hookspec
+from .records import (
+    Constraints,
+    Figure,
+    FitResult,
+    GraphW,
+    GroupMember,
+    PermutationGroup,
+    TransformMeta,
+    TransformResult,
+)
+from .state import Layout, ModelState, Workload
+
+try:
+    __version__ = metadata.version("icd-co")
+except metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ConfigError", "Constraints", "ContractError", "Figure", "FitResult", "GraphW", "GroupMember",
+    "IcdError", "InputDataError", "Layout", "ModelState", "PermutationGroup", "PluginError",
+    "SolverTimeout", "TransformMeta", "TransformResult", "UsageError", "Workload", "__version__",
+    "hookimpl", "hookspec",
+]

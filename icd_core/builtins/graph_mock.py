@@ -1,0 +1,78 @@
+"""Built-in graph source ``mock``: planted co-access blocks behind a hidden relabelling.
+
+Each dimension spends a budget of ``max(1, ⌊0.025·n⌋)`` picks: a ``noise`` fraction on
+random dimensions, the rest on members of its own planted block, so the symmetric W has
+nnz ≤ max(0.05·n², 2n). A seeded random relabelling hides the blocks, so the identity
+order is far from optimal. Accesses (for ``lines_per_access``) are each sampled row's
+neighbourhood: the dims one gather of that row touches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..graphs import symmetric_csr
+from ..markers import hookimpl
+from ..records import GraphW
+
+NAME = "mock"
+ACCESS_SAMPLES = 256
+
+
+def planted_blocks(n: int, blocks: int, noise: float, seed: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(W in label order, planted block of each label). Deterministic per arguments."""
+    rng = np.random.default_rng(seed)
+    blocks = max(1, min(blocks, n))
+    sizes = np.full(blocks, n // blocks)
+    sizes[: n % blocks] += 1
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    block_of = np.repeat(np.arange(blocks), sizes)
+    picks = max(1, int(0.025 * n))
+    src = np.repeat(np.arange(n), picks)
+    is_noise = rng.random(src.size) < noise
+    b = block_of[src]
+    dst = np.where(is_noise, rng.integers(0, n, src.size),
+                   starts[b] + (rng.random(src.size) * sizes[b]).astype(np.int64))
+    weight = np.where(is_noise, 0.5 * rng.random(src.size), 1.0 + 0.1 * rng.random(src.size))
+    label = rng.permutation(n)  # planted position k is shown as label[k]
+    w = symmetric_csr(label[src], label[dst], weight, n)
+    planted = np.empty(n, dtype=np.int64)
+    planted[label] = block_of
+    return w, planted
+
+
+def neighbourhood_accesses(w: sp.csr_matrix, samples: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    rows = rng.choice(w.shape[0], size=min(samples, w.shape[0]), replace=False)
+    return tuple(np.union1d([r], w.indices[w.indptr[r]:w.indptr[r + 1]]).astype(np.int64) for r in np.sort(rows))
+
+
+def mock_w(n: int, blocks: int, noise: float, seed: int, layout: np.ndarray) -> GraphW:
+    """The planted W seen in ``layout`` (``W_cur[i, j] = W[layout[i], layout[j]]``)."""
+    base, _ = planted_blocks(n, blocks, noise, seed)
+    current = base[layout][:, layout].tocsr()
+    current.sort_indices()
+    accesses = neighbourhood_accesses(current, ACCESS_SAMPLES, np.random.default_rng(seed + 1))
+    meta = {"source": NAME, "seed": seed, "blocks": blocks, "noise": noise,
+            "shape": list(current.shape), "format": "csr", "nnz": int(current.nnz)}
+    return GraphW(matrix=current.astype(np.float32), meta=meta, access_groups=accesses)
+
+
+def mock_for(ctx, state, group) -> GraphW:
+    """Mock W for one group; each group draws from its own seed derived from (seed, group)."""
+    cfg = ctx.config.graph.mock
+    base = ctx.seed if cfg.seed is None else cfg.seed
+    seed = int(np.random.default_rng([base, *group.name.encode()]).integers(2**31))
+    return mock_w(group.size, cfg.blocks, cfg.noise, seed, np.asarray(state.layout[group.name]))
+
+
+@hookimpl
+def icd_register(registry):
+    registry.add("graph", NAME, summary="planted co-access blocks with a hidden relabelling (graph.mock)")
+
+
+@hookimpl
+def icd_build_w(ctx, source, state, group):
+    if source.name != NAME:
+        return None
+    return mock_for(ctx, state, group)

@@ -1,0 +1,77 @@
+"""Typed calls into the phase hooks, with the contract checked on every answer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import ContractError
+from .graphs import check_w
+from .perms import check_permutation
+from .records import Constraints, FitResult, GraphW, MetricsFragment, PermutationGroup, TransformResult
+from .specs import ComponentSpec
+from .state import Layout, ModelState
+
+if TYPE_CHECKING:
+    from .context import RunContext
+    from .plugins import PluginManager
+
+
+def _answer(manager: PluginManager, hook: str, spec: ComponentSpec, expected: type, **kwargs: Any) -> Any:
+    result = getattr(manager.pm.hook, hook)(**kwargs)
+    provider = manager.registry.get(spec.kind, spec.name).provider
+    if result is None:
+        raise ContractError(f"{provider}: registered {spec.kind} {spec.name!r} but no {hook} "
+                            f"implementation answered for it")
+    if not isinstance(result, expected):
+        raise ContractError(f"{provider}: {hook} for {spec.name!r} returned "
+                            f"{type(result).__name__}, expected {expected.__name__}")
+    return result
+
+
+def load_workload(manager: PluginManager, ctx: RunContext, spec: ComponentSpec) -> ModelState:
+    return _answer(manager, "icd_load_workload", spec, ModelState, ctx=ctx, workload=spec)
+
+
+def build_w(manager: PluginManager, ctx: RunContext, spec: ComponentSpec, state: ModelState,
+            group: PermutationGroup) -> GraphW:
+    w = _answer(manager, "icd_build_w", spec, GraphW, ctx=ctx, source=spec, state=state, group=group)
+    check_w(w, group.size, f"graph {spec.name!r}, group {group.name!r}")
+    return w
+
+
+def fit_permutation(manager: PluginManager, ctx: RunContext, spec: ComponentSpec, w: GraphW,
+                    constraints: Constraints) -> FitResult:
+    fit = _answer(manager, "icd_fit_permutation", spec, FitResult, ctx=ctx, solver=spec, w=w,
+                  constraints=constraints)
+    perm = check_permutation(fit.perm, w.n, constraints, f"solver {spec.name!r}")
+    return FitResult(perm=perm, stats=dict(fit.stats))
+
+
+def apply_transform(manager: PluginManager, ctx: RunContext, spec: ComponentSpec, state: ModelState,
+                    layout: Layout) -> TransformResult:
+    return _answer(manager, "icd_apply_transform", spec, TransformResult, ctx=ctx, adapter=spec,
+                   state=state, layout=layout)
+
+
+def measure(manager: PluginManager, ctx: RunContext, spec: ComponentSpec, state: ModelState) -> MetricsFragment:
+    from .records import Figure
+
+    fragment = _answer(manager, "icd_measure", spec, Mapping, ctx=ctx, measure=spec, state=state)
+    bad = [k for k, v in fragment.items() if not isinstance(v, Figure)]
+    if bad:
+        raise ContractError(f"measure {spec.name!r}: values for {bad} are not Figure records")
+    return fragment
+
+
+def report(manager: PluginManager, ctx: RunContext, record: Any) -> list[str]:
+    """Run every reporter; one that fails is recorded as a warning and the others still run."""
+    written: list[str] = []
+    for impl in manager.pm.hook.icd_report.get_hookimpls():
+        try:
+            paths = impl.function(ctx=ctx, record=record)
+        except Exception as exc:
+            ctx.bus.warn(f"reporter {impl.plugin_name} failed: {type(exc).__name__}: {exc}")
+            continue
+        written.extend(paths or [])
+    return written

@@ -1,0 +1,5 @@
+"""``python -m icd_core.cli`` runs the CLI."""
+
+from . import main
+
+main()

@@ -1,0 +1,82 @@
+"""``icd report RUN`` (re-render) and ``icd compare RUN_A RUN_B`` (side-by-side diff)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import click
+
+from .tables import render_table
+
+
+def _open_run(path: str):
+    from ..report_model import load_run
+
+    return load_run(Path(path))
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--format", "formats", multiple=True, help="Only these reporters (default: all).")
+def report(run_dir: str, formats: tuple[str, ...]) -> None:
+    """Re-render the reports of a finished run from its metrics.json and events.jsonl."""
+    import attrs
+    from filelock import Timeout
+
+    from .. import calls
+    from ..artifacts import ArtifactDir, lock_existing_run
+    from ..config import Config
+    from ..config_io import read_file
+    from ..context import RunContext
+    from ..convert import structure
+    from ..errors import RunDirectoryError
+    from ..plugins import load_plugin_manager
+
+    path = Path(run_dir)
+    record = _open_run(run_dir)
+    config_file = path / "config.json"
+    config = structure(read_file(config_file), Config, where=str(config_file)) if config_file.is_file() else Config()
+    if formats:
+        config = attrs.evolve(config, report=attrs.evolve(config.report, formats=list(formats)))
+    manager = load_plugin_manager()
+    ctx = RunContext(config=config, registry=manager.registry, run_dir=ArtifactDir(path))  # type: ignore[arg-type]
+    try:
+        with lock_existing_run(path):
+            written = calls.report(manager, ctx, record)
+    except Timeout:
+        raise RunDirectoryError(f"{path}: locked by another icd process") from None
+    for name in written:
+        click.echo(str(path / name))
+
+
+@click.command()
+@click.argument("run_a", type=click.Path(file_okay=False))
+@click.argument("run_b", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Where to write compare.json / compare.csv "
+              "(default: <out_dir>/compare-<A>-vs-<B>).")
+def compare(run_a: str, run_b: str, out: str | None) -> None:
+    """Print and write the side-by-side diff of two runs' final results."""
+    from ..artifacts import ArtifactDir
+    from ..compare import diff_runs
+    from ..jsonutil import dumps
+    from ..report_model import fmt
+
+    a, b = _open_run(run_a), _open_run(run_b)
+    diff = diff_runs(a, b)
+    headers = ["metric", f"A {diff['a']['name']} ({diff['a']['branch']})",
+               f"B {diff['b']['name']} ({diff['b']['branch']})", "B-A", "B/A"]
+    rows = [[r["metric"], fmt(r["a"]), fmt(r["b"]), fmt(r["delta"]), fmt(r["ratio"])] for r in diff["rows"]]
+    click.echo(render_table(headers, rows))
+    target = Path(out) if out else Path(run_a).parent / f"compare-{Path(run_a).name}-vs-{Path(run_b).name}"
+    directory = ArtifactDir(target)
+    directory.write_text("compare.json", dumps(diff) + "\n")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["metric", "a", "b", "delta", "ratio", "source_a", "source_b"])
+    for r in diff["rows"]:
+        writer.writerow([r[k] if r[k] is not None else "" for k in
+                         ("metric", "a", "b", "delta", "ratio", "source_a", "source_b")])
+    directory.write_text("compare.csv", buf.getvalue())
+    click.echo(f"written: {target / 'compare.json'}, {target / 'compare.csv'}")

@@ -1,0 +1,97 @@
+"""``icd run``: the pipeline on a workload, into a new run directory."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .tables import print_summary
+
+
+def _cli_settings(**given: Any) -> dict[str, Any]:
+    """CLI options → dotted config keys (only the ones the user gave)."""
+    keys = {"workload": "workload", "solver": "solver.name", "mode": "pipeline.mode", "seed": "seed",
+            "repeats": "pipeline.repeats", "out_dir": "report.out_dir", "name": "name", "graph": "graph.source"}
+    out = {keys[k]: v for k, v in given.items() if k in keys and v is not None}
+    if given.get("adapter"):
+        out["transform.adapters"] = list(given["adapter"])
+    if given.get("measure"):
+        out["measure.use"] = list(given["measure"])
+    if given.get("trace"):
+        out["graph.source"] = "trace"
+        out["graph.trace.path"] = given["trace"]
+    return out
+
+
+def _default_name(out_dir: Path, workload: str) -> str:
+    stem = f"{workload.split(':')[0]}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    name, i = stem, 1
+    while (out_dir / name).exists():
+        i += 1
+        name = f"{stem}-{i}"
+    return name
+
+
+def _progress(record: dict[str, Any]) -> None:
+    if record.get("event") == "stage":
+        meta = record.get("meta", {})
+        what = " ".join(f"{k}={meta[k]}" for k in ("branch", "group", "stage", "adapter") if k in meta)
+        status = "ok" if record["ok"] else "FAILED"
+        click.echo(f"  {record['stage']:<16} {what:<48} {record['t_end'] - record['t_start']:7.3f}s {status}", err=True)
+    elif record.get("event") == "warning":
+        click.echo(f"  warning: {record['message']}", err=True)
+
+
+@click.command()
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="YAML, JSON or TOML config file.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override one config key (repeatable).")
+@click.option("--workload", metavar="SPEC", help="Workload, e.g. mock or mock:1024.")
+@click.option("--graph", metavar="SOURCE", help="Graph source: mock, trace, …")
+@click.option("--trace", type=click.Path(dir_okay=False), help="JSONL access trace (implies --graph trace).")
+@click.option("--solver", metavar="SPEC", help="Solver name (default: spectral if installed, else identity).")
+@click.option("--adapter", multiple=True, metavar="SPEC", help="Transform, in order: sparsity:2:4, quant:int8, kv:128:0.1.")
+@click.option("--measure", multiple=True, metavar="NAME", help="Measures to run (default: every installed one).")
+@click.option("--mode", type=click.Choice(["linear", "iterative", "compare"]), help="Pipeline mode (default compare).")
+@click.option("--seed", type=int, help="Seed for every random choice.")
+@click.option("--repeats", type=int, help="Timed repeats per measurement.")
+@click.option("--out-dir", help="Where run directories go (default runs/).")
+@click.option("--name", help="Run directory name (default <workload>-<timestamp>).")
+@click.option("--force", is_flag=True, help="Replace an existing run directory of the same name.")
+@click.option("--print-config", is_flag=True, help="Print the effective config and exit.")
+def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_config: bool, **given: Any) -> None:
+    """Build W, permute, transform, re-permute, measure and report one run."""
+    from ..artifacts import RunDirectory
+    from ..config_io import dump_yaml, load_config
+    from ..events import EventBus
+    from ..pipeline import Pipeline
+    from ..plugins import load_plugin_manager
+    from ..selection import select
+
+    config = load_config(config_path, overrides, cli=_cli_settings(**given))
+    manager = load_plugin_manager()
+    selection = select(config, manager.registry)
+    if print_config:
+        click.echo(dump_yaml(selection.config), nl=False)
+        return
+    out_dir = Path(selection.config.report.out_dir)
+    name = selection.config.name or _default_name(out_dir, selection.workload.name)
+    run_dir = RunDirectory(out_dir, name, replace=force).open()
+    try:
+        bus = EventBus(run_dir.file("events.jsonl"))
+        if sys.stderr.isatty():
+            bus.listeners.append(_progress)
+        outcome = Pipeline(manager, selection, run_dir, bus).run()
+    except BaseException:
+        run_dir.abandon()
+        raise
+    path = run_dir.commit()
+    print_summary(outcome.record.metrics)
+    click.echo(f"run directory: {path}")
+    if not outcome.ok:
+        rolled = " (applied steps rolled back; see rollback/)" if outcome.record.metrics.get("rollback") else ""
+        click.echo(f"icd: error: run failed: {outcome.error}{rolled}", err=True)
+        sys.exit(1)

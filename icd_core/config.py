@@ -1,0 +1,162 @@
+"""The product configuration: attrs records, validated by the one converter.
+
+Every key has a default, so an empty file is a valid config. Unknown keys and bad values
+are rejected with their dotted path (``solver.time_budget_s: must be > 0 (got -1)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, Union
+
+import attrs
+
+from .convert import converter
+from .validators import between, non_negative, positive, power_of_two
+
+SpecValue = Union[str, dict[str, Any]]
+"""A component spec: ``"sparsity:2:4"`` or ``{"name": "sparsity", "n": 2, "m": 4}``."""
+
+
+def _structure_spec_value(value: Any, _type: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and isinstance(value.get("name"), str):
+        return dict(value)
+    raise ValueError(f"expected 'name:option…' or a table with a 'name' key, got {value!r}")
+
+
+converter.register_structure_hook_func(lambda t: t == SpecValue, _structure_spec_value)
+
+
+@attrs.frozen
+class PipelineConfig:
+    """How stages run: ``compare`` runs linear and iterative on the same inputs and seed."""
+
+    mode: Literal["linear", "iterative", "compare"] = "compare"
+    repeats: int = attrs.field(default=30, validator=positive())
+    warmup_iter: int = attrs.field(default=5, validator=non_negative())
+    fixed_clock: bool = False
+
+
+@attrs.frozen
+class MockGraphConfig:
+    """Planted co-access blocks behind a hidden random relabelling."""
+
+    blocks: int = attrs.field(default=32, validator=positive())
+    noise: float = attrs.field(default=0.05, validator=between(0.0, 1.0))
+    seed: int | None = None
+
+
+@attrs.frozen
+class TraceGraphConfig:
+    """JSONL access events; ``on_error: mock`` substitutes a mock W (recorded in events)."""
+
+    path: str | None = None
+    on_error: Literal["abort", "mock"] = "abort"
+
+
+@attrs.frozen
+class GraphConfig:
+    source: str = "mock"
+    mock: MockGraphConfig = MockGraphConfig()
+    trace: TraceGraphConfig = TraceGraphConfig()
+
+
+@attrs.frozen
+class SolverConfig:
+    """``name: auto`` picks ``spectral`` when installed, else ``identity``.
+
+    ``block``: cache-line elements g (default: 64-byte line / element size of the group).
+    """
+
+    name: SpecValue = "auto"
+    time_budget_s: float = attrs.field(default=30.0, validator=positive())
+    refine_steps: int = attrs.field(default=10, validator=non_negative())
+    k_blocks: int | None = attrs.field(default=None, validator=positive())
+    block: int | None = attrs.field(default=None, validator=power_of_two())
+    cache: bool = True
+
+
+@attrs.frozen
+class TransformConfig:
+    """Adapters applied in order: ``adapters`` first, then the ``sparsity``, ``quant`` and
+    ``kv`` shorthands (``sparsity: "2:4"`` means adapter ``sparsity:2:4``)."""
+
+    adapters: list[SpecValue] = attrs.Factory(list)
+    sparsity: str | None = None
+    quant: str | None = None
+    kv: str | None = None
+
+    def chain(self) -> list[SpecValue]:
+        tail = [f"{name}:{value}" for name, value in
+                (("sparsity", self.sparsity), ("quant", self.quant), ("kv", self.kv)) if value]
+        return list(self.adapters) + tail
+
+
+DEFAULT_NCU_METRICS = [
+    "lts__t_sector_hit_rate.pct",
+    "lts__t_sectors_op_read.sum",
+    "lts__t_sectors_op_read_lookup_miss.sum",
+    "dram__bytes_read.sum",
+]
+
+
+@attrs.frozen
+class MeasureConfig:
+    """``use: null`` runs every registered measure; unavailable ones report null + reason."""
+
+    use: list[str] | None = None
+    ncu_metrics: list[str] = attrs.Factory(lambda: list(DEFAULT_NCU_METRICS))
+    power_sample_hz: float = attrs.field(default=10.0, validator=positive())
+
+
+@attrs.frozen
+class ReportConfig:
+    """``formats: null`` writes every registered reporter's format."""
+
+    out_dir: str = "runs"
+    formats: list[str] | None = None
+
+
+@attrs.frozen
+class GatesConfig:
+    """Acceptance gates, iterative vs linear (negative = must fall by at least that much)."""
+
+    latency_pct: float = -20.0
+    l2_pp: float = 10.0
+    ept_pct: float = -15.0
+    quality_drop_pp: float = attrs.field(default=0.1, validator=non_negative())
+
+
+@attrs.frozen
+class RollbackConfig:
+    """Regression tolerances of the final state vs the pre-run state; beyond any, undo all.
+
+    ``latency_pct``: the low end of the final 95 % CI is slower than the high end of the
+    pre-run CI by more than this (judged only with >= 10 repeats on both sides).
+    ``quality_pp``: quality drop beyond this (``null``: transforms may lose quality freely).
+    """
+
+    enabled: bool = True
+    latency_pct: float = attrs.field(default=10.0, validator=non_negative())
+    l2_pp: float = attrs.field(default=2.0, validator=non_negative())
+    ept_pct: float = attrs.field(default=10.0, validator=non_negative())
+    quality_pp: float | None = attrs.field(default=None, validator=non_negative())
+
+
+@attrs.frozen
+class Config:
+    """The whole configuration (``icd run --print-config`` shows it)."""
+
+    workload: SpecValue = "mock"
+    seed: int = attrs.field(default=0, validator=non_negative())
+    name: str | None = None
+    pipeline: PipelineConfig = PipelineConfig()
+    graph: GraphConfig = GraphConfig()
+    solver: SolverConfig = SolverConfig()
+    transform: TransformConfig = TransformConfig()
+    measure: MeasureConfig = MeasureConfig()
+    report: ReportConfig = ReportConfig()
+    gates: GatesConfig = GatesConfig()
+    rollback: RollbackConfig = RollbackConfig()

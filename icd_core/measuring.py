@@ -1,0 +1,78 @@
+"""Measuring one state: every selected measure, the workload's quality, layout metrics."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import calls
+from .cost import layout_metrics
+from .records import Figure, GraphW
+from .report_model import FIGURE_KEYS
+from .specs import ComponentSpec
+from .state import ModelState
+
+if TYPE_CHECKING:
+    from .context import RunContext
+    from .plugins import PluginManager
+
+COUNTER_OF = {"lat_ms": "lat_ms", "toks_per_s": "toks_s", "l2_hit_pct": "l2_hit_pct", "ept_j_per_tok": "ept"}
+
+
+def collect_figures(manager: PluginManager, ctx: RunContext, measures: tuple[ComponentSpec, ...],
+                    state: ModelState) -> tuple[dict[str, Figure], dict[str, str]]:
+    """Figures from every usable measure (first non-null wins) and each measure's status.
+
+    An unavailable or failing measure never stops the run: the figures it would have
+    given become ``null`` with the reason.
+    """
+    figures: dict[str, Figure] = {}
+    statuses: dict[str, str] = {}
+    provides: dict[str, tuple[str, ...]] = {}
+    for spec in measures:
+        component = manager.registry.get("measure", spec.name)
+        provides[spec.name] = component.provides
+        reason = component.unavailable_reason()
+        if reason:
+            statuses[spec.name] = f"unavailable: {reason}"
+            continue
+        try:
+            fragment = calls.measure(manager, ctx, spec, state)
+        except Exception as exc:
+            statuses[spec.name] = f"error: {type(exc).__name__}: {exc}"
+            ctx.bus.warn(f"measure {spec.name} failed: {type(exc).__name__}: {exc}")
+            continue
+        statuses[spec.name] = "ok"
+        for key, figure in fragment.items():
+            if key not in figures or figures[key].value is None:
+                figures[key] = figure
+    for key in FIGURE_KEYS:
+        if key not in figures:
+            why = "; ".join(f"{n}: {s}" for n, s in statuses.items() if s != "ok" and key in provides[n])
+            figures[key] = Figure.missing(f"not measured ({why or 'no selected measure provides it'})")
+    return figures, statuses
+
+
+def measure_state(manager: PluginManager, ctx: RunContext, measures: tuple[ComponentSpec, ...],
+                  state: ModelState, reference: Any, w0: dict[str, GraphW], label: str) -> dict[str, Any]:
+    """The result block of one branch in ``metrics.json``."""
+    figures, statuses = collect_figures(manager, ctx, measures, state)
+    quality = state.workload.quality(state.run(), reference)
+    for key, figure in figures.items():
+        if key in COUNTER_OF and figure.value is not None:
+            ctx.bus.counter(COUNTER_OF[key], figure.value, branch=label)
+    layout = {}
+    for name, w in w0.items():
+        if len(state.layout[name]) != w.n:  # a transform dropped entries: W no longer indexes the group
+            continue
+        layout[name] = layout_metrics(w.matrix, state.layout[name], w.block, w.access_groups)
+        ctx.bus.counter("C", layout[name]["C"], branch=label, group=name)
+        ctx.bus.counter("Q", layout[name]["Q"], branch=label, group=name)
+    return {
+        "figures": {k: f.to_json() for k, f in figures.items()},
+        "quality": {k: f.to_json() for k, f in quality.items()},
+        "primary_quality": state.workload.primary_quality,
+        "measures": statuses,
+        "layout": layout,
+        "state_digest": state.digest(),
+        "tokens": state.workload.tokens,
+    }

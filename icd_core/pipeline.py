@@ -1,0 +1,261 @@
+"""The run: READY → W_BUILT → PERMUTED → TRANSFORMED → REPERMUTED → MEASURED → REPORTED.
+
+``linear`` applies π₀ then the transforms; ``iterative`` re-builds W′ and re-permutes (π₁,
+respecting the constraints a transform left) after every transform that asks for it;
+``compare`` runs both from the same π₀ state, inputs and seed. A failing stage, or a final
+state that regressed beyond the rollback tolerances, runs the registered undos in reverse
+and restores the pre-run state (π_prev), verified bit for bit.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+import numpy as np
+
+from . import calls
+from .artifacts import RunDirectory, csr_npz_bytes
+from .config_io import config_to_dict
+from .context import RunContext
+from .environment import fingerprint
+from .errors import InputDataError, SolverTimeout, UsageError
+from .events import EventBus
+from .gates import evaluate_gates, regressions
+from .jsonutil import dumps
+from .measuring import measure_state
+from .permcache import PermutationCache, matrix_digest, version_tag
+from .perms import identity
+from .plugins import PluginManager
+from .records import FitResult, GraphW, TransformMeta
+from .report_model import RunRecord
+from .rollback import UndoStack, restore, undo_permutation
+from .selection import Selection
+from .state import ModelState
+from .verdict import verdict
+
+BRANCHES_OF_MODE = {"linear": ("linear",), "iterative": ("iterative",), "compare": ("linear", "iterative")}
+
+
+@attrs.define
+class Outcome:
+    """What a run produced: the record, where it lives, and whether every stage succeeded."""
+
+    record: RunRecord
+    path: Any
+    ok: bool
+    error: str | None = None
+
+
+def keep_if_better(fit: FitResult, n: int) -> FitResult:
+    """A π whose block cost is worse than the order it started from is not applied."""
+    before, after = fit.stats.get("C_initial"), fit.stats.get("C")
+    if before is None or after is None or after <= before:
+        return fit
+    stats = {**fit.stats, "rejected": f"C {after:.4f} > {before:.4f} of the current order: kept it",
+             "C": before, "Q": fit.stats.get("Q_initial"), "improved": False}
+    return FitResult(perm=identity(n), stats=stats)
+
+
+class Pipeline:
+    """One run of the selected components into ``run_dir`` (a fresh, open RunDirectory)."""
+
+    def __init__(self, manager: PluginManager, selection: Selection, run_dir: RunDirectory,
+                 bus: EventBus | None = None) -> None:
+        self.manager = manager
+        self.sel = selection
+        self.cfg = selection.config
+        self.run_dir = run_dir
+        self.ctx = RunContext(config=self.cfg, registry=manager.registry,
+                              bus=bus or EventBus(run_dir.file("events.jsonl")), run_dir=run_dir)
+        cache_dir = run_dir.out_dir / ".cache" / "perm" if self.cfg.solver.cache else None
+        self.cache = PermutationCache(cache_dir)
+        self.tag = version_tag(self.sel.workload.key(), self.sel.graph.key(), dumps(config_to_dict(self.cfg)["graph"]),
+                               *(a.key() for a in self.sel.adapters), str(self.cfg.seed))
+        self.fits: list[dict[str, Any]] = []
+        self.perms: dict[str, dict[str, Any]] = {}
+        self.blocks: dict[str, int] = {}
+        self.w_prime: dict[str, GraphW] = {}
+        self.current: tuple[ModelState, UndoStack] | None = None
+
+    # -- stages --------------------------------------------------------------------------
+    def _build_w(self, state: ModelState, stage: str) -> dict[str, GraphW]:
+        out = {}
+        for group in state.groups:
+            with self.ctx.bus.stage("build_w", stage=stage, group=group.name, source=self.sel.graph.name) as meta:
+                w = calls.build_w(self.manager, self.ctx, self.sel.graph, state, group)
+                out[group.name] = attrs.evolve(w, block=self.blocks[group.name])
+                meta.update({k: v for k, v in w.meta.items() if k != "shape"}, n=w.n)
+                self.ctx.bus.counter("nnz", int(w.matrix.nnz), group=group.name, stage=stage)
+        return out
+
+    def _fit(self, w: GraphW, group: str, constraints, stage: str, branch: str, chain: tuple[str, ...]) -> FitResult:
+        key = version_tag(self.tag, self.sel.solver.key(), dumps(config_to_dict(self.cfg)["solver"]),
+                          matrix_digest(w.matrix), group, stage, repr(attrs.astuple(constraints)), *chain)
+        with self.ctx.bus.stage("fit_permutation", stage=stage, group=group, branch=branch,
+                                solver=self.sel.solver.name) as meta:
+            fit = self.cache.get(key)
+            meta["cache"] = "hit" if fit is not None else "miss"
+            if fit is None:
+                try:
+                    fit = calls.fit_permutation(self.manager, self.ctx, self.sel.solver, w, constraints)
+                except SolverTimeout as exc:
+                    fit = FitResult(perm=identity(w.n), stats={"method": self.sel.solver.name, "timed_out": True,
+                                                               "reason": str(exc), "C": None, "time_s": None})
+                    self.ctx.bus.warn(f"solver timed out; kept the initial order: {exc}", group=group)
+                self.cache.put(key, fit)
+            fit = keep_if_better(fit, w.n)
+            meta.update({k: fit.stats.get(k) for k in ("C_initial", "C", "Q", "time_s", "timed_out")})
+        self.fits.append({"branch": branch, "stage": stage, "group": group, "cache": meta["cache"],
+                          "stats": dict(fit.stats)})
+        return fit
+
+    def _permute(self, state: ModelState, w: dict[str, GraphW], stage: str, branch: str,
+                 stack: UndoStack, chain: tuple[str, ...] = ()) -> ModelState:
+        for group in state.groups:
+            fit = self._fit(w[group.name], group.name, state.constraints[group.name], stage, branch, chain)
+            state = state.permuted(group.name, fit.perm)
+            stack.push(f"{stage}:{group.name}", undo_permutation(group.name, fit.perm))
+            self.current = (state, stack)
+            entry = self.perms.setdefault(group.name, {"size": group.size, "block": self.blocks[group.name]})
+            if stage == "pi0":
+                entry["pi0"] = fit.perm
+            else:
+                previous = entry.get("pi1", identity(group.size))
+                entry["pi1"] = np.asarray(previous)[fit.perm]
+        return state
+
+    def _transform(self, branch: str, spec, state: ModelState, stack: UndoStack) -> tuple[ModelState, TransformMeta]:
+        with self.ctx.bus.stage("transform", adapter=spec.text, branch=branch) as meta:
+            try:
+                result = calls.apply_transform(self.manager, self.ctx, spec, state, state.layout_for(self.blocks))
+            except Exception as exc:  # a failing adapter becomes a recorded no-op
+                reason = f"{type(exc).__name__}: {exc}"
+                self.ctx.bus.warn(f"adapter {spec.name} failed, recorded as a no-op: {reason}", branch=branch)
+                meta.update(noop=True, reason=reason)
+                return state, TransformMeta.skipped(spec.name, spec.text, reason)
+            meta.update(noop=result.meta.noop, reason=result.meta.reason, repermute=result.meta.repermute)
+        stack.push(f"transform:{spec.name}", result.undo or restore(state))
+        self.current = (result.state, stack)
+        return result.state, result.meta
+
+    def _branch(self, branch: str, state: ModelState, stack: UndoStack) -> tuple[ModelState, list[TransformMeta]]:
+        metas = []
+        chain: tuple[str, ...] = ()
+        for spec in self.sel.adapters:
+            state, meta = self._transform(branch, spec, state, stack)
+            metas.append(meta)
+            chain += (spec.key(),)
+            if branch == "iterative" and meta.repermute and not meta.noop:
+                w_prime = self._build_w(state, "W'")
+                self.w_prime.update(w_prime)
+                state = self._permute(state, w_prime, "pi1", branch, stack, chain)
+        return state, metas
+
+    def _measure(self, label: str, state: ModelState, reference: Any, w0: dict[str, GraphW]) -> dict[str, Any]:
+        with self.ctx.bus.stage("measure", branch=label):
+            return measure_state(self.manager, self.ctx, self.sel.measures, state, reference, w0, label)
+
+    def _rollback(self, trigger: str, why: list[str], branch: str, pre_digest: str) -> dict[str, Any]:
+        state, stack = self.current  # type: ignore[misc]
+        with self.ctx.bus.stage("rollback", trigger=trigger, branch=branch) as meta:
+            restored, undone = stack.rollback(state)
+            verified = restored.digest() == pre_digest
+            meta.update(undone=undone, verified=verified)
+        info = {"trigger": trigger, "branch": branch, "why": why, "undone": undone,
+                "restored": "pre-run state (π_prev)", "verified": verified,
+                "state_digest": restored.digest(), "expected_digest": pre_digest}
+        self.ctx.write_artifact("rollback/rollback.json", dumps(info) + "\n")
+        self.current = (restored, stack)
+        return info
+
+    # -- the run -------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        """Run every stage; raises only on bad input (UsageError, InputDataError)."""
+        try:
+            return self._run()
+        finally:
+            self.ctx.bus.close()
+
+    def _run(self) -> Outcome:
+        started, t0 = datetime.now(timezone.utc), time.perf_counter()
+        ctx = self.ctx
+        ctx.write_artifact("config.json", dumps(config_to_dict(self.cfg)) + "\n")
+        results: dict[str, Any] = {}
+        transforms: dict[str, list[TransformMeta]] = {}
+        rollback = None
+        error = None
+        pre_digest = None
+        try:
+            with ctx.bus.stage("load_workload", workload=self.sel.workload.text) as meta:
+                state0 = calls.load_workload(self.manager, ctx, self.sel.workload)
+                meta.update(groups={g.name: g.size for g in state0.groups}, tokens=state0.workload.tokens)
+            self.blocks = {g.name: ctx.block_size(state0.element_bytes(g.name)) for g in state0.groups}
+            self.current = (state0, UndoStack())
+            reference = state0.run()
+            w0 = self._build_w(state0, "W")
+            ctx.write_artifact("W.npz", csr_npz_bytes({k: v.matrix for k, v in w0.items()}))
+            results["pre"] = self._measure("pre", state0, reference, w0)
+            pre_digest = results["pre"]["state_digest"]
+            shared = UndoStack()
+            state1 = self._permute(state0, w0, "pi0", "shared", shared)
+            for branch in BRANCHES_OF_MODE[self.cfg.pipeline.mode]:
+                stack = shared.copy()
+                self.current = (state1, stack)
+                final, transforms[branch] = self._branch(branch, state1, stack)
+                results[branch] = self._measure(branch, final, reference, w0)
+                results[branch]["transforms"] = [attrs.asdict(m) for m in transforms[branch]]
+            if self.w_prime:
+                ctx.write_artifact("W_prime.npz", csr_npz_bytes({k: v.matrix for k, v in self.w_prime.items()}))
+            chosen = "linear" if self.cfg.pipeline.mode == "linear" else "iterative"
+            primary = results["pre"]["primary_quality"]
+            why = regressions(results["pre"], results[chosen], primary, self.cfg.rollback)
+            if why and self.cfg.rollback.enabled:
+                rollback = self._rollback("regression", why, chosen, pre_digest)
+        except (UsageError, InputDataError):
+            raise  # bad input: the caller abandons the run directory
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if self.current is not None and pre_digest is not None:
+                rollback = self._rollback("failure", [error], "current", pre_digest)
+        final_digest = self.current[0].digest() if self.current else None
+        metrics = self._metrics(started, time.perf_counter() - t0, results, rollback, error, final_digest)
+        self._write_perms()
+        record = RunRecord(metrics=metrics, events=list(ctx.bus.events))
+        with ctx.bus.stage("report"):
+            calls.report(self.manager, ctx, record)
+        return Outcome(record=record, path=self.run_dir.path, ok=error is None, error=error)
+
+    def _write_perms(self) -> None:
+        doc = {"version_tag": self.tag, "groups": {
+            name: {**entry, "tag": version_tag(self.tag, name)} for name, entry in self.perms.items()}}
+        self.ctx.write_artifact("perm.json", dumps(doc, indent=None) + "\n")
+
+    def _metrics(self, started, duration: float, results, rollback, error, final_digest) -> dict[str, Any]:
+        cfg, sel, bus = self.cfg, self.sel, self.ctx.bus
+        if cfg.pipeline.mode == "compare" and "iterative" in results:
+            primary = results["pre"]["primary_quality"]
+            gates = {"evaluated": True, "reason": None, "primary_quality": primary,
+                     "verdicts": evaluate_gates(results["linear"], results["iterative"], primary, cfg.gates)}
+        else:
+            gates = {"evaluated": False, "verdicts": [],
+                     "reason": "gates compare iterative with linear: needs pipeline.mode 'compare'"
+                     if error is None else "run failed"}
+        metrics = {
+            "schema": "icd.metrics/1",
+            "run": {"name": self.run_dir.name, "mode": cfg.pipeline.mode, "ok": error is None, "error": error,
+                    "version_tag": self.tag, "seed": cfg.seed, "workload": sel.workload.text,
+                    "graph": sel.graph.text, "solver": sel.solver.text, "adapters": [a.text for a in sel.adapters],
+                    "measures": [m.text for m in sel.measures], "started": started.isoformat(timespec="seconds"),
+                    "duration_s": duration, "repeats": cfg.pipeline.repeats, "warmup_iter": cfg.pipeline.warmup_iter},
+            "results": results, "fits": self.fits, "gates": gates, "rollback": rollback,
+            "final": {"state_digest": final_digest, "rolled_back": rollback is not None},
+            "events": {"count": len(bus.events), "overhead_s": bus.overhead_s,
+                       "overhead_pct": 100.0 * bus.overhead_s / duration if duration else None,
+                       "counters": bus.counters},
+            "env": {**fingerprint(), "fixed_clock_requested": cfg.pipeline.fixed_clock},
+        }
+        metrics["verdict"] = verdict(metrics)
+        return metrics

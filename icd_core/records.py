@@ -1,0 +1,170 @@
+"""The records that travel through the hooks: groups, W, π, transform metadata, figures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+import numpy as np
+
+if TYPE_CHECKING:
+    import scipy.sparse
+
+    from .state import ModelState
+
+Role = Literal["in", "out", "param"]
+
+
+@attrs.frozen
+class GroupMember:
+    """One tensor axis indexed by a permutation group.
+
+    ``role`` says how the tensor uses the dimension: ``"in"`` — it is the reduction (input)
+    axis of a weight (N:M sparsity and per-group scales act along it); ``"out"`` — the
+    tensor produces the dimension; ``"param"`` — a per-dimension vector (bias, norm weight).
+    """
+
+    tensor: str
+    axis: int
+    role: Role = "param"
+
+
+@attrs.frozen
+class Constraints:
+    """What a solver must respect when it permutes a group.
+
+    ``supernode``: only aligned runs of this many positions may move, as a whole and in
+    order (e.g. 4 after 2:4 pruning, 2 for rotary pairs). ``fixed``: super-node indices that
+    must keep their place.
+    """
+
+    supernode: int = 1
+    fixed: tuple[int, ...] = ()
+
+    def merged(self, other: Constraints) -> Constraints:
+        """The tighter of two constraint sets (lcm of super-node sizes, union of fixed)."""
+        size = int(np.lcm(self.supernode, other.supernode))
+        fixed = {p * self.supernode // size for p in self.fixed}
+        fixed |= {p * other.supernode // size for p in other.fixed}
+        return Constraints(supernode=size, fixed=tuple(sorted(fixed)))
+
+
+@attrs.frozen
+class PermutationGroup:
+    """A named hidden dimension and every tensor axis that indexes it.
+
+    Applying one permutation to all ``members`` leaves the model's function unchanged.
+    """
+
+    name: str
+    size: int
+    members: tuple[GroupMember, ...]
+    kind: str = "hidden"
+    constraints: Constraints = Constraints()
+
+
+@attrs.frozen(eq=False)
+class GraphW:
+    """A co-access matrix for one group: symmetric float32 CSR, zero diagonal, finite.
+
+    ``access_groups`` (optional): the index sets of individual accesses (one per token,
+    trace event, …), kept so ``lines_per_access`` can be computed. ``block``: the
+    cache-line size g in elements the layout is judged by (set by the pipeline).
+    """
+
+    matrix: scipy.sparse.csr_matrix
+    meta: Mapping[str, Any]
+    access_groups: tuple[np.ndarray, ...] | None = None
+    block: int = 16
+
+    @property
+    def n(self) -> int:
+        return int(self.matrix.shape[0])
+
+
+@attrs.frozen(eq=False)
+class FitResult:
+    """A permutation (``perm[new_position] = old_index``, int32) and the solver's stats."""
+
+    perm: np.ndarray
+    stats: Mapping[str, Any] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class TransformMeta:
+    """What an adapter did, in the terms DESIGN §3 fixes.
+
+    ``expected_loss``: (low, high) quality drop in percentage points the adapter expects,
+    or None when it cannot say. ``constraints``: per group, what the solver must respect
+    from now on. ``noop``: the adapter did nothing, and ``reason`` says why.
+    """
+
+    adapter: str
+    spec: str
+    sparsity: Mapping[str, Any] | None = None
+    quant: Mapping[str, Any] | None = None
+    kv: Mapping[str, Any] | None = None
+    expected_loss: tuple[float, float] | None = None
+    repermute: bool = False
+    repermute_reason: str | None = None
+    constraints: Mapping[str, Constraints] = attrs.Factory(dict)
+    noop: bool = False
+    reason: str | None = None
+    stats: Mapping[str, Any] = attrs.Factory(dict)
+
+    @classmethod
+    def skipped(cls, adapter: str, spec: str, reason: str) -> TransformMeta:
+        """A recorded no-op."""
+        return cls(adapter=adapter, spec=spec, noop=True, reason=reason)
+
+
+Undo = Callable[["ModelState"], "ModelState"]
+
+
+@attrs.frozen(eq=False)
+class TransformResult:
+    """An adapter's answer: the new state, its metadata, and optionally its own undo.
+
+    Without ``undo`` the core restores the state object it passed in (adapters never
+    mutate their input, so that object is still the exact pre-transform state).
+    """
+
+    state: ModelState
+    meta: TransformMeta
+    undo: Undo | None = None
+
+
+@attrs.frozen
+class Figure:
+    """One reported number with its provenance.
+
+    ``source`` is ``measured:<how>``, ``modelled:<how>`` or ``simulated:<how>``; a figure
+    that could not be obtained has ``value=None`` and a ``reason``.
+    """
+
+    value: float | None
+    source: str | None = None
+    reason: str | None = None
+    unit: str | None = None
+    detail: Mapping[str, Any] = attrs.Factory(dict)
+
+    def __attrs_post_init__(self) -> None:
+        if self.value is None and not self.reason:
+            raise ValueError("a figure without a value needs a reason")
+        if self.value is not None and not self.source:
+            raise ValueError("a figure with a value needs a source")
+
+    @classmethod
+    def missing(cls, reason: str, unit: str | None = None) -> Figure:
+        return cls(value=None, reason=reason, unit=unit)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"value": self.value, "source": self.source, "unit": self.unit}
+        if self.reason:
+            out["reason"] = self.reason
+        out.update(self.detail)
+        return out
+
+
+MetricsFragment = Mapping[str, Figure]

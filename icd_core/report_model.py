@@ -1,0 +1,105 @@
+"""The run record reporters receive, and the tables every report format shares."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import InputDataError
+
+FIGURE_KEYS = ("lat_ms", "toks_per_s", "l2_hit_pct", "ept_j_per_tok")
+BRANCHES = ("pre", "linear", "iterative")
+
+
+@attrs.frozen
+class RunRecord:
+    """``metrics``: the ``metrics.json`` document; ``events``: the ``events.jsonl`` lines."""
+
+    metrics: dict[str, Any]
+    events: list[dict[str, Any]] = attrs.Factory(list)
+
+
+def load_run(run: Path) -> RunRecord:
+    """Read a finished run directory back (for ``icd report`` / ``icd compare``)."""
+    metrics_path = run / "metrics.json"
+    if not metrics_path.is_file():
+        raise InputDataError(f"{run}: not an icd run directory (no metrics.json)")
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"{metrics_path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    events = []
+    events_path = run / "events.jsonl"
+    if events_path.is_file():
+        for number, line in enumerate(events_path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    events.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise InputDataError(f"{events_path}:{number}: invalid JSON ({exc.msg})") from None
+    return RunRecord(metrics=metrics, events=events)
+
+
+def value_of(entry: dict[str, Any] | None) -> float | None:
+    return None if not entry else entry.get("value")
+
+
+def _figure_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    keys: list[tuple[str, str]] = [("figures", k) for k in FIGURE_KEYS]
+    quality_keys = sorted({k for r in results.values() for k in r.get("quality", {})})
+    keys += [("quality", k) for k in quality_keys]
+    rows = []
+    for section, key in keys:
+        cells = {b: results.get(b, {}).get(section, {}).get(key) for b in BRANCHES}
+        present = [c for c in cells.values() if c]
+        if not present:
+            continue
+        source = next((c.get("source") for c in present if c.get("source")), None)
+        reason = next((c.get("reason") for c in present if c.get("reason")), None)
+        rows.append({"metric": key if section == "figures" else f"quality.{key}",
+                     "unit": present[0].get("unit"), "source": source, "reason": reason,
+                     **{b: value_of(cells[b]) for b in BRANCHES},
+                     **{f"{b}_present": cells[b] is not None for b in BRANCHES}})
+    return rows
+
+
+def _layout_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    groups = sorted({g for r in results.values() for g in r.get("layout", {})})
+    for group in groups:
+        for key in ("C", "Q", "la", "lines_per_access"):
+            cells = {b: results.get(b, {}).get("layout", {}).get(group, {}).get(key) for b in BRANCHES}
+            if all(v is None for v in cells.values()):
+                continue
+            rows.append({"metric": f"layout.{group}.{key}", "unit": None, "source": "computed:layout",
+                         "reason": None, **cells, **{f"{b}_present": b in results for b in BRANCHES}})
+    return rows
+
+
+def comparison_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per metric: pre, linear and iterative values, unit, source (or reason)."""
+    results = metrics.get("results", {})
+    return _figure_rows(results) + _layout_rows(results)
+
+
+def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stage events with start offset and duration in seconds, in order."""
+    stages = [e for e in events if e.get("event") == "stage"]
+    if not stages:
+        return []
+    t0 = min(e["t_start"] for e in stages)
+    return [{"stage": e["stage"], "start_s": e["t_start"] - t0, "duration_s": e["t_end"] - e["t_start"],
+             "ok": e["ok"], "meta": e.get("meta", {})} for e in stages]
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)

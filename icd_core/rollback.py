@@ -1,0 +1,46 @@
+"""Registered undos, run in reverse to restore an earlier state exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+import numpy as np
+
+from .perms import inverse
+from .state import ModelState
+
+Undo = Callable[[ModelState], ModelState]
+
+
+def undo_permutation(group: str, perm: np.ndarray) -> Undo:
+    """Undo of ``state.permuted(group, perm)``: the inverse gather (exact, no copies kept)."""
+    inv = inverse(np.asarray(perm, dtype=np.int64))
+    return lambda state: state.permuted(group, inv)
+
+
+def restore(previous: ModelState) -> Undo:
+    """Undo that returns the state object a step started from (adapters never mutate it)."""
+    return lambda _state: previous
+
+
+@attrs.define
+class UndoStack:
+    """Steps applied since a checkpoint, each with the callable that reverses it."""
+
+    steps: list[tuple[str, Undo]] = attrs.Factory(list)
+
+    def push(self, label: str, undo: Undo) -> None:
+        self.steps.append((label, undo))
+
+    def copy(self) -> UndoStack:
+        return UndoStack(list(self.steps))
+
+    def rollback(self, state: ModelState) -> tuple[ModelState, list[str]]:
+        """Run every undo in reverse; returns the restored state and the labels undone."""
+        undone = []
+        while self.steps:
+            label, undo = self.steps.pop()
+            state = undo(state)
+            undone.append(label)
+        return state, undone
