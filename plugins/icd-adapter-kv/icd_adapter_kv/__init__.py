@@ -1,0 +1,1 @@
+"""icd adapter plugin: ``kv`` (KV-cache block eviction)."""

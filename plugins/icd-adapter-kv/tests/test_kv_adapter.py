@@ -1,0 +1,85 @@
+"""KV block eviction: which blocks go, attention on the kept cache, no-op without a cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+import pytest
+
+from icd_adapter_kv import plugin
+from icd_adapter_kv.eviction import blocks_to_keep
+from icd_core import Figure, GroupMember, ModelState, PermutationGroup
+from icd_core.builtins.workload_mock import MockOptions, build_mock_state, output_quality
+from icd_core.specs import resolve
+from icd_core.testing import check_conformance, context, fresh_manager
+
+
+@attrs.define
+class OneQueryAttention:
+    """softmax(q·Kᵀ/√d)·V over a cached K, V (token axis = the kv group)."""
+
+    q: np.ndarray
+    name: str = "attn"
+    device: str = "cpu"
+    primary_quality: str = "cosine_pct"
+    tokens: int = 1
+
+    def forward(self, tensors: Any) -> np.ndarray:
+        k, v = tensors["k_cache"], tensors["v_cache"]
+        scores = k @ self.q / np.sqrt(k.shape[1])
+        p = np.exp(scores - scores.max())
+        return (p / p.sum()) @ v
+
+    def quality(self, output: Any, reference: Any) -> dict[str, Figure]:
+        return output_quality(output, reference)
+
+
+@pytest.fixture(scope="module")
+def manager():
+    return fresh_manager(plugin)
+
+
+def cache_state(tokens=512, d=32):
+    rng = np.random.default_rng(0)
+    k = rng.standard_normal((tokens, d)).astype(np.float32)
+    k[64:128] *= 0.05  # a quiet block: small keys, little attention
+    v = rng.standard_normal((tokens, d)).astype(np.float32)
+    group = PermutationGroup("kv.tokens", tokens, (GroupMember("k_cache", 0), GroupMember("v_cache", 0)),
+                             kind="kv_tokens")
+    return ModelState.initial(OneQueryAttention(q=rng.standard_normal(d).astype(np.float32)),
+                              {"k_cache": k, "v_cache": v}, (group,))
+
+
+def apply(manager, spec, state):
+    return manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=resolve(manager.registry, "adapter", spec),
+                                               state=state, layout=state.layout_for({}))
+
+
+def test_blocks_to_keep_protects_sinks_and_recent():
+    norms = np.array([0.0] * 4 + [5.0] * 4 + [1.0] * 4 + [0.5] * 4 + [0.1] * 4)
+    assert blocks_to_keep(norms, 4, 0.34, sinks=1, recent=1).tolist() == [0, 1, 2, 4]
+    assert blocks_to_keep(norms, 4, 0.0, 1, 1).tolist() == [0, 1, 2, 3, 4]
+    assert blocks_to_keep(norms, 4, 0.99, 1, 1).tolist() == [0, 1, 4]  # floor(0.99·3) = 2 dropped
+
+
+def test_eviction_drops_the_quiet_block(manager):
+    state = cache_state()
+    result = apply(manager, "kv:64:0.2", state)
+    kept = result.state.layout["kv.tokens"]
+    assert result.meta.stats["kv.tokens"] == {"tokens_before": 512, "tokens_after": 448, "blocks_dropped": 1}
+    assert not np.isin(np.arange(64, 128), kept).any()
+    assert result.state.tensors["k_cache"].shape == (448, 32)
+    assert output_quality(result.state.run(), state.run())["cosine_pct"].value > 99.0
+    assert result.meta.kv == {"block": 64, "drop": 0.2, "score": "key-norm"}
+
+
+def test_no_cache_is_a_recorded_noop(manager):
+    state = build_mock_state(MockOptions(hidden=16, d_in=4, d_out=4, tokens=2), np.random.default_rng(0))
+    result = apply(manager, "kv:128:0.1", state)
+    assert result.meta.noop and result.meta.reason == "workload 'mock' has no KV-cache group (kind 'kv_tokens')"
+
+
+def test_conforms(manager):
+    assert check_conformance(manager, plugin) == []

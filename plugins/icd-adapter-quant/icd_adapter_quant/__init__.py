@@ -1,0 +1,1 @@
+"""icd adapter plugin: ``quant`` (post-training min-max quantization of weights)."""

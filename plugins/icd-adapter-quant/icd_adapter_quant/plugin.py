@@ -1,0 +1,57 @@
+"""Entry point of ``icd-adapter-quant``: ``quant:int8``, ``quant:int4:g32``, ``quant:fp8``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+from icd_core import hookimpl
+from icd_core.validators import non_negative
+
+NAME = "quant"
+
+
+@attrs.frozen
+class QuantOptions:
+    """``dtype``; ``group``: input channels sharing a scale (0 = one scale per output row);
+    ``symmetric``: zero-point 0 (else asymmetric min-max; integer dtypes only)."""
+
+    dtype: Literal["int8", "int4", "fp8"] = "int8"
+    group: int = attrs.field(default=0, validator=non_negative())
+    symmetric: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.dtype == "fp8" and not self.symmetric:
+            raise ValueError("fp8 is symmetric only (symmetric must be true)")
+
+    @classmethod
+    def from_spec_args(cls, args: list[Any]) -> dict[str, Any]:
+        """``["int4", "g32"]`` → dtype int4, group 32; ``"asym"`` → symmetric false."""
+        out: dict[str, Any] = {}
+        for arg in args:
+            text = str(arg)
+            if text in ("int8", "int4", "fp8"):
+                out["dtype"] = text
+            elif text.startswith("g") and text[1:].isdigit():
+                out["group"] = int(text[1:])
+            elif text in ("sym", "asym"):
+                out["symmetric"] = text == "sym"
+            else:
+                raise ValueError(f"unknown option {text!r} (expected int8|int4|fp8, g<N>, sym|asym)")
+        return out
+
+
+@hookimpl
+def icd_register(registry):
+    registry.add("adapter", NAME, summary="min-max PTQ of weights along the input dim: int8, int4:g32, fp8",
+                 options=QuantOptions, positional=("dtype",))
+
+
+@hookimpl
+def icd_apply_transform(ctx, adapter, state, layout):
+    if adapter.name != NAME:
+        return None
+    from .minmax import apply_quant
+
+    return apply_quant(state, adapter.options, adapter.text)

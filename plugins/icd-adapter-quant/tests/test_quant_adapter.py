@@ -1,0 +1,85 @@
+"""Min-max quantization: error bounds, grouping, fp8, spec forms, metadata."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from icd_adapter_quant import plugin
+from icd_adapter_quant.minmax import quantize_dequantize
+from icd_core.builtins.workload_mock import MockOptions, build_mock_state
+from icd_core.errors import ConfigError
+from icd_core.specs import resolve
+from icd_core.testing import check_conformance, context, fresh_manager
+
+
+@pytest.fixture(scope="module")
+def manager():
+    return fresh_manager(plugin)
+
+
+@pytest.fixture
+def w():
+    return np.random.default_rng(0).standard_normal((16, 64)).astype(np.float32)
+
+
+def test_symmetric_int8_error_is_at_most_half_a_step(w):
+    q = quantize_dequantize(w, 1, "int8", 0, True)
+    step = np.abs(w).max(axis=1, keepdims=True) / 127
+    assert np.all(np.abs(q - w) <= step / 2 + 1e-6)
+    assert len(np.unique(np.round(q[0] / step[0]))) <= 255
+
+
+def test_int4_groups_have_their_own_scales(w):
+    q = quantize_dequantize(w, 1, "int4", 16, True)
+    for g in range(4):
+        block, got = w[:, g * 16:(g + 1) * 16], q[:, g * 16:(g + 1) * 16]
+        step = np.abs(block).max(axis=1, keepdims=True) / 7
+        assert np.all(np.abs(got - block) <= step / 2 + 1e-6)
+    coarse = quantize_dequantize(w, 1, "int4", 0, True)
+    assert np.mean((q - w) ** 2) < np.mean((coarse - w) ** 2)
+
+
+def test_asymmetric_uses_the_full_range():
+    x = np.array([[0.0, 1.0, 2.0, 3.0]], dtype=np.float32)
+    assert np.allclose(quantize_dequantize(x, 1, "int4", 0, False), x, atol=3 / 15 / 2)
+
+
+def test_fp8_matches_torch_e4m3(w):
+    import torch
+
+    q = quantize_dequantize(w, 1, "fp8", 0, True)
+    scale = np.abs(w).max(axis=1, keepdims=True).astype(np.float64) / 448
+    expected = torch.from_numpy((w / scale).astype(np.float32)).to(torch.float8_e4m3fn).float().numpy() * scale
+    assert np.allclose(q, expected, rtol=1e-6, atol=1e-7)
+    assert np.mean((q - w) ** 2) > 0
+
+
+def test_spec_forms(manager):
+    opts = resolve(manager.registry, "adapter", "quant:int4:g32").options
+    assert (opts.dtype, opts.group, opts.symmetric) == ("int4", 32, True)
+    assert resolve(manager.registry, "adapter", "quant:int8:asym").options.symmetric is False
+    with pytest.raises(ConfigError, match=r"^quant: unknown option 'int3'"):
+        resolve(manager.registry, "adapter", "quant:int3")
+    with pytest.raises(ConfigError, match=r"^quant.dtype: must be one of 'int8', 'int4', 'fp8'"):
+        resolve(manager.registry, "adapter", "quant:dtype=int2")
+
+
+def test_transform_metadata_and_constraints(manager):
+    state = build_mock_state(MockOptions(hidden=64, d_in=16, d_out=8, tokens=4), np.random.default_rng(0))
+    adapter = resolve(manager.registry, "adapter", "quant:int4:g32")
+    result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=state,
+                                                 layout=state.layout_for({"mlp.hidden": 16}))
+    meta = result.meta
+    assert meta.quant == {"dtype": "int4", "method": "minmax-sym", "group": 32}
+    assert meta.repermute and meta.constraints["mlp.hidden"].supernode == 32
+    assert meta.stats["stored_bytes"] == 8 * 64 // 2 + 8 * 2 * 2 and meta.stats["dense_bytes"] == 8 * 64 * 4
+    assert meta.stats["weight_mse"]["mlp.fc2.weight"] > 0
+    per_row = manager.pm.hook.icd_apply_transform(
+        ctx=context(manager), adapter=resolve(manager.registry, "adapter", "quant:int8"), state=state,
+        layout=state.layout_for({"mlp.hidden": 16}))
+    assert per_row.meta.repermute is False and per_row.meta.constraints == {}
+
+
+def test_conforms(manager):
+    assert check_conformance(manager, plugin) == []

@@ -1,0 +1,1 @@
+"""icd adapter plugin: ``sparsity`` (N:M magnitude pruning)."""

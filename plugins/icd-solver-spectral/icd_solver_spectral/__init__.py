@@ -1,0 +1,1 @@
+"""icd solver plugin: ``spectral`` (recursive spectral bisection to cache-line blocks)."""
