@@ -1,0 +1,103 @@
+"""The command line as users meet it: exit codes, one-line errors, light start-up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from .conftest import ROOT, icd
+
+FAST = ["--repeats", "3", "--set", "pipeline.warmup_iter=1", "--workload", "mock:hidden=128:tokens=32"]
+
+
+def test_help_and_version_import_neither_torch_nor_plugins():
+    probe = (
+        "import sys\n"
+        "from icd_core.cli import cli\n"
+        "for args in (['--help'], ['--version'], ['run', '--help']):\n"
+        "    cli.main(args, standalone_mode=False)\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'scipy', 'icd_solver_spectral', 'icd_adapter_sparsity', 'icd_measure_ncu'))\n"
+        "print('HEAVY', heavy)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout
+    assert "icd 0.1.0" in out.stdout and "spectral     icd-solver-spectral 0.1.0" in out.stdout
+
+
+def test_unknown_solver_exits_2_with_did_you_mean(tmp_path):
+    done = icd("run", "--solver", "spectrl", "--out-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "icd: error: unknown solver 'spectrl'. Did you mean 'spectral'? Installed: identity, spectral"]
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_adapter_options_exit_2_naming_the_field(tmp_path):
+    done = icd("run", "--adapter", "sparsity:4:2", "--out-dir", str(tmp_path))
+    assert done.returncode == 2 and done.stderr.strip() == "icd: error: sparsity: n (4) must be < m (2)"
+
+
+def test_config_with_unknown_key_exits_2_naming_it(tmp_path):
+    config = tmp_path / "icd.yaml"
+    config.write_text("solver:\n  name: spectral\n  time_budget: 5\n")
+    done = icd("run", "-c", str(config), "--out-dir", str(tmp_path / "runs"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"icd: error: {config}: solver.time_budget: unknown key (expected one of: "
+                                   "name, time_budget_s, refine_steps, k_blocks, block, cache)")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_empty_trace_exits_with_one_line_and_leaves_earlier_runs_untouched(tmp_path):
+    runs = tmp_path / "runs"
+    first = icd("run", *FAST, "--out-dir", str(runs), "--name", "good")
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in (runs / "good").iterdir()}
+    trace = tmp_path / "empty.jsonl"
+    trace.write_text("")
+    for name in ("good", "new"):
+        done = icd("run", *FAST, "--trace", str(trace), "--out-dir", str(runs), "--name", name, "--force")
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines() == [f"icd: error: {trace}: empty trace (no access events)"]
+    assert {p.name: p.read_bytes() for p in (runs / "good").iterdir()} == before
+    assert sorted(p.name for p in runs.iterdir() if not p.name.startswith(".")) == ["good"]
+    assert not [p for p in runs.iterdir() if ".partial-" in p.name]
+
+
+def test_run_prints_summary_and_path(tmp_path):
+    done = icd("run", *FAST, "--adapter", "sparsity:2:4", "--out-dir", str(tmp_path), "--name", "x")
+    assert done.returncode == 0, done.stderr
+    assert "quality.cosine_pct" in done.stdout and done.stdout.strip().endswith(f"run directory: {tmp_path / 'x'}")
+    metrics = json.loads((tmp_path / "x" / "metrics.json").read_text())
+    assert metrics["run"]["solver"] == "spectral" and metrics["run"]["adapters"] == ["sparsity:2:4"]
+    again = icd("run", *FAST, "--out-dir", str(tmp_path), "--name", "x")
+    assert again.returncode == 1 and "run directory exists" in again.stderr
+
+
+def test_print_config_shows_the_effective_config(tmp_path):
+    done = icd("run", "--print-config", "--set", "seed=9", "--adapter", "quant:int4:g32", "--out-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    import yaml
+
+    config = yaml.safe_load(done.stdout)
+    assert config["seed"] == 9 and config["solver"]["name"] == "spectral"
+    assert config["transform"]["adapters"] == ["quant:int4:g32"]
+    assert not any(tmp_path.iterdir())
+
+
+def test_plugins_list_json_and_check():
+    listed = icd("plugins", "list", "--json", "--all")
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    assert rows["spectral"]["distribution"] == "icd-solver-spectral" and rows["spectral"]["status"] == "ok"
+    assert rows["ncu"]["provides"] == ["measure:ncu", "measure:nvml"]
+    assert rows["builtin:solver_identity"]["builtin"] is True
+    assert "icd_fit_permutation" in rows["spectral"]["hooks"]
+    checked = icd("plugins", "check")
+    assert checked.returncode == 0, checked.stdout
+    assert checked.stdout.strip().endswith("all plugins keep the contract")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    done = icd("--debug", "run", "--solver", "nope", "--out-dir", str(tmp_path))
+    assert done.returncode == 2 and "Traceback" in done.stderr
+

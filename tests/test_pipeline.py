@@ -1,0 +1,204 @@
+"""The pipeline: artifacts, modes, determinism, rollback, timeouts, the permutation cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from icd_core import SolverTimeout, TransformMeta, TransformResult
+from icd_core import tensors as T
+from icd_core.artifacts import load_w
+from icd_core.testing import fresh_manager
+
+from .conftest import make_plugin as plugin, run_pipeline
+
+ARTIFACTS = {"config.json", "W.npz", "perm.json", "metrics.json", "events.jsonl", "report.html", "report.csv"}
+
+
+
+def _in_tensors(state):
+    return sorted({m.tensor for g in state.groups for m in g.members if m.role == "in"})
+
+
+def register_faults(registry):
+    for name in ("explode", "degrade", "halve"):
+        registry.add("adapter", name, summary=f"test adapter {name}")
+    registry.add("solver", "crash", summary="raises")
+    registry.add("solver", "slow", summary="times out")
+
+
+def fault_transform(ctx, adapter, state, layout):
+    if adapter.name == "explode":
+        raise RuntimeError("injected adapter failure")
+    if adapter.name in ("degrade", "halve"):
+        scale = 0.5 if adapter.name == "halve" else None
+        updates = {}
+        for n in _in_tensors(state):
+            w = T.to_numpy(state.tensors[n])
+            noise = np.random.default_rng(0).standard_normal(w.shape).astype(w.dtype) * np.abs(w).mean() * 3
+            updates[n] = w * scale if scale else w + noise
+        meta = TransformMeta(adapter=adapter.name, spec=adapter.text, repermute=adapter.name == "halve",
+                             repermute_reason="test")
+        return TransformResult(state=state.with_transform(updates, meta), meta=meta)
+    return None
+
+
+def fault_fit(ctx, solver, w, constraints):
+    if solver.name == "crash":
+        raise RuntimeError("injected solver crash")
+    if solver.name == "slow":
+        raise SolverTimeout("budget of 0.001 s exhausted before a first solution")
+    return None
+
+
+FAULTS = plugin("faults", icd_register=register_faults, icd_apply_transform=fault_transform,
+                icd_fit_permutation=fault_fit)
+
+
+def metrics_of(run):
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_default_run_writes_every_artifact(tmp_path):
+    outcome, run = run_pipeline(tmp_path)
+    assert outcome.ok
+    assert ARTIFACTS <= {p.name for p in run.iterdir()}
+    m = metrics_of(run)
+    assert set(m["results"]) == {"pre", "linear", "iterative"}
+    lat = m["results"]["pre"]["figures"]["lat_ms"]
+    assert lat["source"] == "measured:wallclock" and lat["n"] == 3 and lat["ci95"][0] <= lat["median"] <= lat["ci95"][1]
+    l2 = m["results"]["pre"]["figures"]["l2_hit_pct"]
+    assert l2["value"] is None and l2["reason"].startswith("not measured")
+    assert m["results"]["pre"]["quality"]["cosine_pct"]["value"] == pytest.approx(100.0)
+    assert [v["gate"] for v in m["gates"]["verdicts"]] == ["latency", "l2_hit", "energy_per_token", "quality_drop"]
+    assert {v["gate"]: v["pass"] for v in m["gates"]["verdicts"]}["l2_hit"] is None
+    w = load_w(run / "W.npz")["mlp.hidden"]
+    assert w.shape == (128, 128) and abs(w - w.T).max() == 0
+    perm = json.loads((run / "perm.json").read_text())
+    pi0 = perm["groups"]["mlp.hidden"]["pi0"]
+    assert sorted(pi0) == list(range(128)) and len(perm["version_tag"]) == 64
+    stages = [json.loads(line)["stage"] for line in (run / "events.jsonl").read_text().splitlines()]
+    assert stages[0] == "load_workload" and stages[-1] == "report"
+    assert m["events"]["overhead_pct"] < 5
+
+
+def test_same_seed_gives_identical_w_perm_and_non_timing_metrics(tmp_path):
+    _, a = run_pipeline(tmp_path, name="a", overrides={"transform.adapters": ["halve"]}, manager=fresh_manager(FAULTS))
+    _, b = run_pipeline(tmp_path, name="b", overrides={"transform.adapters": ["halve"], "solver.cache": False},
+                        manager=fresh_manager(FAULTS))
+    assert (a / "W.npz").read_bytes() == (b / "W.npz").read_bytes()
+    assert (a / "perm.json").read_bytes() == (b / "perm.json").read_bytes()
+    assert (a / "W_prime.npz").read_bytes() == (b / "W_prime.npz").read_bytes()
+
+    def non_timing(m):
+        return {branch: (r["quality"], r["layout"], r["state_digest"]) for branch, r in m["results"].items()}
+
+    assert non_timing(metrics_of(a)) == non_timing(metrics_of(b))
+    _, c = run_pipeline(tmp_path, name="c", overrides={"seed": 1})
+    assert (c / "W.npz").read_bytes() != (a / "W.npz").read_bytes()
+
+
+@pytest.mark.parametrize("mode,branches", [("linear", {"pre", "linear"}), ("iterative", {"pre", "iterative"}),
+                                           ("compare", {"pre", "linear", "iterative"})])
+def test_modes(tmp_path, mode, branches):
+    outcome, run = run_pipeline(tmp_path, FAULTS, overrides={"pipeline.mode": mode, "transform.adapters": ["halve"]})
+    m = metrics_of(run)
+    assert set(m["results"]) == branches
+    assert m["gates"]["evaluated"] is (mode == "compare")
+    pi1 = [f for f in m["fits"] if f["stage"] == "pi1"]
+    assert len(pi1) == (0 if mode == "linear" else 1)
+    assert (run / "W_prime.npz").exists() is (mode != "linear")
+
+
+def test_compare_branches_start_from_the_same_state(tmp_path):
+    _, run = run_pipeline(tmp_path, FAULTS, overrides={"transform.adapters": ["halve"]})
+    m = metrics_of(run)
+    # With the identity solver π₁ changes nothing, so both branches end bit-identical.
+    assert m["results"]["linear"]["state_digest"] == m["results"]["iterative"]["state_digest"]
+    assert m["results"]["linear"]["state_digest"] != m["results"]["pre"]["state_digest"]
+
+
+def test_failing_adapter_is_a_recorded_noop_and_state_is_untouched(tmp_path):
+    outcome, run = run_pipeline(tmp_path, FAULTS, overrides={"transform.adapters": ["explode"]})
+    assert outcome.ok
+    m = metrics_of(run)
+    meta = m["results"]["linear"]["transforms"][0]
+    assert meta["noop"] is True and meta["reason"] == "RuntimeError: injected adapter failure"
+    # identity π₀ + failed adapter: the state is bit-identical to the loaded one.
+    assert m["results"]["linear"]["state_digest"] == m["results"]["pre"]["state_digest"]
+    warnings = [json.loads(l) for l in (run / "events.jsonl").read_text().splitlines() if '"warning"' in l]
+    assert "adapter explode failed" in warnings[0]["message"]
+
+
+def test_regression_rolls_everything_back_bit_identically(tmp_path):
+    outcome, run = run_pipeline(tmp_path, FAULTS, overrides={
+        "transform.adapters": ["degrade"], "rollback.quality_pp": 0.5, "solver.name": "identity"})
+    m = metrics_of(run)
+    assert outcome.ok and m["rollback"]["trigger"] == "regression"
+    assert m["rollback"]["why"][0].startswith("quality cosine_pct -")
+    assert m["rollback"]["verified"] is True
+    assert m["final"]["state_digest"] == m["results"]["pre"]["state_digest"]
+    assert m["results"]["iterative"]["state_digest"] != m["results"]["pre"]["state_digest"]
+    saved = json.loads((run / "rollback" / "rollback.json").read_text())
+    assert saved["undone"] == ["transform:degrade", "pi0:mlp.hidden"]
+    assert "Rolled back" in m["verdict"]
+
+
+def test_no_rollback_within_tolerance(tmp_path):
+    _, run = run_pipeline(tmp_path, FAULTS, overrides={"transform.adapters": ["degrade"]})
+    assert metrics_of(run)["rollback"] is None  # quality_pp is null by default
+
+
+def test_solver_crash_fails_the_run_and_restores_pi_prev(tmp_path):
+    outcome, run = run_pipeline(tmp_path, FAULTS, overrides={"solver.name": "crash"})
+    assert not outcome.ok and outcome.error == "RuntimeError: injected solver crash"
+    m = metrics_of(run)
+    assert m["run"]["ok"] is False and m["rollback"]["trigger"] == "failure"
+    assert m["final"]["state_digest"] == m["results"]["pre"]["state_digest"]
+    assert "The run failed" in m["verdict"]
+
+
+def test_solver_timeout_keeps_the_initial_order_flagged(tmp_path):
+    outcome, run = run_pipeline(tmp_path, FAULTS, overrides={"solver.name": "slow"})
+    assert outcome.ok
+    fit = metrics_of(run)["fits"][0]
+    assert fit["stats"]["timed_out"] is True
+    perm = json.loads((run / "perm.json").read_text())
+    assert perm["groups"]["mlp.hidden"]["pi0"] == list(range(128))
+
+
+def test_permutation_cache_hits_on_the_same_inputs(tmp_path):
+    _, first = run_pipeline(tmp_path, name="a")
+    _, second = run_pipeline(tmp_path, name="b")
+    assert [f["cache"] for f in metrics_of(first)["fits"]] == ["miss"]
+    assert [f["cache"] for f in metrics_of(second)["fits"]] == ["hit"]
+    assert (first / "perm.json").read_bytes() == (second / "perm.json").read_bytes()
+    _, third = run_pipeline(tmp_path, name="c", overrides={"graph.mock.noise": 0.2})
+    assert [f["cache"] for f in metrics_of(third)["fits"]] == ["miss"]
+
+
+def test_worse_permutations_are_not_applied(tmp_path):
+    def reverse_fit(ctx, solver, w, constraints):
+        if solver.name != "reverse":
+            return None
+        from icd_core.cost import fit_stats
+        from icd_core.records import FitResult
+
+        perm = np.arange(w.n)[::-1].copy()
+        return FitResult(perm=perm, stats=fit_stats(w.matrix, perm, w.block, method="reverse", time_s=0.0))
+
+    def reg(registry):
+        registry.add("solver", "reverse", summary="reverses")
+
+    # a trace whose accesses are the aligned 16-blocks of the load order: identity is optimal
+    # (C = 0); reversing 120 dims shifts every block boundary, so C rises and π must be refused.
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("".join(json.dumps({"dims": list(range(b, min(b + 16, 120)))}) + "\n" for b in range(0, 120, 16)))
+    outcome, run = run_pipeline(tmp_path, plugin("rev", icd_register=reg, icd_fit_permutation=reverse_fit), overrides={
+        "solver.name": "reverse", "workload": "mock:hidden=120:tokens=8", "graph.source": "trace",
+        "graph.trace.path": str(trace)})
+    fit = metrics_of(run)["fits"][0]
+    assert fit["stats"]["C_initial"] == 0.0 and fit["stats"]["rejected"].startswith("C 0.")
+    assert json.loads((run / "perm.json").read_text())["groups"]["mlp.hidden"]["pi0"] == list(range(120))

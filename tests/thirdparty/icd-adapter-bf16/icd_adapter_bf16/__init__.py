@@ -1,0 +1,1 @@
+"""Example third-party adapter plugin for icd (see README: Writing a plugin)."""

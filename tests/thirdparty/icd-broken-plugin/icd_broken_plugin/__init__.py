@@ -1,0 +1,1 @@
+"""Deliberately broken icd plugin for tests."""

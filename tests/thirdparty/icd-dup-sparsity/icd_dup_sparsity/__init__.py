@@ -1,0 +1,1 @@
+"""Duplicate-name icd plugin for tests."""

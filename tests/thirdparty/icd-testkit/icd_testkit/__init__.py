@@ -1,0 +1,1 @@
+"""Fault-injection components for icd tests."""
