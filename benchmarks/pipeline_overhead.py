@@ -37,7 +37,7 @@ def one_run(manager, out_dir: Path, name: str) -> dict[str, float]:
     events = [json.loads(line) for line in (path / "events.jsonl").read_text().splitlines()]
     report = next(e for e in events if e.get("stage") == "report")
     record = load_run(path)
-    ctx = RunContext(config=selection.config, registry=manager.registry, run_dir=ArtifactDir(path))  # type: ignore[arg-type]
+    ctx = RunContext(config=selection.config, registry=manager.registry, run_dir=ArtifactDir(path))
     t0 = time.perf_counter()
     calls.report(manager, ctx, record)
     rerender = time.perf_counter() - t0

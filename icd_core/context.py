@@ -14,7 +14,7 @@ from .config import Config
 from .events import EventBus
 
 if TYPE_CHECKING:
-    from .artifacts import RunDirectory
+    from .artifacts import ArtifactDir
     from .registry import Registry
 
 
@@ -39,7 +39,7 @@ class RunContext:
     config: Config
     registry: Registry
     bus: EventBus = attrs.Factory(EventBus)
-    run_dir: RunDirectory | None = None
+    run_dir: ArtifactDir | None = None
 
     @property
     def seed(self) -> int:

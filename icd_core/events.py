@@ -7,6 +7,7 @@ times itself so the overhead can be reported.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,8 +21,6 @@ from .jsonutil import jsonable
 
 
 def _renderer() -> list[Any]:
-    import json
-
     return [
         structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False, use_rich=False)),
         structlog.processors.JSONRenderer(serializer=json.dumps, default=jsonable, sort_keys=True),

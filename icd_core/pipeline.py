@@ -72,8 +72,10 @@ class Pipeline:
                               bus=bus or EventBus(run_dir.file("events.jsonl")), run_dir=run_dir)
         cache_dir = run_dir.out_dir / ".cache" / "perm" if self.cfg.solver.cache else None
         self.cache = PermutationCache(cache_dir)
-        self.tag = version_tag(self.sel.workload.key(), self.sel.graph.key(), dumps(config_to_dict(self.cfg)["graph"]),
+        settings = config_to_dict(self.cfg)
+        self.tag = version_tag(self.sel.workload.key(), self.sel.graph.key(), dumps(settings["graph"]),
                                *(a.key() for a in self.sel.adapters), str(self.cfg.seed))
+        self.solver_key = version_tag(self.sel.solver.key(), dumps(settings["solver"]))
         self.fits: list[dict[str, Any]] = []
         self.perms: dict[str, dict[str, Any]] = {}
         self.blocks: dict[str, int] = {}
@@ -84,18 +86,19 @@ class Pipeline:
     def _build_w(self, state: ModelState, stage: str) -> dict[str, GraphW]:
         out = {}
         for group in state.groups:
-            with self.ctx.bus.stage("build_w", stage=stage, group=group.name, source=self.sel.graph.name) as meta:
+            with self.ctx.bus.stage("build_w", state="W_BUILT" if stage == "W" else "REPERMUTED",
+                                    matrix=stage, group=group.name, source=self.sel.graph.name) as meta:
                 w = calls.build_w(self.manager, self.ctx, self.sel.graph, state, group)
                 out[group.name] = attrs.evolve(w, block=self.blocks[group.name])
                 meta.update({k: v for k, v in w.meta.items() if k != "shape"}, n=w.n)
-                self.ctx.bus.counter("nnz", int(w.matrix.nnz), group=group.name, stage=stage)
+                self.ctx.bus.counter("nnz", int(w.matrix.nnz), group=group.name, matrix=stage)
         return out
 
     def _fit(self, w: GraphW, group: str, constraints, stage: str, branch: str, chain: tuple[str, ...]) -> FitResult:
-        key = version_tag(self.tag, self.sel.solver.key(), dumps(config_to_dict(self.cfg)["solver"]),
-                          matrix_digest(w.matrix), group, stage, repr(attrs.astuple(constraints)), *chain)
-        with self.ctx.bus.stage("fit_permutation", stage=stage, group=group, branch=branch,
-                                solver=self.sel.solver.name) as meta:
+        key = version_tag(self.tag, self.solver_key, matrix_digest(w.matrix), group, stage,
+                          repr(attrs.astuple(constraints)), *chain)
+        with self.ctx.bus.stage("fit_permutation", state="PERMUTED" if stage == "pi0" else "REPERMUTED",
+                                pi=stage, group=group, branch=branch, solver=self.sel.solver.name) as meta:
             fit = self.cache.get(key)
             meta["cache"] = "hit" if fit is not None else "miss"
             if fit is None:
@@ -128,7 +131,7 @@ class Pipeline:
         return state
 
     def _transform(self, branch: str, spec, state: ModelState, stack: UndoStack) -> tuple[ModelState, TransformMeta]:
-        with self.ctx.bus.stage("transform", adapter=spec.text, branch=branch) as meta:
+        with self.ctx.bus.stage("transform", state="TRANSFORMED", adapter=spec.text, branch=branch) as meta:
             try:
                 result = calls.apply_transform(self.manager, self.ctx, spec, state, state.layout_for(self.blocks))
             except Exception as exc:  # a failing adapter becomes a recorded no-op
@@ -155,12 +158,12 @@ class Pipeline:
         return state, metas
 
     def _measure(self, label: str, state: ModelState, reference: Any, w0: dict[str, GraphW]) -> dict[str, Any]:
-        with self.ctx.bus.stage("measure", branch=label):
+        with self.ctx.bus.stage("measure", state="MEASURED", branch=label):
             return measure_state(self.manager, self.ctx, self.sel.measures, state, reference, w0, label)
 
     def _rollback(self, trigger: str, why: list[str], branch: str, pre_digest: str) -> dict[str, Any]:
         state, stack = self.current  # type: ignore[misc]
-        with self.ctx.bus.stage("rollback", trigger=trigger, branch=branch) as meta:
+        with self.ctx.bus.stage("rollback", state="ROLLBACK", trigger=trigger, branch=branch) as meta:
             restored, undone = stack.rollback(state)
             verified = restored.digest() == pre_digest
             meta.update(undone=undone, verified=verified)
@@ -189,7 +192,7 @@ class Pipeline:
         error = None
         pre_digest = None
         try:
-            with ctx.bus.stage("load_workload", workload=self.sel.workload.text) as meta:
+            with ctx.bus.stage("load_workload", state="READY", workload=self.sel.workload.text) as meta:
                 state0 = calls.load_workload(self.manager, ctx, self.sel.workload)
                 meta.update(groups={g.name: g.size for g in state0.groups}, tokens=state0.workload.tokens)
             self.blocks = {g.name: ctx.block_size(state0.element_bytes(g.name)) for g in state0.groups}
@@ -224,7 +227,7 @@ class Pipeline:
         metrics = self._metrics(started, time.perf_counter() - t0, results, rollback, error, final_digest)
         self._write_perms()
         record = RunRecord(metrics=metrics, events=list(ctx.bus.events))
-        with ctx.bus.stage("report"):
+        with ctx.bus.stage("report", state="REPORTED"):
             calls.report(self.manager, ctx, record)
         return Outcome(record=record, path=self.run_dir.path, ok=error is None, error=error)
 

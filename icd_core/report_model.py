@@ -103,3 +103,10 @@ def fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
+
+
+def pairs(mapping: Any) -> str:
+    """``{"a": 0.123456, "b": [1]}`` → ``a=0.1235, b=[1]`` for table cells."""
+    if not isinstance(mapping, dict):
+        return fmt(mapping)
+    return ", ".join(f"{k}={fmt(v)}" for k, v in mapping.items() if v not in (None, [], {}))

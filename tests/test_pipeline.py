@@ -79,8 +79,10 @@ def test_default_run_writes_every_artifact(tmp_path):
     perm = json.loads((run / "perm.json").read_text())
     pi0 = perm["groups"]["mlp.hidden"]["pi0"]
     assert sorted(pi0) == list(range(128)) and len(perm["version_tag"]) == 64
-    stages = [json.loads(line)["stage"] for line in (run / "events.jsonl").read_text().splitlines()]
-    assert stages[0] == "load_workload" and stages[-1] == "report"
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert events[0]["stage"] == "load_workload" and events[-1]["stage"] == "report"
+    states = [e["meta"]["state"] for e in events]
+    assert states == ["READY", "W_BUILT", "MEASURED", "PERMUTED", "MEASURED", "MEASURED", "REPORTED"]
     assert m["events"]["overhead_pct"] < 5
 
 
@@ -105,6 +107,8 @@ def test_same_seed_gives_identical_w_perm_and_non_timing_metrics(tmp_path):
 def test_modes(tmp_path, mode, branches):
     outcome, run = run_pipeline(tmp_path, FAULTS, overrides={"pipeline.mode": mode, "transform.adapters": ["halve"]})
     m = metrics_of(run)
+    states = [json.loads(line)["meta"]["state"] for line in (run / "events.jsonl").read_text().splitlines()]
+    assert ("REPERMUTED" in states) is (mode != "linear") and states.count("TRANSFORMED") == len(branches) - 1
     assert set(m["results"]) == branches
     assert m["gates"]["evaluated"] is (mode == "compare")
     pi1 = [f for f in m["fits"] if f["stage"] == "pi1"]

@@ -9,7 +9,7 @@ import jinja2
 
 from ..jsonutil import dumps
 from ..markers import hookimpl
-from ..report_model import BRANCHES, comparison_rows, fmt, timeline
+from ..report_model import BRANCHES, comparison_rows, fmt, pairs, timeline
 
 
 def render_csv(metrics: dict) -> str:
@@ -31,6 +31,7 @@ def render_csv(metrics: dict) -> str:
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("icd_core", "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _ENV.filters["fmt"] = fmt
+_ENV.filters["pairs"] = pairs
 
 
 def render_html(metrics: dict, events: list) -> str:

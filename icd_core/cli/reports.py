@@ -41,7 +41,7 @@ def report(run_dir: str, formats: tuple[str, ...]) -> None:
     if formats:
         config = attrs.evolve(config, report=attrs.evolve(config.report, formats=list(formats)))
     manager = load_plugin_manager()
-    ctx = RunContext(config=config, registry=manager.registry, run_dir=ArtifactDir(path))  # type: ignore[arg-type]
+    ctx = RunContext(config=config, registry=manager.registry, run_dir=ArtifactDir(path))
     try:
         with lock_existing_run(path):
             written = calls.report(manager, ctx, record)

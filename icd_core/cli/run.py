@@ -39,7 +39,7 @@ def _default_name(out_dir: Path, workload: str) -> str:
 def _progress(record: dict[str, Any]) -> None:
     if record.get("event") == "stage":
         meta = record.get("meta", {})
-        what = " ".join(f"{k}={meta[k]}" for k in ("branch", "group", "stage", "adapter") if k in meta)
+        what = " ".join(f"{k}={meta[k]}" for k in ("branch", "group", "matrix", "pi", "adapter") if k in meta)
         status = "ok" if record["ok"] else "FAILED"
         click.echo(f"  {record['stage']:<16} {what:<48} {record['t_end'] - record['t_start']:7.3f}s {status}", err=True)
     elif record.get("event") == "warning":
