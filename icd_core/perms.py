@@ -65,13 +65,14 @@ def supernode_count(n: int, constraints: Constraints, where: str) -> int:
 
 
 def pin_fixed(order: np.ndarray, fixed: tuple[int, ...]) -> np.ndarray:
-    """Reorder a super-node order so every fixed node sits at its own index, the rest in order."""
+    """Put every fixed node back at its own index with one swap each (the least disturbance)."""
+    out = np.asarray(order, dtype=np.int64).copy()
     if not fixed:
-        return np.asarray(order)
-    fixed_set = set(fixed)
-    free = [int(x) for x in order if int(x) not in fixed_set]
-    out = np.empty(len(order), dtype=np.int64)
-    it = iter(free)
-    for pos in range(len(order)):
-        out[pos] = pos if pos in fixed_set else next(it)
+        return out
+    position = np.empty_like(out)
+    position[out] = np.arange(out.size)
+    for node in sorted(fixed):
+        here, occupant = position[node], out[node]
+        out[node], out[here] = node, occupant
+        position[node], position[occupant] = node, here
     return out

@@ -30,6 +30,13 @@ class GroupMember:
     role: Role = "param"
 
 
+def _at_least_one(attribute: Any, value: int) -> None:
+    if value < 1:
+        from .convert import FieldError
+
+        raise FieldError(attribute.name, f"must be >= 1 (got {value!r})")
+
+
 @attrs.frozen
 class Constraints:
     """What a solver must respect when it permutes a group.
@@ -39,7 +46,7 @@ class Constraints:
     must keep their place.
     """
 
-    supernode: int = 1
+    supernode: int = attrs.field(default=1, validator=lambda _i, a, v: _at_least_one(a, v))
     fixed: tuple[int, ...] = ()
 
     def merged(self, other: Constraints) -> Constraints:

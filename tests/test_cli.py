@@ -29,7 +29,7 @@ def test_unknown_solver_exits_2_with_did_you_mean(tmp_path):
     done = icd("run", "--solver", "spectrl", "--out-dir", str(tmp_path))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "icd: error: unknown solver 'spectrl'. Did you mean 'spectral'? Installed: identity, spectral"]
+        "icd: error: unknown solver 'spectrl'. Did you mean 'spectral'? Installed: fiedler, identity, random, rcm, spectral"]
     assert not any(tmp_path.iterdir())
 
 

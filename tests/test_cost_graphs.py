@@ -7,7 +7,8 @@ import pytest
 import scipy.sparse as sp
 
 from icd_core.builtins.graph_mock import mock_w, planted_blocks
-from icd_core.cost import cut_g, layout_metrics, linear_arrangement, lines_per_access, modularity
+from icd_core.cost import (cut_g, fit_stats, layout_metrics, linear_arrangement, lines_per_access, modularity,
+                           partition_modularity)
 from icd_core.graphs import check_w, symmetric_csr
 from icd_core.errors import ContractError
 from icd_core.records import GraphW
@@ -31,6 +32,9 @@ def test_cut_modularity_and_arrangement(two_pairs):
     assert lines_per_access([np.array([0, 2]), np.array([1])], paired, 2) == 1.0
     assert lines_per_access([np.array([0, 2]), np.array([1])], ident, 2) == 1.5
     assert layout_metrics(two_pairs, paired, 2)["lines_per_access"] is None
+    assert partition_modularity(two_pairs, np.array([0, 1, 0, 1])) == modularity(two_pairs, paired, 2)
+    stats = fit_stats(two_pairs, paired, 2, method="m", time_s=0.0)
+    assert (stats["C_initial"], stats["C"], stats["Q_intra"], stats["improved"]) == (1.0, 0.0, 1.0, True)
 
 
 def test_symmetric_csr_contract():

@@ -71,6 +71,7 @@ def test_supernode_helpers():
     assert np.array_equal(expand(np.array([1, 0]), 2), [2, 3, 0, 1])
     assert np.array_equal(inverse(np.array([2, 0, 1])), [1, 2, 0])
     assert np.array_equal(pin_fixed(np.array([2, 0, 1, 3]), (0,)), [0, 2, 1, 3])
+    assert np.array_equal(pin_fixed(np.array([3, 2, 1, 0]), (0, 1)), [0, 1, 2, 3])  # one swap each
     import scipy.sparse as sp
 
     w = sp.csr_matrix(np.array([[0, 1, 2, 0], [1, 0, 0, 3], [2, 0, 0, 4], [0, 3, 4, 0]], dtype=np.float32))

@@ -1,8 +1,8 @@
 """Built-in graph source ``mock``: planted co-access blocks behind a hidden relabelling.
 
-Each dimension spends a budget of ``max(1, ⌊0.025·n⌋)`` picks: a ``noise`` fraction on
-random dimensions, the rest on members of its own planted block, so the symmetric W has
-nnz ≤ max(0.05·n², 2n). A seeded random relabelling hides the blocks, so the identity
+Each dimension spends a budget of ``max(1, min(⌊0.025·n⌋, 32))`` picks: a ``noise``
+fraction on random dimensions, the rest on members of its own planted block, so the
+symmetric W has nnz ≤ max(0.05·n², 2n) and at most 64 per row. A seeded random relabelling hides the blocks, so the identity
 order is far from optimal. Accesses (for ``lines_per_access``) are each sampled row's
 neighbourhood: the dims one gather of that row touches.
 """
@@ -18,6 +18,7 @@ from ..records import GraphW
 
 NAME = "mock"
 ACCESS_SAMPLES = 256
+MAX_PICKS = 32
 
 
 def planted_blocks(n: int, blocks: int, noise: float, seed: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -28,7 +29,7 @@ def planted_blocks(n: int, blocks: int, noise: float, seed: int) -> tuple[sp.csr
     sizes[: n % blocks] += 1
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     block_of = np.repeat(np.arange(blocks), sizes)
-    picks = max(1, int(0.025 * n))
+    picks = max(1, min(int(0.025 * n), MAX_PICKS))
     src = np.repeat(np.arange(n), picks)
     is_noise = rng.random(src.size) < noise
     b = block_of[src]

@@ -57,8 +57,9 @@ def _register_commands() -> None:
     from .plugins import plugins
     from .reports import compare, report
     from .run import run
+    from .solve import solve
 
-    for command in (run, plugins, report, compare, doctor):
+    for command in (run, solve, plugins, report, compare, doctor):
         cli.add_command(command)
 
 

@@ -1,101 +1,128 @@
-"""Recursive spectral bisection: split each segment at a multiple of g by its Fiedler vector.
+"""Recursive spectral bisection down to g-blocks, one batched level at a time.
 
-Each segment's Fiedler vector comes from the regularised normalised Laplacian
-(A + τ/n·11ᵀ with τ = 0.1·mean degree, which keeps disconnected pieces orderable): a dense
-eigensolve for small segments, ``scipy.sparse.linalg.eigsh`` on an operator for large ones.
-The split point is the multiple of g nearest the middle; recursion stops at g-sized blocks.
-Super-node constraints are honoured by ordering the contracted graph; fixed super-nodes are
-pinned afterwards. Deterministic for a given W and seed; on a hit time budget the segments
-not yet split keep their current order and the result is flagged ``timed_out``.
+At each level every segment longer than g is split at the multiple of g nearest its
+middle: nodes are ranked along a direction in the span of the segment's two leading
+non-trivial eigenvectors (:mod:`.lanczos`) — the Fiedler vector and rotations of it towards
+the next one, keeping per segment the direction whose split cuts least (this matters where
+the two eigenvalues are nearly equal, as on grids) — and the split is then improved by
+Kernighan–Lin passes (:mod:`.kl`). Segments stay contiguous in the order, so
+the result places each g-block's nodes together and sibling blocks side by side.
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import LinearOperator, eigsh
 
 from icd_core.context import Deadline
-from icd_core.cost import fit_stats
-from icd_core.perms import contract, expand, pin_fixed, supernode_count
-from icd_core.records import Constraints, FitResult, GraphW
 
-DENSE_LIMIT = 1024
-REGULARISATION = 0.1
+from .kl import refine_bisections
+from .lanczos import fiedler_batch
 
 
-def fiedler_vector(a: sp.csr_matrix, seed: int) -> np.ndarray:
-    """Second eigenvector of the regularised normalised adjacency (sign fixed)."""
-    n = a.shape[0]
-    degree = np.asarray(a.sum(axis=1)).ravel()
-    tau = REGULARISATION * max(float(degree.mean()), 1e-12)
-    d_inv_sqrt = 1.0 / np.sqrt(degree + tau)
-    if n <= DENSE_LIMIT:
-        m = a.toarray().astype(np.float64) + tau / n
-        m = d_inv_sqrt[:, None] * m * d_inv_sqrt[None, :]
-        _, vecs = np.linalg.eigh(m)
-        vec = vecs[:, -2]
-    else:
-        a64 = a.astype(np.float64)
-
-        def matvec(x: np.ndarray) -> np.ndarray:
-            y = d_inv_sqrt * x.ravel()
-            return d_inv_sqrt * (a64 @ y + tau / n * y.sum())
-
-        op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
-        v0 = np.random.default_rng(seed).random(n) + 0.5
-        vals, vecs = eigsh(op, k=2, which="LA", v0=v0, tol=1e-6, maxiter=max(1000, 20 * n))
-        vec = vecs[:, np.argsort(vals)[0]]
-    vec = d_inv_sqrt * vec  # back to the random-walk embedding
-    pivot = int(np.argmax(np.abs(vec)))
-    return vec if vec[pivot] >= 0 else -vec
+def split_position(start: int, end: int, g: int) -> int | None:
+    """The multiple of g inside (start, end) nearest the middle, or None if the segment lies
+    within one g-block (positions are global, so blocks stay aligned to the whole order)."""
+    first = (start // g + 1) * g
+    if first >= end:
+        return None
+    last = ((end - 1) // g) * g
+    middle = (start + end) / 2
+    candidate = int(round((middle - first) / g)) * g + first
+    return min(max(candidate, first), last)
 
 
-def _split_point(size: int, g: int) -> int:
-    blocks = size // g
-    if blocks >= 2:
-        return (blocks // 2) * g if blocks % 2 == 0 else (blocks // 2 + 1) * g
-    return size // 2
+def _intra(w: sp.csr_matrix, seg: np.ndarray, nodes: np.ndarray) -> sp.csr_matrix:
+    """W among ``nodes`` (re-indexed 0..len-1), keeping only edges inside one segment."""
+    sub = w[nodes][:, nodes].tocoo()
+    keep = seg[sub.row] == seg[sub.col]
+    return sp.csr_matrix((sub.data[keep], (sub.row[keep], sub.col[keep])), shape=(len(nodes), len(nodes)))
 
 
-def bisect_order(w: sp.csr_matrix, g: int, deadline: Deadline, seed: int) -> tuple[np.ndarray, bool]:
-    """Order of ``w``'s nodes that packs co-accessed nodes into g-sized blocks."""
+ANGLES = np.linspace(0.0, np.pi, 12, endpoint=False)
+NEAR_DEGENERATE = 0.1  # relative gap below which rotated directions are tried
+
+
+def _split_by(f: np.ndarray, seg: np.ndarray, starts: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """Side 1 for nodes ranked at or beyond ``cut`` by ``f`` inside their segment."""
+    lo = np.minimum.reduceat(f, starts)[seg]
+    span = np.maximum(np.maximum.reduceat(f, starts)[seg] - lo, 1e-300)
+    ranked = np.argsort(seg + 0.999 * (f - lo) / span, kind="stable")  # segments stay contiguous
+    rank = np.arange(f.size) - starts[seg[ranked]]
+    side = np.empty(f.size, dtype=np.int64)
+    side[ranked] = (rank >= cut[seg[ranked]]).astype(np.int64)
+    return side
+
+
+def best_direction(a: sp.csr_matrix, seg: np.ndarray, nseg: int, pair: np.ndarray, values: np.ndarray,
+                   cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, side): the Fiedler split, or — in segments whose two leading eigenvalues are
+    nearly equal — the rotation of it whose split cuts the least weight."""
+    starts = np.r_[0, np.cumsum(np.bincount(seg, minlength=nseg))[:-1]]
+    best_f = pair[0]
+    best_side = _split_by(best_f, seg, starts, cut)
+    gap = (values[:, 0] - values[:, 1]) / np.maximum(np.abs(values[:, 0]), 1e-12)
+    close = gap < NEAR_DEGENERATE
+    if not close.any():
+        return best_f, best_side
+    coo = sp.triu(a, k=1).tocoo()  # each undirected edge once
+    inside = close[seg[coo.row]]
+    rows, cols, data = coo.row[inside], coo.col[inside], coo.data[inside]
+
+    def cost(side: np.ndarray) -> np.ndarray:
+        cross = side[rows] != side[cols]
+        return np.bincount(seg[rows[cross]], weights=data[cross], minlength=nseg)
+
+    best_cut = cost(best_side)
+    for angle in ANGLES[1:]:
+        f = np.cos(angle) * pair[0] + np.sin(angle) * pair[1]
+        side = _split_by(f, seg, starts, cut)
+        trial = cost(side)
+        better = close & (trial < best_cut - 1e-12)
+        best_f = np.where(better[seg], f, best_f)
+        best_side = np.where(better[seg], side, best_side)
+        best_cut = np.where(better, trial, best_cut)
+    return best_f, best_side
+
+
+def steps_for(steps: int, segments: int) -> int:
+    """More Lanczos steps where few, large segments make each step cheap per segment and
+    their eigenvectors converge slowly (the top levels decide the coarse layout)."""
+    return steps * 4 if segments <= 4 else steps * 2 if segments <= 64 else steps
+
+
+def recursive_bisection(w: sp.csr_matrix, g: int, *, steps: int, passes: int, deadline: Deadline,
+                        seed: int, order: np.ndarray | None = None,
+                        bounds: list[tuple[int, int]] | None = None) -> tuple[np.ndarray, bool, int]:
+    """(order, timed_out, levels): ``order[position] = node``.
+
+    ``order`` and ``bounds`` (contiguous [start, end) position ranges) seed the recursion,
+    e.g. with clusters whose order is kept; by default one segment holds every node.
+    """
     n = w.shape[0]
-    order: list[np.ndarray] = []
-    stack = [np.arange(n)]
-    timed_out = False
-    while stack:
-        segment = stack.pop()
-        if len(segment) <= g or timed_out:
-            order.append(segment)
-            continue
+    order = np.arange(n) if order is None else np.asarray(order).copy()
+    bounds = [(0, n)] if bounds is None else list(bounds)
+    levels = 0
+    while True:
+        splits = {(s, e): split_position(s, e, g) for s, e in bounds}
+        active = [b for b in bounds if splits[b] is not None]
+        if not active:
+            return order, False, levels
         if deadline.expired():
-            timed_out = True
-            order.append(segment)
-            continue
-        sub = w[segment][:, segment].tocsr()
-        if sub.nnz == 0:
-            order.append(segment)
-            continue
-        vec = fiedler_vector(sub, seed)
-        ranked = segment[np.lexsort((segment, vec))]
-        cut = _split_point(len(segment), g)
-        stack.append(ranked[cut:])
-        stack.append(ranked[:cut])
-    return np.concatenate(order), timed_out
-
-
-def fit_spectral(w: GraphW, constraints: Constraints, deadline: Deadline, seed: int) -> FitResult:
-    t0 = time.perf_counter()
-    size = constraints.supernode
-    count = supernode_count(w.n, constraints, "solver 'spectral'")
-    graph = contract(w.matrix, size)
-    g_nodes = max(1, w.block // size)
-    order, timed_out = bisect_order(graph, g_nodes, deadline, seed) if count > 1 else (np.arange(count), False)
-    order = pin_fixed(order, constraints.fixed)
-    perm = expand(order, size)
-    stats = fit_stats(w.matrix, perm, w.block, method="recursive-spectral-bisection",
-                      time_s=time.perf_counter() - t0, timed_out=timed_out, supernode=size)
-    return FitResult(perm=perm, stats=stats)
+            return order, True, levels
+        levels += 1
+        sizes = np.array([e - s for s, e in active])
+        positions = np.concatenate([np.arange(s, e) for s, e in active])
+        nodes = order[positions]
+        seg = np.repeat(np.arange(len(active)), sizes)
+        a = _intra(w, seg, nodes)
+        pair, values = fiedler_batch(a, seg, len(active), steps_for(steps, len(active)), seed + levels, vectors=2)
+        cut = np.array([splits[b] - b[0] for b in active])
+        f, side = best_direction(a, seg, len(active), pair, values, cut)
+        if passes:
+            side = refine_bisections(a, seg, len(active), side, passes)
+        # new order inside each segment: side 0 then side 1, each by Fiedler value
+        within = np.lexsort((nodes, f, side, seg))
+        order[positions] = nodes[within]
+        bounds = [part for b in bounds for part in
+                  (((b[0], splits[b]), (splits[b], b[1])) if splits[b] is not None else (b,))]

@@ -1,21 +1,48 @@
-"""Entry point of ``icd-solver-spectral``: registration and the fit hook (numpy/scipy load lazily)."""
+"""Entry point of ``icd-solver-spectral``: ``spectral`` plus baselines ``rcm``, ``fiedler``,
+``random`` (numpy/scipy work is imported inside the hook)."""
 
 from __future__ import annotations
+
+from typing import Literal
+
+import attrs
 
 from icd_core import hookimpl
 
 NAME = "spectral"
+BASELINE_SUMMARIES = {
+    "rcm": "reverse Cuthill-McKee order (scipy; a bandwidth baseline)",
+    "fiedler": "one global Fiedler order (a linear-arrangement baseline)",
+    "random": "seeded random order (the floor every solver must beat)",
+}
+
+
+@attrs.frozen
+class SpectralOptions:
+    """``seeds``: cluster the graph first (``louvain`` via networkx, or ``spectral`` k-means
+    into ``solver.k_blocks`` clusters) and keep the clusters' order; ``none`` by default."""
+
+    seeds: Literal["none", "louvain", "spectral"] = "none"
 
 
 @hookimpl
 def icd_register(registry):
-    registry.add("solver", NAME, summary="recursive spectral bisection of W down to cache-line blocks")
+    registry.add("solver", NAME, summary="recursive spectral bisection + KL + block swaps down to cache-line blocks",
+                 options=SpectralOptions, positional=("seeds",))
+    for name, summary in BASELINE_SUMMARIES.items():
+        registry.add("solver", name, summary=summary)
 
 
 @hookimpl
 def icd_fit_permutation(ctx, solver, w, constraints):
-    if solver.name != NAME:
-        return None
-    from .bisection import fit_spectral
+    if solver.name == NAME:
+        from .solve import fit_spectral
 
-    return fit_spectral(w, constraints, ctx.deadline(), seed=ctx.seed)
+        options = solver.options or SpectralOptions()
+        return fit_spectral(w, constraints, ctx.deadline(), seed=ctx.seed, refine_steps=ctx.config.solver.refine_steps,
+                            seeds=options.seeds, k_blocks=ctx.config.solver.k_blocks)
+    if solver.name in BASELINE_SUMMARIES:
+        from .solve import fit_baseline
+
+        return fit_baseline(solver.name, w, constraints, seed=ctx.seed)
+    return None
