@@ -67,7 +67,8 @@ class GraphConfig:
 class SolverConfig:
     """``name: auto`` picks ``spectral`` when installed, else ``identity``.
 
-    ``block``: cache-line elements g (default: 64-byte line / element size of the group).
+    ``block``: cache-line elements g; when unset, ``line_bytes`` / the group's element size
+    (64-byte lines: 16 fp32, 32 fp16, 64 int8; 128-byte lines double them).
     """
 
     name: SpecValue = "auto"
@@ -75,6 +76,7 @@ class SolverConfig:
     refine_steps: int = attrs.field(default=10, validator=non_negative())
     k_blocks: int | None = attrs.field(default=None, validator=positive())
     block: int | None = attrs.field(default=None, validator=power_of_two())
+    line_bytes: int = attrs.field(default=64, validator=power_of_two())
     cache: bool = True
 
 

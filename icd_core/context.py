@@ -54,8 +54,8 @@ class RunContext:
         return Deadline(self.config.solver.time_budget_s)
 
     def block_size(self, element_bytes: int = 4) -> int:
-        """Cache-line elements g: ``solver.block`` or a 64-byte line / element size."""
-        return self.config.solver.block or max(1, 64 // element_bytes)
+        """Cache-line elements g: ``solver.block``, else ``solver.line_bytes`` / element size."""
+        return self.config.solver.block or max(1, self.config.solver.line_bytes // element_bytes)
 
     def wants_report(self, name: str) -> bool:
         """Whether reporter ``name`` should write; ``json`` (metrics.json) always does."""

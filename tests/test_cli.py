@@ -44,7 +44,7 @@ def test_config_with_unknown_key_exits_2_naming_it(tmp_path):
     done = icd("run", "-c", str(config), "--out-dir", str(tmp_path / "runs"))
     assert done.returncode == 2
     assert done.stderr.strip() == (f"icd: error: {config}: solver.time_budget: unknown key (expected one of: "
-                                   "name, time_budget_s, refine_steps, k_blocks, block, cache)")
+                                   "name, time_budget_s, refine_steps, k_blocks, block, line_bytes, cache)")
     assert not (tmp_path / "runs").exists()
 
 

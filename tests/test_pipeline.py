@@ -173,6 +173,13 @@ def test_solver_timeout_keeps_the_initial_order_flagged(tmp_path):
     assert perm["groups"]["mlp.hidden"]["pi0"] == list(range(128))
 
 
+def test_block_size_follows_line_bytes_and_dtype(tmp_path):
+    _, run = run_pipeline(tmp_path, name="a", overrides={"solver.line_bytes": 128})
+    assert json.loads((run / "perm.json").read_text())["groups"]["mlp.hidden"]["block"] == 32  # fp32
+    _, run = run_pipeline(tmp_path, name="b", overrides={"solver.block": 8})
+    assert json.loads((run / "perm.json").read_text())["groups"]["mlp.hidden"]["block"] == 8
+
+
 def test_permutation_cache_hits_on_the_same_inputs(tmp_path):
     _, first = run_pipeline(tmp_path, name="a")
     _, second = run_pipeline(tmp_path, name="b")

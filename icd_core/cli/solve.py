@@ -47,7 +47,7 @@ def solve(matrix: str, solver: str, block: int | None, time_budget: float | None
     name = group or next(iter(matrices))
     if name not in matrices:
         raise UsageError(f"{matrix}: no group {name!r} (has {', '.join(sorted(matrices))})")
-    g = selection.config.solver.block or 16
+    g = RunContext(config=selection.config, registry=manager.registry).block_size()
     w, notes = prepare_user_w(matrices[name], matrix, g)
     constraints = Constraints()
     if constraints_path:
