@@ -31,12 +31,17 @@ converter.register_structure_hook_func(lambda t: t == SpecValue, _structure_spec
 
 @attrs.frozen
 class PipelineConfig:
-    """How stages run: ``compare`` runs linear and iterative on the same inputs and seed."""
+    """How stages run: ``compare`` runs linear and iterative on the same inputs and seed.
+
+    ``equivalence_tol``: the largest relative output change π₀ may cause (permutations are
+    function-preserving, so only round-off is allowed); beyond it the run fails and rolls back.
+    """
 
     mode: Literal["linear", "iterative", "compare"] = "compare"
     repeats: int = attrs.field(default=30, validator=positive())
     warmup_iter: int = attrs.field(default=5, validator=non_negative())
     fixed_clock: bool = False
+    equivalence_tol: float = attrs.field(default=1e-4, validator=positive())
 
 
 @attrs.frozen

@@ -21,7 +21,7 @@ from .artifacts import RunDirectory, csr_npz_bytes
 from .config_io import config_to_dict
 from .context import RunContext
 from .environment import fingerprint
-from .errors import InputDataError, SolverTimeout, UsageError
+from .errors import ContractError, InputDataError, SolverTimeout, UsageError
 from .events import EventBus
 from .gates import evaluate_gates, regressions
 from .jsonutil import dumps
@@ -81,6 +81,7 @@ class Pipeline:
         self.blocks: dict[str, int] = {}
         self.w_prime: dict[str, GraphW] = {}
         self.current: tuple[ModelState, UndoStack] | None = None
+        self.equivalence: dict[str, Any] | None = None
 
     # -- stages --------------------------------------------------------------------------
     def _build_w(self, state: ModelState, stage: str) -> dict[str, GraphW]:
@@ -157,6 +158,19 @@ class Pipeline:
                 state = self._permute(state, w_prime, "pi1", branch, stack, chain)
         return state, metas
 
+    def _check_equivalence(self, state: ModelState, reference: Any) -> None:
+        """π₀ must leave the model's function unchanged; measured on every run."""
+        tolerance = self.cfg.pipeline.equivalence_tol
+        with self.ctx.bus.stage("equivalence", state="PERMUTED") as meta:
+            diff = float(state.workload.max_rel_diff(state.run(), reference))
+            meta.update(max_rel_diff=diff, tolerance=tolerance)
+        result = {"max_rel_diff": diff, "tolerance": tolerance, "ok": diff <= tolerance,
+                  "groups": len(state.groups), "what": "max |y(π₀) − y| / max |y| on the workload's batch"}
+        self.equivalence = result
+        if not result["ok"]:
+            raise ContractError(f"π₀ changed the output of workload {self.sel.workload.name!r}: max relative "
+                                f"difference {diff:.3g} > {tolerance:g} (a permutation group misses a member)")
+
     def _measure(self, label: str, state: ModelState, reference: Any, w0: dict[str, GraphW]) -> dict[str, Any]:
         with self.ctx.bus.stage("measure", state="MEASURED", branch=label):
             return measure_state(self.manager, self.ctx, self.sel.measures, state, reference, w0, label)
@@ -204,6 +218,7 @@ class Pipeline:
             pre_digest = results["pre"]["state_digest"]
             shared = UndoStack()
             state1 = self._permute(state0, w0, "pi0", "shared", shared)
+            self._check_equivalence(state1, reference)
             for branch in BRANCHES_OF_MODE[self.cfg.pipeline.mode]:
                 stack = shared.copy()
                 self.current = (state1, stack)
@@ -254,6 +269,7 @@ class Pipeline:
                     "measures": [m.text for m in sel.measures], "started": started.isoformat(timespec="seconds"),
                     "duration_s": duration, "repeats": cfg.pipeline.repeats, "warmup_iter": cfg.pipeline.warmup_iter},
             "results": results, "fits": self.fits, "gates": gates, "rollback": rollback,
+            "equivalence": self.equivalence,
             "final": {"state_digest": final_digest, "rolled_back": rollback is not None},
             "events": {"count": len(bus.events), "overhead_s": bus.overhead_s,
                        "overhead_pct": 100.0 * bus.overhead_s / duration if duration else None,

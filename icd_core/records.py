@@ -18,16 +18,38 @@ Role = Literal["in", "out", "param"]
 
 @attrs.frozen
 class GroupMember:
-    """One tensor axis indexed by a permutation group.
+    """One tensor axis (or slices of it) indexed by a permutation group.
 
     ``role`` says how the tensor uses the dimension: ``"in"`` — it is the reduction (input)
     axis of a weight (N:M sparsity and per-group scales act along it); ``"out"`` — the
     tensor produces the dimension; ``"param"`` — a per-dimension vector (bias, norm weight).
+
+    By default the whole axis is the group. ``offset``/``tiles``/``stride`` select slices:
+    the group's permutation is applied to ``tiles`` runs of ``group.size`` entries starting
+    at ``offset + t·stride`` (one attention head: ``offset = h·d``; rotary pairs (i, i+d/2):
+    ``tiles=2, stride=d/2``; Mamba's in_proj x and z halves: ``tiles=2, stride=d_inner``).
     """
 
     tensor: str
     axis: int
     role: Role = "param"
+    offset: int = 0
+    tiles: int = 1
+    stride: int | None = None
+
+    def index(self, axis_length: int, size: int, perm: np.ndarray) -> np.ndarray:
+        """The gather index along the axis that applies ``perm`` to this member's slices."""
+        index = np.arange(axis_length)
+        step = self.stride if self.stride is not None else size
+        for t in range(self.tiles):
+            start = self.offset + t * step
+            index[start:start + size] = start + np.asarray(perm)
+        return index
+
+    def covered(self, size: int) -> int:
+        """One past the last axis position this member's slices reach."""
+        step = self.stride if self.stride is not None else size
+        return self.offset + (self.tiles - 1) * step + size
 
 
 def _at_least_one(attribute: Any, value: int) -> None:

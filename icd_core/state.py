@@ -23,7 +23,9 @@ class Workload(Protocol):
 
     ``tokens``: tokens processed by one ``forward``; ``device``: ``"cpu"`` or ``"cuda…"``;
     ``primary_quality``: the key of :meth:`quality`'s figure that gates use (percent,
-    higher is better).
+    higher is better). :meth:`forward` runs the model on the state's tensors and returns
+    outputs in the original coordinates (undoing ``state.layout`` where an output axis is a
+    permuted group); :meth:`max_rel_diff` compares two outputs (the equivalence check).
     """
 
     name: str
@@ -31,9 +33,11 @@ class Workload(Protocol):
     device: str
     primary_quality: str
 
-    def forward(self, tensors: Mapping[str, Any]) -> Any: ...
+    def forward(self, state: ModelState) -> Any: ...
 
     def quality(self, output: Any, reference: Any) -> dict[str, Figure]: ...
+
+    def max_rel_diff(self, output: Any, reference: Any) -> float: ...
 
 
 @attrs.frozen
@@ -71,10 +75,11 @@ class ModelState:
             for m in g.members:
                 if m.tensor not in tensors:
                     raise ContractError(f"group {g.name!r}: member tensor {m.tensor!r} not in state")
-                size = tuple(getattr(tensors[m.tensor], "shape"))[m.axis]
-                if size != g.size:
-                    raise ContractError(
-                        f"group {g.name!r}: {m.tensor} axis {m.axis} has size {size}, expected {g.size}")
+                length = tuple(getattr(tensors[m.tensor], "shape"))[m.axis]
+                whole = m.offset == 0 and m.tiles == 1
+                if (whole and length != g.size) or m.covered(g.size) > length:
+                    raise ContractError(f"group {g.name!r}: {m.tensor} axis {m.axis} has length {length}, "
+                                        f"which does not fit {m.tiles} slice(s) of {g.size} at offset {m.offset}")
         return cls(workload=workload, tensors=dict(tensors), groups=tuple(groups),
                    layout=identity_layout(tuple(groups)),
                    constraints={g.name: g.constraints for g in groups})
@@ -101,9 +106,15 @@ class ModelState:
         return attrs.evolve(state, constraints=constraints, applied=self.applied + (meta,))
 
     def _gathered(self, group: str, index: np.ndarray) -> dict[str, Any]:
+        g = self.group(group)
         updated: dict[str, Any] = {}
-        for m in self.group(group).members:  # a tensor may index the group on two axes
-            updated[m.tensor] = T.take(updated.get(m.tensor, self.tensors[m.tensor]), index, m.axis)
+        for m in g.members:  # a tensor may index the group on two axes, or in several slices
+            current = updated.get(m.tensor, self.tensors[m.tensor])
+            if m.offset == 0 and m.tiles == 1:
+                updated[m.tensor] = T.take(current, index, m.axis)
+            else:
+                full = m.index(tuple(current.shape)[m.axis], g.size, index)
+                updated[m.tensor] = T.take(current, full, m.axis)
         return {**self.tensors, **updated}
 
     def permuted(self, group: str, perm: np.ndarray) -> ModelState:
@@ -116,9 +127,12 @@ class ModelState:
         """Keep only the entries ``keep`` (current positions) of ``group``; its size shrinks.
 
         For transforms that drop entries (KV-cache eviction, neuron pruning). The layout
-        then maps the kept positions to their load-order indices.
+        then maps the kept positions to their load-order indices. Members must span their
+        whole axis (no slices).
         """
         keep = np.asarray(keep, dtype=np.int64)
+        if any(m.offset or m.tiles != 1 for m in self.group(group).members):
+            raise ContractError(f"group {group!r}: cannot drop entries from sliced members")
         groups = tuple(attrs.evolve(g, size=len(keep)) if g.name == group else g for g in self.groups)
         layout = {**self.layout, group: np.asarray(self.layout[group][keep], dtype=np.int32)}
         return attrs.evolve(self, tensors=self._gathered(group, keep), groups=groups, layout=layout)
@@ -139,7 +153,7 @@ class ModelState:
         return targets, skipped
 
     def run(self) -> Any:
-        return self.workload.forward(self.tensors)
+        return self.workload.forward(self)
 
     def digest(self) -> str:
         """sha256 of every tensor's exact bytes plus the layout."""

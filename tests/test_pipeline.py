@@ -82,7 +82,9 @@ def test_default_run_writes_every_artifact(tmp_path):
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     assert events[0]["stage"] == "load_workload" and events[-1]["stage"] == "report"
     states = [e["meta"]["state"] for e in events]
-    assert states == ["READY", "W_BUILT", "MEASURED", "PERMUTED", "MEASURED", "MEASURED", "REPORTED"]
+    assert states == ["READY", "W_BUILT", "MEASURED", "PERMUTED", "PERMUTED", "MEASURED", "MEASURED", "REPORTED"]
+    eq = m["equivalence"]
+    assert eq["ok"] is True and 0 <= eq["max_rel_diff"] < 1e-6 and eq["tolerance"] == 1e-4
     assert m["events"]["overhead_pct"] < 5
 
 
@@ -213,3 +215,34 @@ def test_worse_permutations_are_not_applied(tmp_path):
     fit = metrics_of(run)["fits"][0]
     assert fit["stats"]["C_initial"] == 0.0 and fit["stats"]["rejected"].startswith("C 0.")
     assert json.loads((run / "perm.json").read_text())["groups"]["mlp.hidden"]["pi0"] == list(range(120))
+
+
+def test_an_incomplete_group_fails_the_equivalence_check(tmp_path):
+    import attrs
+
+    from icd_core.builtins.workload_mock import MockOptions, build_mock_state
+    from icd_core.records import FitResult
+
+    def register(registry):
+        registry.add("workload", "broken-groups", summary="mock MLP whose group forgets fc1.bias")
+        registry.add("solver", "shuffle", summary="a seeded random order")
+
+    def load(ctx, workload):
+        if workload.name != "broken-groups":
+            return None
+        state = build_mock_state(MockOptions(hidden=64, tokens=8), ctx.rng("w"))
+        group = state.groups[0]
+        short = attrs.evolve(group, members=tuple(m for m in group.members if m.tensor != "mlp.fc1.bias"))
+        return attrs.evolve(state, groups=(short,))
+
+    def fit(ctx, solver, w, constraints):
+        if solver.name != "shuffle":
+            return None
+        return FitResult(perm=np.random.default_rng(0).permutation(w.n), stats={"method": "shuffle"})
+
+    broken = plugin("bw", icd_register=register, icd_load_workload=load, icd_fit_permutation=fit)
+    outcome, run = run_pipeline(tmp_path, broken, overrides={"workload": "broken-groups", "solver.name": "shuffle"})
+    m = metrics_of(run)
+    assert not outcome.ok and "π₀ changed the output of workload 'broken-groups'" in outcome.error
+    assert m["rollback"]["verified"] is True
+    assert m["equivalence"]["ok"] is False and m["equivalence"]["max_rel_diff"] > 1e-2

@@ -7,7 +7,6 @@ quantization act on). Quality: cosine and relative error of the output vs the de
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -27,6 +26,17 @@ class MockOptions:
     d_in: int = attrs.field(default=256, validator=positive())
     d_out: int = attrs.field(default=256, validator=positive())
     tokens: int = attrs.field(default=256, validator=positive())
+
+
+def max_rel_diff(output: Any, reference: Any) -> float:
+    """max |output − reference| / max |reference| (0 when both are zero)."""
+    from .. import tensors as T
+
+    a = np.asarray(T.to_numpy(output), dtype=np.float64)
+    b = np.asarray(T.to_numpy(reference), dtype=np.float64)
+    scale = float(np.abs(b).max()) if b.size else 0.0
+    diff = float(np.abs(a - b).max()) if a.size else 0.0
+    return diff / scale if scale else diff
 
 
 def output_quality(output: np.ndarray, reference: np.ndarray) -> dict[str, Figure]:
@@ -56,13 +66,17 @@ class MockMLP:
     def tokens(self) -> int:
         return int(self.inputs.shape[0])
 
-    def forward(self, tensors: Mapping[str, Any]) -> np.ndarray:
+    def forward(self, state: ModelState) -> np.ndarray:
+        tensors = state.tensors
         h = self.inputs @ tensors["mlp.fc1.weight"].T + tensors["mlp.fc1.bias"]
         np.maximum(h, 0, out=h)
         return h @ tensors["mlp.fc2.weight"].T + tensors["mlp.fc2.bias"]
 
     def quality(self, output: Any, reference: Any) -> dict[str, Figure]:
         return output_quality(output, reference)
+
+    def max_rel_diff(self, output: Any, reference: Any) -> float:
+        return max_rel_diff(output, reference)
 
 
 def build_mock_state(options: MockOptions, rng: np.random.Generator) -> ModelState:

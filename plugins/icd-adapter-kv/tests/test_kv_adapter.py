@@ -11,7 +11,7 @@ import pytest
 from icd_adapter_kv import plugin
 from icd_adapter_kv.eviction import blocks_to_keep
 from icd_core import Figure, GroupMember, ModelState, PermutationGroup
-from icd_core.builtins.workload_mock import MockOptions, build_mock_state, output_quality
+from icd_core.builtins.workload_mock import MockOptions, build_mock_state, max_rel_diff, output_quality
 from icd_core.specs import resolve
 from icd_core.testing import check_conformance, context, fresh_manager
 
@@ -26,14 +26,17 @@ class OneQueryAttention:
     primary_quality: str = "cosine_pct"
     tokens: int = 1
 
-    def forward(self, tensors: Any) -> np.ndarray:
-        k, v = tensors["k_cache"], tensors["v_cache"]
+    def forward(self, state: Any) -> np.ndarray:
+        k, v = state.tensors["k_cache"], state.tensors["v_cache"]
         scores = k @ self.q / np.sqrt(k.shape[1])
         p = np.exp(scores - scores.max())
         return (p / p.sum()) @ v
 
     def quality(self, output: Any, reference: Any) -> dict[str, Figure]:
         return output_quality(output, reference)
+
+    def max_rel_diff(self, output: Any, reference: Any) -> float:
+        return max_rel_diff(output, reference)
 
 
 @pytest.fixture(scope="module")
