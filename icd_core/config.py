@@ -33,15 +33,19 @@ converter.register_structure_hook_func(lambda t: t == SpecValue, _structure_spec
 class PipelineConfig:
     """How stages run: ``compare`` runs linear and iterative on the same inputs and seed.
 
+    ``repeats`` / ``warmup_iter``: timed and untimed forwards per measurement; ``null`` takes
+    the workload's suggestion (30 / 5 for small models, fewer for slow ones on a CPU).
+
     ``equivalence_tol``: the largest relative output change π₀ may cause (permutations are
-    function-preserving, so only round-off is allowed); beyond it the run fails and rolls back.
+    function-preserving, so only round-off is allowed); beyond it the run fails and rolls
+    back. ``null``: the workload's own bound (1e-4 unless deep fp32 models need more).
     """
 
     mode: Literal["linear", "iterative", "compare"] = "compare"
-    repeats: int = attrs.field(default=30, validator=positive())
-    warmup_iter: int = attrs.field(default=5, validator=non_negative())
+    repeats: int | None = attrs.field(default=None, validator=positive())
+    warmup_iter: int | None = attrs.field(default=None, validator=non_negative())
     fixed_clock: bool = False
-    equivalence_tol: float = attrs.field(default=1e-4, validator=positive())
+    equivalence_tol: float | None = attrs.field(default=None, validator=positive())
 
 
 @attrs.frozen
@@ -62,10 +66,28 @@ class TraceGraphConfig:
 
 
 @attrs.frozen
+class ActivationsGraphConfig:
+    """W from forward activity: per token the ``top_frac`` largest |activations| of a group
+    (every non-zero for ReLU) are its accessed set; ``batches`` calibration batches;
+    W keeps each row's ``topk_per_row`` strongest co-access counts (or |correlations|)."""
+
+    top_frac: float = attrs.field(default=0.1, validator=between(0.001, 1.0))
+    batches: int = attrs.field(default=4, validator=positive())
+    topk_per_row: int = attrs.field(default=32, validator=positive())
+    weight: Literal["count", "correlation"] = "count"
+
+
+@attrs.frozen
 class GraphConfig:
-    source: str = "mock"
+    """``source``: where W comes from (``auto``: the workload's own choice, e.g. activations
+    for real models, mock for the mock). ``reperm_source``: the source of W′ for π₁ (``null``:
+    the same; ``mask`` after sparsity)."""
+
+    source: str = "auto"
+    reperm_source: str | None = None
     mock: MockGraphConfig = MockGraphConfig()
     trace: TraceGraphConfig = TraceGraphConfig()
+    activations: ActivationsGraphConfig = ActivationsGraphConfig()
 
 
 @attrs.frozen
@@ -154,9 +176,13 @@ class RollbackConfig:
 
 @attrs.frozen
 class Config:
-    """The whole configuration (``icd run --print-config`` shows it)."""
+    """The whole configuration (``icd run --print-config`` shows it).
 
-    workload: SpecValue = "mock"
+    ``workload: auto`` is ``minilm`` when its plugin is installed and usable, else the
+    built-in ``mock``.
+    """
+
+    workload: SpecValue = "auto"
     seed: int = attrs.field(default=0, validator=non_negative())
     name: str | None = None
     pipeline: PipelineConfig = PipelineConfig()

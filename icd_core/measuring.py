@@ -56,7 +56,7 @@ def measure_state(manager: PluginManager, ctx: RunContext, measures: tuple[Compo
                   state: ModelState, reference: Any, w0: dict[str, GraphW], label: str) -> dict[str, Any]:
     """The result block of one branch in ``metrics.json``."""
     figures, statuses = collect_figures(manager, ctx, measures, state)
-    quality = state.workload.quality(state.run(), reference)
+    quality = state.workload.quality(state, state.run(), reference)
     for key, figure in figures.items():
         if key in COUNTER_OF and figure.value is not None:
             ctx.bus.counter(COUNTER_OF[key], figure.value, branch=label)

@@ -32,7 +32,7 @@ from .plugins import PluginManager
 from .records import FitResult, GraphW, TransformMeta
 from .report_model import RunRecord
 from .rollback import UndoStack, restore, undo_permutation
-from .selection import Selection
+from .selection import Selection, settle
 from .state import ModelState
 from .verdict import verdict
 
@@ -73,9 +73,8 @@ class Pipeline:
         cache_dir = run_dir.out_dir / ".cache" / "perm" if self.cfg.solver.cache else None
         self.cache = PermutationCache(cache_dir)
         settings = config_to_dict(self.cfg)
-        self.tag = version_tag(self.sel.workload.key(), self.sel.graph.key(), dumps(settings["graph"]),
-                               *(a.key() for a in self.sel.adapters), str(self.cfg.seed))
         self.solver_key = version_tag(self.sel.solver.key(), dumps(settings["solver"]))
+        self.tag = ""
         self.fits: list[dict[str, Any]] = []
         self.perms: dict[str, dict[str, Any]] = {}
         self.blocks: dict[str, int] = {}
@@ -84,12 +83,21 @@ class Pipeline:
         self.equivalence: dict[str, Any] | None = None
 
     # -- stages --------------------------------------------------------------------------
+    def _settle(self, state0: ModelState) -> None:
+        """Resolve what the loaded workload decides (auto source, repeats); tag the run."""
+        self.sel = settle(self.sel, self.manager.registry, state0.workload)
+        self.cfg = self.ctx.config = self.sel.config
+        self.tag = version_tag(self.sel.workload.key(), self.sel.graph.key(), dumps(config_to_dict(self.cfg)["graph"]),
+                               *(a.key() for a in self.sel.adapters), str(self.cfg.seed))
+        self.ctx.write_artifact("config.json", dumps(config_to_dict(self.cfg)) + "\n")
+
     def _build_w(self, state: ModelState, stage: str) -> dict[str, GraphW]:
         out = {}
+        source = self.sel.graph_prime if stage != "W" and self.sel.graph_prime else self.sel.graph
         for group in state.groups:
             with self.ctx.bus.stage("build_w", state="W_BUILT" if stage == "W" else "REPERMUTED",
-                                    matrix=stage, group=group.name, source=self.sel.graph.name) as meta:
-                w = calls.build_w(self.manager, self.ctx, self.sel.graph, state, group)
+                                    matrix=stage, group=group.name, source=source.name) as meta:
+                w = calls.build_w(self.manager, self.ctx, source, state, group)
                 out[group.name] = attrs.evolve(w, block=self.blocks[group.name])
                 meta.update({k: v for k, v in w.meta.items() if k != "shape"}, n=w.n)
                 self.ctx.bus.counter("nnz", int(w.matrix.nnz), group=group.name, matrix=stage)
@@ -199,7 +207,7 @@ class Pipeline:
     def _run(self) -> Outcome:
         started, t0 = datetime.now(timezone.utc), time.perf_counter()
         ctx = self.ctx
-        ctx.write_artifact("config.json", dumps(config_to_dict(self.cfg)) + "\n")
+        ctx.write_artifact("config.json", dumps(config_to_dict(self.cfg)) + "\n")  # rewritten once settled
         results: dict[str, Any] = {}
         transforms: dict[str, list[TransformMeta]] = {}
         rollback = None
@@ -209,6 +217,7 @@ class Pipeline:
             with ctx.bus.stage("load_workload", state="READY", workload=self.sel.workload.text) as meta:
                 state0 = calls.load_workload(self.manager, ctx, self.sel.workload)
                 meta.update(groups={g.name: g.size for g in state0.groups}, tokens=state0.workload.tokens)
+            self._settle(state0)
             self.blocks = {g.name: ctx.block_size(state0.element_bytes(g.name)) for g in state0.groups}
             self.current = (state0, UndoStack())
             reference = state0.run()
@@ -265,7 +274,7 @@ class Pipeline:
             "schema": "icd.metrics/1",
             "run": {"name": self.run_dir.name, "mode": cfg.pipeline.mode, "ok": error is None, "error": error,
                     "version_tag": self.tag, "seed": cfg.seed, "workload": sel.workload.text,
-                    "graph": sel.graph.text, "solver": sel.solver.text, "adapters": [a.text for a in sel.adapters],
+                    "graph": sel.graph.text if sel.graph else None, "solver": sel.solver.text, "adapters": [a.text for a in sel.adapters],
                     "measures": [m.text for m in sel.measures], "started": started.isoformat(timespec="seconds"),
                     "duration_s": duration, "repeats": cfg.pipeline.repeats, "warmup_iter": cfg.pipeline.warmup_iter},
             "results": results, "fits": self.fits, "gates": gates, "rollback": rollback,

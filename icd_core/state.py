@@ -25,7 +25,10 @@ class Workload(Protocol):
     ``primary_quality``: the key of :meth:`quality`'s figure that gates use (percent,
     higher is better). :meth:`forward` runs the model on the state's tensors and returns
     outputs in the original coordinates (undoing ``state.layout`` where an output axis is a
-    permuted group); :meth:`max_rel_diff` compares two outputs (the equivalence check).
+    permuted group); :meth:`quality` judges a state (it may run task data through it) given
+    its output and the dense reference output; :meth:`max_rel_diff` compares two outputs (the
+    equivalence check). Optional attributes: ``graph_source`` (the W source ``auto`` means),
+    ``repeats`` / ``warmup`` (suggested measurement counts).
     """
 
     name: str
@@ -35,7 +38,7 @@ class Workload(Protocol):
 
     def forward(self, state: ModelState) -> Any: ...
 
-    def quality(self, output: Any, reference: Any) -> dict[str, Figure]: ...
+    def quality(self, state: ModelState, output: Any, reference: Any) -> dict[str, Figure]: ...
 
     def max_rel_diff(self, output: Any, reference: Any) -> float: ...
 
@@ -76,8 +79,7 @@ class ModelState:
                 if m.tensor not in tensors:
                     raise ContractError(f"group {g.name!r}: member tensor {m.tensor!r} not in state")
                 length = tuple(getattr(tensors[m.tensor], "shape"))[m.axis]
-                whole = m.offset == 0 and m.tiles == 1
-                if (whole and length != g.size) or m.covered(g.size) > length:
+                if m.covered(g.size) > length:
                     raise ContractError(f"group {g.name!r}: {m.tensor} axis {m.axis} has length {length}, "
                                         f"which does not fit {m.tiles} slice(s) of {g.size} at offset {m.offset}")
         return cls(workload=workload, tensors=dict(tensors), groups=tuple(groups),
@@ -105,16 +107,16 @@ class ModelState:
         state = self.with_tensors(updates)
         return attrs.evolve(state, constraints=constraints, applied=self.applied + (meta,))
 
-    def _gathered(self, group: str, index: np.ndarray) -> dict[str, Any]:
+    def _gathered(self, group: str, index: np.ndarray, whole: bool = False) -> dict[str, Any]:
+        """Tensors with ``index`` gathered along every member's slices (``whole``: along the
+        entire axis, which may shrink it)."""
         g = self.group(group)
         updated: dict[str, Any] = {}
         for m in g.members:  # a tensor may index the group on two axes, or in several slices
             current = updated.get(m.tensor, self.tensors[m.tensor])
-            if m.offset == 0 and m.tiles == 1:
-                updated[m.tensor] = T.take(current, index, m.axis)
-            else:
-                full = m.index(tuple(current.shape)[m.axis], g.size, index)
-                updated[m.tensor] = T.take(current, full, m.axis)
+            length = tuple(current.shape)[m.axis]
+            full = index if whole or (length == g.size and m.offset == 0) else m.index(length, g.size, index)
+            updated[m.tensor] = T.take(current, full, m.axis)
         return {**self.tensors, **updated}
 
     def permuted(self, group: str, perm: np.ndarray) -> ModelState:
@@ -131,11 +133,12 @@ class ModelState:
         whole axis (no slices).
         """
         keep = np.asarray(keep, dtype=np.int64)
-        if any(m.offset or m.tiles != 1 for m in self.group(group).members):
+        g = self.group(group)
+        if any(m.offset or m.tiles != 1 or self.tensors[m.tensor].shape[m.axis] != g.size for m in g.members):
             raise ContractError(f"group {group!r}: cannot drop entries from sliced members")
         groups = tuple(attrs.evolve(g, size=len(keep)) if g.name == group else g for g in self.groups)
         layout = {**self.layout, group: np.asarray(self.layout[group][keep], dtype=np.int32)}
-        return attrs.evolve(self, tensors=self._gathered(group, keep), groups=groups, layout=layout)
+        return attrs.evolve(self, tensors=self._gathered(group, keep, whole=True), groups=groups, layout=layout)
 
     def reduction_weights(self, multiple_of: int = 1) -> tuple[dict[str, list[GroupMember]], list[str]]:
         """Members whose input (reduction) axis is a group, by group name, for groups whose

@@ -13,8 +13,13 @@ def _layout_change(metrics: dict[str, Any]) -> str | None:
              and f["stats"]["C"] < f["stats"]["C_initial"]]
     if not moved:
         return "Re-permutation (π₁) found no better layout of the transformed state than π₀."
-    parts = [f"{f['group']}: C {f['stats']['C_initial']:.3f} → {f['stats']['C']:.3f}" for f in moved]
-    return "Re-permutation (π₁) lowered the block cost on W′ (" + "; ".join(parts) + ")."
+    if len(moved) <= 3:
+        parts = "; ".join(f"{f['group']}: C {f['stats']['C_initial']:.3f} → {f['stats']['C']:.3f}" for f in moved)
+    else:
+        before = sum(f["stats"]["C_initial"] for f in moved) / len(moved)
+        after = sum(f["stats"]["C"] for f in moved) / len(moved)
+        parts = f"{len(moved)} of {len(pi1)} groups, mean C {before:.3f} → {after:.3f}"
+    return f"Re-permutation (π₁) lowered the block cost on W′ ({parts})."
 
 
 def verdict(metrics: dict[str, Any]) -> str:

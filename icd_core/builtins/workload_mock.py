@@ -61,6 +61,7 @@ class MockMLP:
     name: str = NAME
     device: str = "cpu"
     primary_quality: str = "cosine_pct"
+    graph_source: str = "mock"
 
     @property
     def tokens(self) -> int:
@@ -72,7 +73,7 @@ class MockMLP:
         np.maximum(h, 0, out=h)
         return h @ tensors["mlp.fc2.weight"].T + tensors["mlp.fc2.bias"]
 
-    def quality(self, output: Any, reference: Any) -> dict[str, Figure]:
+    def quality(self, state: Any, output: Any, reference: Any) -> dict[str, Figure]:
         return output_quality(output, reference)
 
     def max_rel_diff(self, output: Any, reference: Any) -> float:

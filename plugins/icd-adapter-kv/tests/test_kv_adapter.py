@@ -32,7 +32,7 @@ class OneQueryAttention:
         p = np.exp(scores - scores.max())
         return (p / p.sum()) @ v
 
-    def quality(self, output: Any, reference: Any) -> dict[str, Figure]:
+    def quality(self, state: Any, output: Any, reference: Any) -> dict[str, Figure]:
         return output_quality(output, reference)
 
     def max_rel_diff(self, output: Any, reference: Any) -> float:

@@ -72,7 +72,7 @@ def test_energy_per_token_on_a_cuda_workload(manager):
             h = torch.relu(x @ tensors["mlp.fc1.weight"].T + tensors["mlp.fc1.bias"])
             return h @ tensors["mlp.fc2.weight"].T + tensors["mlp.fc2.bias"]
 
-        def quality(self, output, reference):
+        def quality(self, state, output, reference):
             return {}
 
         def max_rel_diff(self, output, reference):

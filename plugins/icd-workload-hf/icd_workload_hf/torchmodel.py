@@ -1,0 +1,114 @@
+"""A torch ``nn.Module`` as an icd workload: the state's tensors are its parameters.
+
+``forward`` runs ``torch.func.functional_call`` with the state's tensors (no copies into
+the module), on one fixed batch, and returns the output in the original coordinates: when
+the output's last axis is a permuted group (the residual stream), the layout is undone.
+``capture`` records the probes' activity per token over calibration batches, for the
+``activations`` graph source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+from torch.func import functional_call
+
+from icd_core import Figure, ModelState
+from icd_core.builtins.workload_mock import max_rel_diff, output_quality
+from icd_core.perms import inverse
+
+from .groups import Probe
+
+Batch = Mapping[str, torch.Tensor]
+
+
+def state_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Detached copies of every parameter (tied ones once): the state a workload starts from."""
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+@attrs.define(eq=False)
+class TorchWorkload:
+    """Runs ``module`` on ``batch``; ``output`` picks the compared tensor from its result."""
+
+    name: str
+    module: torch.nn.Module
+    batch: Batch
+    tokens: int
+    output: Callable[[Any, Batch], torch.Tensor]
+    probes: Mapping[str, tuple[Probe, ...]]
+    calibration: list[Batch]
+    heldout: list[Batch] = attrs.Factory(list)
+    output_group: str | None = None
+    device: str = "cpu"
+    primary_quality: str = "cosine_pct"
+    graph_source: str = "activations"
+    repeats: int = 30
+    warmup: int = 5
+    equivalence_tol: float = 1e-4
+    _captured: tuple[int, int, dict[str, np.ndarray]] | None = attrs.field(default=None, init=False, repr=False)
+
+    def call(self, state: ModelState, batch: Batch) -> Any:
+        params = {k: v for k, v in state.tensors.items() if not k.startswith("cache.")}
+        with torch.no_grad():
+            return functional_call(self.module, params, args=(), kwargs=dict(batch), strict=False)
+
+    def restore_order(self, state: ModelState, y: torch.Tensor) -> torch.Tensor:
+        if self.output_group and self.output_group in state.layout:
+            layout = np.asarray(state.layout[self.output_group])
+            if not np.array_equal(layout, np.arange(layout.size)):
+                y = y[..., torch.as_tensor(inverse(layout), dtype=torch.long)]
+        return y
+
+    def forward(self, state: ModelState) -> torch.Tensor:
+        return self.restore_order(state, self.output(self.call(state, self.batch), self.batch))
+
+    def quality(self, state: ModelState, output: Any, reference: Any) -> dict[str, Figure]:
+        return output_quality(output.numpy(), reference.numpy())
+
+    def max_rel_diff(self, output: Any, reference: Any) -> float:
+        return max_rel_diff(output.numpy(), reference.numpy())
+
+    def capture(self, state: ModelState, batches: int) -> dict[str, np.ndarray]:
+        """Per group, the activity of its probes: (tokens, group size) float32 (padding
+        tokens left out). Cached for the last state object seen."""
+        if self._captured and self._captured[0] == id(state) and self._captured[1] == batches:
+            return self._captured[2]
+        if not self.calibration:
+            raise ValueError(f"workload {self.name!r}: the calibration set is empty")
+        sizes = {g.name: g.size for g in state.groups}
+        collected: dict[str, list[np.ndarray]] = {name: [] for name in self.probes if name in sizes}
+        modules = dict(self.module.named_modules())
+        for batch in self.calibration[:batches]:
+            keep = batch.get("attention_mask")
+            handles = []
+            for group, probes in self.probes.items():
+                if group not in collected:
+                    continue
+                for probe in probes:
+                    handles.append(_hook(modules[probe.module], probe, sizes[group], collected[group], keep))
+            try:
+                self.call(state, batch)
+            finally:
+                for handle in handles:
+                    handle.remove()
+        result = {name: np.concatenate(parts) for name, parts in collected.items() if parts}
+        self._captured = (id(state), batches, result)
+        return result
+
+
+def _hook(module: torch.nn.Module, probe: Probe, size: int, sink: list[np.ndarray],
+          keep: torch.Tensor | None) -> Any:
+    def take(x: torch.Tensor) -> None:
+        x = x[..., probe.offset:probe.offset + size]
+        if keep is not None and x.dim() == 3 and x.shape[:2] == keep.shape:
+            x = x[keep.bool()]
+        sink.append(x.reshape(-1, size).float().numpy().copy())
+
+    if probe.where == "input":
+        return module.register_forward_pre_hook(lambda _m, args, *rest: take(args[0]))
+    return module.register_forward_hook(lambda _m, _args, out: take(out[0] if isinstance(out, tuple) else out))
