@@ -33,6 +33,7 @@ from .records import FitResult, GraphW, TransformMeta
 from .report_model import RunRecord
 from .rollback import UndoStack, restore, undo_permutation
 from .selection import Selection, settle
+from .specs import resolve
 from .state import ModelState
 from .verdict import verdict
 
@@ -81,6 +82,7 @@ class Pipeline:
         self.w_prime: dict[str, GraphW] = {}
         self.current: tuple[ModelState, UndoStack] | None = None
         self.equivalence: dict[str, Any] | None = None
+        self.transformed: dict[tuple[int, str], Any] = {}
 
     # -- stages --------------------------------------------------------------------------
     def _settle(self, state0: ModelState) -> None:
@@ -91,9 +93,15 @@ class Pipeline:
                                *(a.key() for a in self.sel.adapters), str(self.cfg.seed))
         self.ctx.write_artifact("config.json", dumps(config_to_dict(self.cfg)) + "\n")
 
-    def _build_w(self, state: ModelState, stage: str) -> dict[str, GraphW]:
+    def _build_w(self, state: ModelState, stage: str, suggested: str | None = None) -> dict[str, GraphW]:
+        """W of every group; for W′ the configured reperm source, else the transform's choice."""
         out = {}
-        source = self.sel.graph_prime if stage != "W" and self.sel.graph_prime else self.sel.graph
+        source = self.sel.graph
+        if stage != "W":
+            if self.sel.graph_prime is not None:
+                source = self.sel.graph_prime
+            elif suggested is not None:
+                source = resolve(self.manager.registry, "graph", suggested, prefix="w_source")
         for group in state.groups:
             with self.ctx.bus.stage("build_w", state="W_BUILT" if stage == "W" else "REPERMUTED",
                                     matrix=stage, group=group.name, source=source.name) as meta:
@@ -140,9 +148,14 @@ class Pipeline:
         return state
 
     def _transform(self, branch: str, spec, state: ModelState, stack: UndoStack) -> tuple[ModelState, TransformMeta]:
+        key = (id(state), spec.key())
         with self.ctx.bus.stage("transform", state="TRANSFORMED", adapter=spec.text, branch=branch) as meta:
             try:
-                result = calls.apply_transform(self.manager, self.ctx, spec, state, state.layout_for(self.blocks))
+                result = self.transformed.get(key)  # compare mode: both branches start from one state
+                meta["cache"] = "hit" if result is not None else "miss"
+                if result is None:
+                    result = calls.apply_transform(self.manager, self.ctx, spec, state, state.layout_for(self.blocks))
+                    self.transformed[key] = result
             except Exception as exc:  # a failing adapter becomes a recorded no-op
                 reason = f"{type(exc).__name__}: {exc}"
                 self.ctx.bus.warn(f"adapter {spec.name} failed, recorded as a no-op: {reason}", branch=branch)
@@ -161,7 +174,7 @@ class Pipeline:
             metas.append(meta)
             chain += (spec.key(),)
             if branch == "iterative" and meta.repermute and not meta.noop:
-                w_prime = self._build_w(state, "W'")
+                w_prime = self._build_w(state, "W'", meta.w_source)
                 self.w_prime.update(w_prime)
                 state = self._permute(state, w_prime, "pi1", branch, stack, chain)
         return state, metas

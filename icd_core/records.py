@@ -125,8 +125,9 @@ class TransformMeta:
     """What an adapter did, in the terms DESIGN §3 fixes.
 
     ``expected_loss``: (low, high) quality drop in percentage points the adapter expects,
-    or None when it cannot say. ``constraints``: per group, what the solver must respect
-    from now on. ``noop``: the adapter did nothing, and ``reason`` says why.
+    or None when it cannot say. ``w_source``: the graph source W′ should come from for π₁
+    (e.g. ``mask`` after unstructured pruning; None: the run's own). ``constraints``: per
+    group, what the solver must respect from now on. ``noop``: the adapter did nothing, and ``reason`` says why.
     """
 
     adapter: str
@@ -137,6 +138,7 @@ class TransformMeta:
     expected_loss: tuple[float, float] | None = None
     repermute: bool = False
     repermute_reason: str | None = None
+    w_source: str | None = None
     constraints: Mapping[str, Constraints] = attrs.Factory(dict)
     noop: bool = False
     reason: str | None = None

@@ -48,7 +48,8 @@ def value_of(entry: dict[str, Any] | None) -> float | None:
 
 
 def _figure_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    keys: list[tuple[str, str]] = [("figures", k) for k in FIGURE_KEYS]
+    extra = sorted({k for r in results.values() for k in r.get("figures", {})} - set(FIGURE_KEYS))
+    keys: list[tuple[str, str]] = [("figures", k) for k in (*FIGURE_KEYS, *extra)]
     quality_keys = sorted({k for r in results.values() for k in r.get("quality", {})})
     keys += [("quality", k) for k in quality_keys]
     rows = []

@@ -1,21 +1,8 @@
-"""N:M magnitude pruning of every weight whose reduction axis is a permutation group.
-
-In each run of ``m`` consecutive positions along the input axis (in the current layout),
-the ``n`` largest-magnitude weights of each output row are kept. Which channels share a
-run decides what survives, so the layout matters; afterwards only aligned runs of ``m``
-may move (the constraint left for π₁). Execution stays dense on CPU — PyTorch's 2:4
-kernel (``to_sparse_semi_structured``) is CUDA-only — so the report records that.
-"""
+"""Masks: N:M along an axis, unstructured magnitude, and whole b×b tiles."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-
-from icd_core import Constraints, TransformMeta, TransformResult
-from icd_core import tensors as T
-from icd_core.state import no_target_reason
 
 
 def nm_mask(w: np.ndarray, axis: int, n: int, m: int) -> np.ndarray:
@@ -28,30 +15,30 @@ def nm_mask(w: np.ndarray, axis: int, n: int, m: int) -> np.ndarray:
     return np.moveaxis(keep.reshape(moved.shape), -1, axis)
 
 
-def apply_nm(state, options, spec: str) -> TransformResult:
-    n, m = options.n, options.m
-    pattern = f"{n}:{m}"
-    updates: dict[str, Any] = {}
-    constraints: dict[str, Constraints] = {}
-    kept_mag = total_mag = 0.0
-    targets, skipped = state.reduction_weights(multiple_of=m)
-    for group, members in targets.items():
-        for member in members:
-            w = T.to_numpy(updates.get(member.tensor, state.tensors[member.tensor]))
-            mask = nm_mask(w, member.axis, n, m)
-            kept_mag += float(np.abs(w[mask]).sum())
-            total_mag += float(np.abs(w).sum())
-            updates[member.tensor] = T.numpy_like(np.where(mask, w, 0), state.tensors[member.tensor])
-        constraints[group] = Constraints(supernode=m)
-    if not updates:
-        return TransformResult(state=state, meta=TransformMeta.skipped("sparsity", spec, no_target_reason(skipped)))
-    meta = TransformMeta(
-        adapter="sparsity", spec=spec,
-        sparsity={"type": pattern, "rate": 1.0 - n / m},
-        repermute=True,
-        repermute_reason=f"the {pattern} mask changed what is co-accessed; only aligned groups of {m} may move",
-        constraints=constraints,
-        stats={"tensors": sorted(updates), "kept_magnitude_pct": 100.0 * kept_mag / total_mag if total_mag else None,
-               "skipped_groups": skipped,
-               "kernel": "dense execution of the masked weights (2:4 kernels are CUDA-only)"})
-    return TransformResult(state=state.with_transform(updates, meta), meta=meta)
+def magnitude_mask(score: np.ndarray, rate: float) -> np.ndarray:
+    """Keep all but the ``rate`` fraction with the smallest score (ties: lower flat index)."""
+    flat = score.ravel()
+    drop = int(round(rate * flat.size))
+    keep = np.ones(flat.size, dtype=bool)
+    keep[np.argsort(flat, kind="stable")[:drop]] = False
+    return keep.reshape(score.shape)
+
+
+def tile_scores(score2d: np.ndarray, b: int) -> np.ndarray:
+    """Sum of the score in each b×b tile of a 2-D matrix (edges padded with zeros)."""
+    r, c = score2d.shape
+    padded = np.zeros((-(-r // b) * b, -(-c // b) * b))
+    padded[:r, :c] = score2d
+    return padded.reshape(padded.shape[0] // b, b, padded.shape[1] // b, b).sum(axis=(1, 3))
+
+
+def block_mask(score2d: np.ndarray, b: int, rate: float) -> np.ndarray:
+    """Keep whole b×b tiles: all but the ``rate`` fraction with the least total score."""
+    tiles = tile_scores(score2d, b)
+    keep_tiles = magnitude_mask(tiles, rate)
+    full = np.repeat(np.repeat(keep_tiles, b, axis=0), b, axis=1)
+    return full[: score2d.shape[0], : score2d.shape[1]]
+
+
+def nonzero_tiles(w2d: np.ndarray, b: int) -> int:
+    return int(np.count_nonzero(tile_scores(np.abs(w2d) > 0, b)))

@@ -1,6 +1,9 @@
-"""Entry point of ``icd-adapter-sparsity``: ``--adapter sparsity:2:4`` (N:M along the input dim)."""
+"""Entry point of ``icd-adapter-sparsity``: ``sparsity:2:4`` (N:M), ``sparsity:unstructured:0.75``,
+``sparsity:block:64:0.75``; and the ``tiles`` measure (non-zero tiles of pruned weights)."""
 
 from __future__ import annotations
+
+from typing import Any, Literal
 
 import attrs
 
@@ -12,26 +15,67 @@ NAME = "sparsity"
 
 @attrs.frozen
 class SparsityOptions:
-    """Keep ``n`` of every ``m`` consecutive weights along the reduction dimension."""
+    """``mode nm``: keep ``n`` of every ``m`` weights along the input dim; ``unstructured``:
+    drop the ``rate`` smallest; ``block``: drop the ``rate`` weakest ``block``×``block`` tiles.
+    ``score``: magnitude or Wanda (|w|·‖x‖ over calibration tokens). ``permute`` (N:M): search
+    the channel grouping that keeps most score ``global``ly, only ``blocks``-internally (keeps
+    π₀'s cache lines), or ``none``; ``rounds`` of search (default by size: 80 for 64 channels,
+    3 for 1536) keep it deterministic; ``search_s`` is a hard cap per weight (flagged when hit)."""
 
+    mode: Literal["nm", "unstructured", "block"] = "nm"
     n: int = attrs.field(default=2, validator=positive())
     m: int = attrs.field(default=4, validator=positive())
+    rate: float = 0.5
+    block: int = attrs.field(default=64, validator=positive())
+    score: Literal["magnitude", "wanda"] = "magnitude"
+    permute: Literal["global", "blocks", "none"] = "global"
+    rounds: int | None = attrs.field(default=None, validator=positive())
+    search_s: float = attrs.field(default=60.0, validator=positive())
 
     def __attrs_post_init__(self) -> None:
-        if self.n >= self.m:
+        if self.mode == "nm" and self.n >= self.m:
             raise ValueError(f"n ({self.n}) must be < m ({self.m})")
+        if self.mode != "nm" and not 0.0 < self.rate < 1.0:
+            raise ValueError(f"rate must be in (0, 1) (got {self.rate})")
+
+    @classmethod
+    def from_spec_args(cls, args: list[Any]) -> dict[str, Any]:
+        """``[2, 4]`` → N:M; ``["unstructured", 0.75]``; ``["block", 64, 0.75]``."""
+        head, rest = args[0], list(args[1:])
+        if head == "unstructured":
+            if len(rest) != 1:
+                raise ValueError("expected sparsity:unstructured:<rate>")
+            return {"mode": "unstructured", "rate": rest[0]}
+        if head == "block":
+            if len(rest) != 2:
+                raise ValueError("expected sparsity:block:<tile>:<rate>")
+            return {"mode": "block", "block": rest[0], "rate": rest[1]}
+        if len(args) != 2:
+            raise ValueError("expected sparsity:<n>:<m>, sparsity:unstructured:<rate> or sparsity:block:<tile>:<rate>")
+        return {"mode": "nm", "n": args[0], "m": args[1]}
 
 
 @hookimpl
 def icd_register(registry):
-    registry.add("adapter", NAME, summary="N:M magnitude pruning (e.g. 2:4) along each weight's input dimension",
+    registry.add("adapter", NAME, summary="N:M (2:4) with channel search, unstructured or block pruning",
                  options=SparsityOptions, positional=("n", "m"))
+    registry.add("measure", "tiles", summary="non-zero 32×32 / 64×64 tiles of every input-dim weight (BSR cost)",
+                 provides=("tiles32", "tiles64", "weight_density"))
 
 
 @hookimpl
 def icd_apply_transform(ctx, adapter, state, layout):
     if adapter.name != NAME:
         return None
-    from .nm import apply_nm
+    from .apply import apply_sparsity
 
-    return apply_nm(state, adapter.options, adapter.text)
+    return apply_sparsity(ctx, state, layout, adapter.options, adapter.text)
+
+
+@hookimpl
+def icd_measure(ctx, measure, state):
+    if measure.name != "tiles":
+        return None
+    from .tiles import tile_figures
+
+    return tile_figures(state)

@@ -1,4 +1,4 @@
-"""N:M sparsity: the mask, the Apex reference numbers, metadata, constraints, errors."""
+"""Sparsity: masks, the efficacy search (Apex reference), equivalence under π, tiles, specs."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from icd_adapter_sparsity import plugin
-from icd_adapter_sparsity.nm import nm_mask
+from icd_adapter_sparsity.efficacy import kept, row_bound, search
+from icd_adapter_sparsity.nm import block_mask, magnitude_mask, nm_mask, nonzero_tiles
 from icd_core.builtins.workload_mock import MockOptions, build_mock_state
 from icd_core.errors import ConfigError
+from icd_core.perms import inverse
 from icd_core.specs import resolve
 from icd_core.testing import check_conformance, context, fresh_manager
 
@@ -18,40 +20,75 @@ def manager():
     return fresh_manager(plugin)
 
 
+def mock(hidden=64, seed=0):
+    return build_mock_state(MockOptions(hidden=hidden, d_in=16, d_out=8, tokens=6), np.random.default_rng(seed))
+
+
 def apply(manager, spec, state):
     adapter = resolve(manager.registry, "adapter", spec)
     return manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=state,
                                                layout=state.layout_for({"mlp.hidden": 16}))
 
 
-def test_matches_the_apex_reference_efficacy_numbers():
+def test_apex_reference_numbers_and_efficacy_target():
     np.random.seed(1)
     w = np.random.rand(128, 64)
-    mask = nm_mask(w, axis=1, n=2, m=4)
     assert w.sum() == pytest.approx(4083.169, abs=1e-3)
-    assert w[mask].sum() == pytest.approx(2852.377, abs=1e-3)
-    best_half = np.sort(w, axis=1)[:, 32:].sum()
-    assert best_half == pytest.approx(3042.332, abs=1e-3)
+    assert kept(w, np.arange(64), 2, 4) == pytest.approx(2852.377, abs=1e-3)
+    assert row_bound(w, 2, 4) == pytest.approx(3042.332, abs=1e-3)
+    perm, stats = search(w, 2, 4, budget_s=0.5, seed=0)
+    assert sorted(perm) == list(range(64))
+    assert stats["efficacy_pct"] >= 35.5  # Apex OSG(8)
+    assert kept(w, perm, 2, 4) == pytest.approx(stats["kept"])
 
 
-def test_mask_keeps_the_n_largest_of_every_m():
+def test_search_never_does_worse_than_identity_and_blocks_stay_put():
+    w = np.random.default_rng(3).standard_normal((48, 128))
+    perm, stats = search(w, 2, 4, budget_s=0.2, seed=0, blocks=16)
+    assert stats["kept"] >= stats["kept_default"]
+    assert np.array_equal(np.sort(perm.reshape(-1, 16), axis=1), np.arange(128).reshape(-1, 16))
+
+
+def test_masks():
     w = np.array([[4.0, -5.0, 1.0, 0.5, 0.0, 0.0, -1.0, 2.0]])
     assert nm_mask(w, 1, 2, 4).tolist() == [[True, True, False, False, False, False, True, True]]
-    col = nm_mask(w.T, 0, 1, 4)
-    assert col[:, 0].tolist() == [False, True, False, False, False, False, False, True]
+    assert magnitude_mask(np.abs(w), 0.5).sum() == 4
+    score = np.zeros((4, 4))
+    score[:2, :2] = 1
+    assert block_mask(score, 2, 0.75).tolist() == [[True, True, False, False], [True, True, False, False],
+                                                   [False] * 4, [False] * 4]
+    assert nonzero_tiles(score, 2) == 1
 
 
-def test_transform_prunes_the_input_dim_and_leaves_constraints(manager):
-    state = build_mock_state(MockOptions(hidden=64, d_in=16, d_out=8, tokens=4), np.random.default_rng(0))
+def test_nm_transform_is_the_transform_of_the_permuted_model(manager):
+    state = mock()
     result = apply(manager, "sparsity:2:4", state)
     w2 = result.state.tensors["mlp.fc2.weight"]
-    assert ((w2.reshape(8, 16, 4) != 0).sum(axis=-1) <= 2).all()
-    assert np.array_equal(result.state.tensors["mlp.fc1.weight"], state.tensors["mlp.fc1.weight"])
-    assert result.meta.sparsity == {"type": "2:4", "rate": 0.5}
-    assert result.meta.repermute is True and result.meta.constraints["mlp.hidden"].supernode == 4
-    assert result.state.constraints["mlp.hidden"].supernode == 4
-    assert 50 < result.meta.stats["kept_magnitude_pct"] < 100
+    assert ((w2.reshape(8, 16, 4) != 0).sum(axis=-1) == 2).all()  # exactly 2:4 in memory order
+    layout = result.state.layout["mlp.hidden"]
+    assert sorted(layout) == list(range(64)) and not np.array_equal(layout, np.arange(64))
+    # equivalence: the same mask mapped back onto the unpermuted model gives the same outputs
+    original_mask = (w2 != 0)[:, inverse(layout)]
+    unpermuted = state.with_tensors({"mlp.fc2.weight": np.where(original_mask, state.tensors["mlp.fc2.weight"], 0)})
+    assert np.max(np.abs(unpermuted.run() - result.state.run())) < 1e-5
+    stats = result.meta.stats["groups"]["mlp.hidden"]
+    assert stats["kept"] >= stats["kept_default"] and stats["efficacy_pct"] >= 0
+    assert result.meta.constraints["mlp.hidden"].supernode == 4 and result.meta.w_source is None
     assert (state.tensors["mlp.fc2.weight"] != 0).all()  # the input state is untouched
+
+
+def test_unstructured_and_block_modes(manager):
+    state = mock(hidden=128)
+    result = apply(manager, "sparsity:unstructured:0.75", state)
+    density = (result.state.tensors["mlp.fc2.weight"] != 0).mean()
+    assert density == pytest.approx(0.25, abs=0.01)
+    assert result.meta.w_source == "mask" and result.meta.constraints == {}
+    block = apply(manager, "sparsity:block:4:0.5", state)
+    w = block.state.tensors["mlp.fc2.weight"]
+    tiles = (np.abs(w).reshape(2, 4, 32, 4).sum(axis=(1, 3)) > 0)
+    assert tiles.sum() == 32  # half of the 64 tiles survive, whole
+    stats = block.meta.stats["groups"]["mlp.hidden"]
+    assert stats["kept"] >= stats["kept_identity"]  # TETRIS-style ordering keeps at least as much
 
 
 def test_not_divisible_is_a_recorded_noop(manager):
@@ -61,10 +98,34 @@ def test_not_divisible_is_a_recorded_noop(manager):
     assert result.state is state
 
 
-def test_options_are_validated(manager):
-    with pytest.raises(ConfigError, match=r"^sparsity: n \(4\) must be < m \(2\)$"):
-        resolve(manager.registry, "adapter", "sparsity:4:2")
-    assert resolve(manager.registry, "adapter", "sparsity:1:8").options.m == 8
+def test_wanda_without_activations_falls_back_with_a_note(manager):
+    result = apply(manager, "sparsity:2:4:score=wanda", mock())
+    assert "no activations to weight by (Wanda); used |w|" in result.meta.stats["notes"][0]
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("sparsity:4:2", "sparsity: n (4) must be < m (2)"),
+    ("sparsity:5:4", "sparsity: n (5) must be < m (4)"),
+    ("sparsity:unstructured:1.5", "sparsity: rate must be in (0, 1) (got 1.5)"),
+    ("sparsity:block:64:0", "sparsity: rate must be in (0, 1) (got 0.0)"),
+    ("sparsity:unstructured", "sparsity: expected sparsity:unstructured:<rate>"),
+    ("sparsity:2:4:permute=all", "sparsity.permute: must be one of 'global', 'blocks', 'none' (got 'all')"),
+])
+def test_bad_specs(manager, spec, message):
+    with pytest.raises(ConfigError) as err:
+        resolve(manager.registry, "adapter", spec)
+    assert str(err.value) == message
+
+
+def test_tiles_measure(manager):
+    state = mock(hidden=128)
+    dense = manager.pm.hook.icd_measure(ctx=context(manager), measure=resolve(manager.registry, "measure", "tiles"),
+                                        state=state)
+    assert dense["tiles32"].value == 4 and dense["weight_density"].value == 1.0  # 8×128 weight: 1×4 tiles of 32
+    pruned = apply(manager, "sparsity:block:32:0.5", state).state
+    after = manager.pm.hook.icd_measure(ctx=context(manager), measure=resolve(manager.registry, "measure", "tiles"),
+                                        state=pruned)
+    assert after["tiles32"].value == 2 and after["tiles32"].source == "computed:tiles"
 
 
 def test_conforms(manager):

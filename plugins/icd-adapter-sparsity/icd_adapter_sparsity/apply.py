@@ -1,0 +1,136 @@
+"""Applying the sparsity adapter to every weight whose input dim is a permutation group.
+
+N:M: the group's channels are first re-grouped by :func:`efficacy.search` (a permutation of
+the whole group, so the model is unchanged before pruning), then each run of m keeps its n
+best; afterwards only aligned runs of m may move. Unstructured: the ``rate`` lowest scores
+go; the non-zeros are scattered, so W′ should come from the mask (|M|ᵀ|M|) for π₁ to gather
+them into fewer tiles. Block: channels whose mass sits in the same row tiles are put side by
+side first (TETRIS-style), then the weakest b×b tiles go. Execution stays dense (masked
+weights) on CPU; the ``tiles`` measure reports what a BSR kernel would touch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from icd_core import Constraints, TransformMeta, TransformResult
+from icd_core import tensors as T
+from icd_core.state import no_target_reason
+
+from .efficacy import search
+from .nm import block_mask, magnitude_mask, nm_mask, tile_scores
+
+
+def _as2d(w: np.ndarray, axis: int) -> np.ndarray:
+    moved = np.moveaxis(w, axis, -1)
+    return moved.reshape(-1, moved.shape[-1])
+
+
+def _input_norms(ctx, state, group: str, notes: list[str]) -> np.ndarray | None:
+    """‖x_j‖ per input channel over calibration tokens (Wanda), or None with a note."""
+    capture = getattr(state.workload, "capture", None)
+    if capture is None or group not in getattr(state.workload, "probes", {}):
+        notes.append(f"{group}: no activations to weight by (Wanda); used |w|")
+        return None
+    acts = capture(state, ctx.config.graph.activations.batches)[group]
+    return np.sqrt((acts.astype(np.float64) ** 2).sum(0))
+
+
+def _score(w: np.ndarray, axis: int, norms: np.ndarray | None) -> np.ndarray:
+    score = np.abs(w).astype(np.float64)
+    if norms is not None:
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        score = score * norms.reshape(shape)
+    return score
+
+
+def _block_order(score2d: np.ndarray, b: int) -> np.ndarray:
+    """Channels sorted by the row tile holding most of their mass, heaviest first."""
+    rows = score2d.shape[0]
+    padded = np.zeros((-(-rows // b) * b, score2d.shape[1]))
+    padded[:rows] = score2d
+    profile = padded.reshape(-1, b, score2d.shape[1]).sum(1)  # row tiles × channels
+    dominant = profile.argmax(0)
+    return np.lexsort((np.arange(score2d.shape[1]), -profile.max(0), dominant))
+
+
+def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
+    multiple = options.m if options.mode == "nm" else 1
+    targets, skipped = state.reduction_weights(multiple_of=multiple)
+    if not targets:
+        return TransformResult(state=state, meta=TransformMeta.skipped("sparsity", spec, no_target_reason(skipped)))
+    notes: list[str] = []
+    per_group: dict[str, Any] = {}
+    constraints: dict[str, Constraints] = {}
+    for group, members in targets.items():
+        norms = _input_norms(ctx, state, group, notes) if options.score == "wanda" else None
+        size = state.group(group).size
+        if options.mode == "nm" and options.permute != "none":
+            a = np.vstack([_as2d(_score(T.to_numpy(state.tensors[m.tensor]), m.axis, norms), m.axis) for m in members])
+            blocks = layout.blocks.get(group) if options.permute == "blocks" else None
+            perm, stats = search(a, options.n, options.m, options.search_s, ctx.seed, blocks=blocks,
+                                 rounds=options.rounds)
+            state = state.permuted(group, perm)
+            if norms is not None:
+                norms = norms[perm]
+            per_group[group] = {**stats, "permute": options.permute}
+        elif options.mode == "block":
+            first = members[0]
+            a = _as2d(_score(T.to_numpy(state.tensors[first.tensor]), first.axis, norms), first.axis)
+            before = float(np.sort(tile_scores(a, options.block).ravel())[::-1][: _kept_tiles(a, options)].sum())
+            perm = _block_order(a, options.block)
+            state = state.permuted(group, perm)
+            after_a = a[:, perm]
+            after = float(np.sort(tile_scores(after_a, options.block).ravel())[::-1][: _kept_tiles(after_a, options)].sum())
+            per_group[group] = {"kept_identity": before, "kept": after, "total": float(a.sum())}
+        updates: dict[str, Any] = {}
+        for member in members:
+            w = T.to_numpy(state.tensors[member.tensor])
+            score = _score(w, member.axis, norms)
+            if options.mode == "nm":
+                mask = nm_mask(score, member.axis, options.n, options.m)
+            elif options.mode == "unstructured":
+                mask = magnitude_mask(score, options.rate)
+            else:
+                moved = np.moveaxis(score, member.axis, -1)
+                mask2d = block_mask(moved.reshape(-1, size), options.block, options.rate)
+                mask = np.moveaxis(mask2d.reshape(moved.shape), -1, member.axis)
+            updates[member.tensor] = T.numpy_like(np.where(mask, w, 0), state.tensors[member.tensor])
+            per_group.setdefault(group, {})[f"{member.tensor}.density"] = float(mask.mean())
+        state = state.with_tensors(updates)
+        if options.mode == "nm":
+            constraints[group] = Constraints(supernode=options.m)
+    new_state, meta = _finish(state, options, spec, per_group, constraints, skipped, notes)
+    return TransformResult(state=new_state, meta=meta)
+
+
+def _kept_tiles(a: np.ndarray, options) -> int:
+    count = tile_scores(a, options.block).size
+    return count - int(round(options.rate * count))
+
+
+def _finish(state, options, spec, per_group, constraints, skipped, notes):
+    if options.mode == "nm":
+        kind, rate = f"{options.n}:{options.m}", 1.0 - options.n / options.m
+        reason = (f"the {kind} mask changed what is co-accessed; only aligned groups of {options.m} may move")
+        source = None
+    elif options.mode == "unstructured":
+        kind, rate = "unstructured", options.rate
+        reason = "non-zeros are scattered over tiles; π₁ from the mask (|M|ᵀ|M|) can gather them"
+        source = "mask"
+    else:
+        kind, rate = "block", options.rate
+        reason = "surviving tiles fix what is read together; π₁ from the mask can pack them"
+        source = "mask"
+    meta = TransformMeta(
+        adapter="sparsity", spec=spec,
+        sparsity={"type": kind, "rate": rate, "score": options.score,
+                  **({"block": options.block} if options.mode == "block" else {})},
+        repermute=True, repermute_reason=reason, w_source=source, constraints=constraints,
+        stats={"groups": per_group, "skipped_groups": skipped, "notes": notes,
+               "kernel": "dense execution of the masked weights on CPU (2:4 kernels are CUDA-only; "
+                         "BSR cost in the tiles measure)"})
+    return state.with_transform({}, meta), meta

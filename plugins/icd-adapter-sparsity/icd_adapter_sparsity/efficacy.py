@@ -1,0 +1,172 @@
+"""Choosing which input channels share an N:M group, to keep the most magnitude.
+
+Efficacy (Pool & Yu 2021) is the share of the gap closed between the default-order N:M keep
+(0 %) and the per-row best-N-of-M-fraction bound (100 %). The search works on a score matrix
+``a`` (rows × channels, |w| or Wanda's |w|·‖x‖) and moves channels between groups:
+
+- the exact gain of swapping the channel at position p (group A) with the one at q (group B)
+  needs only, per row, the top N−1 sum and the N-th value of A without p: the new keep of A
+  is ``top + max(nth, a_q)``; all pair gains of a window come from one broadcast;
+- steepest ascent applies the best swap until none gains, then a few random swaps perturb the
+  best layout and ascent resumes (iterated local search), until the time budget;
+- large matrices are searched in windows of channels (all windows at once, batched); windows
+  are redrawn between rounds so channels can travel.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+WINDOW = 64  # channels per search window (a multiple of m)
+MAX_BATCH = 40_000_000  # elements of the gain tensor computed at once
+
+
+def kept(a: np.ndarray, perm: np.ndarray, n: int, m: int) -> float:
+    """Score kept by N:M in the order ``perm`` (rows × channels; channels a multiple of m)."""
+    g = a[:, perm].reshape(a.shape[0], -1, m)
+    return float(np.sort(g, axis=2)[:, :, m - n:].sum())
+
+
+def row_bound(a: np.ndarray, n: int, m: int) -> float:
+    """The per-row bound: each row keeps its best n/m fraction wherever it lies."""
+    k = a.shape[1] * n // m
+    return float(np.sort(a, axis=1)[:, a.shape[1] - k:].sum())
+
+
+def efficacy(default: float, ours: float, bound: float) -> float:
+    return 100.0 * (ours - default) / (bound - default) if bound > default else 0.0
+
+
+def _window_gains(a: np.ndarray, positions: np.ndarray, perm: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Gain of every swap inside each window: (windows × S × S); same-group pairs are −inf."""
+    w, s = positions.shape
+    vals = a[:, perm[positions]]  # rows × w × s
+    rows = vals.shape[0]
+    groups = vals.reshape(rows, w, s // m, m)
+    keep = np.sort(groups, axis=3)[..., m - n:].sum(3)  # rows × w × G
+    top = np.empty((rows, w, s // m, m), dtype=a.dtype)
+    nth = np.empty((rows, w, s // m, m), dtype=a.dtype)
+    for k in range(m):
+        rest = np.sort(np.delete(groups, k, axis=3), axis=3)[..., ::-1]
+        top[..., k] = rest[..., : n - 1].sum(3)
+        nth[..., k] = rest[..., n - 1]
+    top, nth = top.reshape(rows, w, s), nth.reshape(rows, w, s)
+    base = (top - np.repeat(keep, m, axis=2)).sum(0)  # w × s
+    # sum over rows of max(nth[p], a[q]) for every (p, q): w × s × s
+    lifted = np.maximum(nth.transpose(1, 2, 0)[:, :, None, :], vals.transpose(1, 2, 0)[:, None, :, :]).sum(3)
+    gain_a = base[:, :, None] + lifted
+    gain = gain_a + gain_a.transpose(0, 2, 1)
+    same = (np.arange(s)[:, None] // m) == (np.arange(s)[None, :] // m)
+    gain[:, same] = -np.inf
+    return gain
+
+
+def _disjoint_swaps(gain: np.ndarray, m: int, tol: float) -> list[tuple[int, int]]:
+    """Positive-gain swaps of one window, best first, no group used twice (their gains add
+    up exactly: a swap only changes its own two groups)."""
+    s = gain.shape[0]
+    groups = s // m
+    flat = gain.ravel()
+    candidates = np.argpartition(-flat, min(4 * groups, flat.size - 1))[: 4 * groups + 1]
+    used = np.zeros(groups, dtype=bool)
+    chosen = []
+    for idx in candidates[np.argsort(-flat[candidates], kind="stable")]:
+        if flat[idx] <= tol:
+            break
+        p, q = divmod(int(idx), s)
+        if not (used[p // m] or used[q // m]):
+            used[p // m] = used[q // m] = True
+            chosen.append((p, q))
+    return chosen
+
+
+def _ascend(a: np.ndarray, positions: np.ndarray, perm: np.ndarray, n: int, m: int, deadline: float) -> np.ndarray:
+    """Steepest ascent in every window at once: each step applies, per window, the best
+    swaps between distinct pairs of groups. Gains below a round-off floor (float32 sums)
+    do not count, so ascent cannot cycle."""
+    perm = perm.copy()
+    tol = 1e-5 * float(a.sum()) / max(a.shape[1], 1)
+    chunk = max(1, MAX_BATCH // (positions.shape[1] ** 2 * a.shape[0]))
+    active = np.ones(len(positions), dtype=bool)
+    while active.any() and time.perf_counter() < deadline:
+        for start in range(0, len(positions), chunk):
+            idx = np.flatnonzero(active[start:start + chunk]) + start
+            if idx.size == 0:
+                continue
+            gain = _window_gains(a, positions[idx], perm, n, m)
+            for k, window in enumerate(idx):
+                swaps = _disjoint_swaps(gain[k], m, tol)
+                if not swaps:
+                    active[window] = False
+                for p, q in swaps:
+                    pp, qq = positions[window, p], positions[window, q]
+                    perm[pp], perm[qq] = perm[qq], perm[pp]
+    return perm
+
+
+def _windows(groups: np.ndarray, m: int, size: int) -> np.ndarray:
+    """Positions of windows made of whole groups (``groups``: group indices in some order)."""
+    per = max(2, size // m)
+    usable = len(groups) - len(groups) % per
+    chosen = groups[:usable].reshape(-1, per)
+    return (chosen[:, :, None] * m + np.arange(m)).reshape(len(chosen), -1)
+
+
+def default_rounds(channels: int) -> int:
+    """Rounds of search by size: 80 for 64 channels, down to 3 for thousands (each round of a
+    large matrix costs more and gains less)."""
+    return int(min(80, max(3, 5120 // max(channels, 1))))
+
+
+def search(a: np.ndarray, n: int, m: int, budget_s: float, seed: int,
+           blocks: int | None = None, rounds: int | None = None) -> tuple[np.ndarray, dict[str, float]]:
+    """A channel order (``perm[position] = channel``) keeping more N:M score, and its stats.
+
+    ``rounds`` ascent-and-perturb rounds make the result deterministic for a seed;
+    ``budget_s`` is a hard cap (``timed_out`` says when it cut the search short).
+    ``blocks``: only exchange channels inside aligned runs of this many positions (a
+    cache-line block), so a layout's block structure is kept; default: anywhere.
+    """
+    t0 = time.perf_counter()
+    deadline = t0 + budget_s
+    a = np.abs(np.asarray(a, dtype=np.float64))
+    work = a.astype(np.float32)  # gains in float32 (they only rank swaps); kept() stays exact
+    c = a.shape[1]
+    groups = c // m
+    rng = np.random.default_rng(seed)
+    identity = np.arange(c)
+    default = kept(a, identity, n, m)
+    best_perm, best = identity, default
+    rounds = rounds or default_rounds(c)
+    done = 0
+    timed_out = False
+    if groups >= 2:
+        perm = identity.copy()
+        while done < rounds:
+            done += 1
+            if blocks:
+                per = blocks // m
+                order = np.arange(groups - groups % per) if per >= 2 else np.zeros(0, dtype=np.int64)
+            else:
+                order = rng.permutation(groups) if done > 1 else np.arange(groups)
+            positions = _windows(order, m, blocks or WINDOW) if len(order) >= 2 else np.zeros((0, 2 * m), int)
+            if len(positions) == 0:
+                break
+            perm = _ascend(work, positions, perm, n, m, deadline)
+            value = kept(a, perm, n, m)
+            if value > best + 1e-12:
+                best, best_perm = value, perm.copy()
+            if time.perf_counter() >= deadline:
+                timed_out = True
+                break
+            perm = best_perm.copy()  # perturb the best layout, inside the same windows
+            kicks = max(2, positions.shape[1] // m // 4)
+            for row in positions:
+                for i, j in rng.integers(0, row.size, size=(kicks, 2)):
+                    perm[row[i]], perm[row[j]] = perm[row[j]], perm[row[i]]
+    bound = row_bound(a, n, m)
+    return best_perm, {"kept_default": default, "kept": best, "bound": bound,
+                       "efficacy_pct": efficacy(default, best, bound), "search_s": time.perf_counter() - t0,
+                       "rounds": done, "timed_out": timed_out}
