@@ -19,7 +19,7 @@ class SparsityOptions:
     drop the ``rate`` smallest; ``block``: drop the ``rate`` weakest ``block``×``block`` tiles.
     ``score``: magnitude or Wanda (|w|·‖x‖ over calibration tokens). ``permute`` (N:M): search
     the channel grouping that keeps most score ``global``ly, only ``blocks``-internally (keeps
-    π₀'s cache lines), or ``none``; ``rounds`` of search (default by size: 80 for 64 channels,
+    π₀'s cache lines), or ``none``; ``rounds`` of search (default by size: 160 for 64 channels,
     3 for 1536) keep it deterministic; ``search_s`` is a hard cap per weight (flagged when hit)."""
 
     mode: Literal["nm", "unstructured", "block"] = "nm"
