@@ -1,9 +1,10 @@
 """Min-max quantize-dequantize of weights along the input (reduction) dimension.
 
 Scales are shared by ``group`` consecutive input channels of each output row (or the whole
-row when ``group`` is 0), so with groups the channel order decides which ranges share a
-scale: the grouping leaves a super-node constraint (groups move whole) and asks for
-re-permutation. int8/int4 round to an integer grid; fp8 casts through
+row when ``group`` is 0, or the whole tensor), so with groups the channel order decides which
+ranges share a scale: channels are first re-ordered so each group shares a range (a
+permutation of the whole group, function-preserving), and afterwards groups move only
+whole (a super-node constraint), with re-permutation asked for. int8/int4 round to an integer grid; fp8 casts through
 ``torch.float8_e4m3fn`` after scaling the group's max to 448. Execution is dequantised;
 the stats give the bytes the stored form would move.
 """
@@ -18,6 +19,8 @@ from icd_core import Constraints, TransformMeta, TransformResult
 from icd_core import tensors as T
 from icd_core.state import no_target_reason
 
+from .grouping import order_for
+
 BITS = {"int8": 8, "int4": 4, "fp8": 8}
 FP8_MAX = 448.0
 
@@ -28,10 +31,15 @@ def _fp8_round(x: np.ndarray) -> np.ndarray:
     return torch.from_numpy(x.astype(np.float32)).to(torch.float8_e4m3fn).to(torch.float32).numpy()
 
 
-def quantize_dequantize(w: np.ndarray, axis: int, dtype: str, group: int, symmetric: bool) -> np.ndarray:
-    """The dequantised weights; scales per (row, run of ``group`` channels along ``axis``)."""
+def quantize_dequantize(w: np.ndarray, axis: int, dtype: str, group: int, symmetric: bool,
+                        per_tensor: bool = False) -> np.ndarray:
+    """The dequantised weights; scales per (row, run of ``group`` channels along ``axis``),
+    or one per tensor."""
     moved = np.moveaxis(w.astype(np.float64), axis, -1)
     size = moved.shape[-1]
+    if per_tensor:
+        flat = quantize_dequantize(moved.reshape(1, -1), -1, dtype, 0, symmetric)
+        return np.moveaxis(flat.reshape(moved.shape), -1, axis).astype(w.dtype)
     g = group or size
     runs = moved.reshape(*moved.shape[:-1], size // g, g)
     if dtype == "fp8":
@@ -52,36 +60,58 @@ def quantize_dequantize(w: np.ndarray, axis: int, dtype: str, group: int, symmet
     return np.moveaxis(out.reshape(moved.shape), -1, axis).astype(w.dtype)
 
 
-def apply_quant(state, options, spec: str) -> TransformResult:
+def _as2d(w: np.ndarray, axis: int) -> np.ndarray:
+    moved = np.moveaxis(w, axis, -1)
+    return moved.reshape(-1, moved.shape[-1]).astype(np.float64)
+
+
+def _group_error(x2d: np.ndarray, options) -> float:
+    """Mean squared quantization error of a rows × channels matrix in its current order."""
+    q = quantize_dequantize(x2d, 1, options.dtype, options.group, options.symmetric)
+    return float(np.mean((q - x2d) ** 2))
+
+
+def apply_quant(state, options, spec: str, seed: int = 0) -> TransformResult:
     updates: dict[str, Any] = {}
     constraints: dict[str, Constraints] = {}
     errors: dict[str, float] = {}
     stored_bytes = dense_bytes = 0
     targets, skipped = state.reduction_weights(multiple_of=options.group or 1)
+    orders: dict[str, dict[str, float]] = {}
     for group, members in targets.items():
+        if options.group and not options.per_tensor and options.permute != "none":
+            stacked = np.vstack([_as2d(T.to_numpy(state.tensors[m.tensor]), m.axis) for m in members])
+            order = order_for(stacked, options.permute, options.group, seed)
+            if order is not None:
+                before, after = _group_error(stacked, options), _group_error(stacked[:, order], options)
+                kept = after < before  # a grouping that does not lower the error is not applied
+                if kept:
+                    state = state.permuted(group, order)
+                orders[group] = {"error_identity": before, "error": min(after, before), "applied": kept}
         for member in members:
             w = T.to_numpy(updates.get(member.tensor, state.tensors[member.tensor]))
-            q = quantize_dequantize(w, member.axis, options.dtype, options.group, options.symmetric)
+            q = quantize_dequantize(w, member.axis, options.dtype, options.group, options.symmetric, options.per_tensor)
             errors[member.tensor] = float(np.mean((q.astype(np.float64) - w) ** 2))
             rows = w.size // w.shape[member.axis]
-            scales = rows * (w.shape[member.axis] // (options.group or w.shape[member.axis]))
+            scales = 1 if options.per_tensor else rows * (w.shape[member.axis] // (options.group or w.shape[member.axis]))
             stored_bytes += w.size * BITS[options.dtype] // 8 + scales * 2 * (1 if options.symmetric else 2)
             dense_bytes += w.nbytes
             updates[member.tensor] = T.numpy_like(q, state.tensors[member.tensor])
-        if options.group:
+        if options.group and not options.per_tensor:
             constraints[group] = Constraints(supernode=options.group)
     if not updates:
         return TransformResult(state=state, meta=TransformMeta.skipped("quant", spec, no_target_reason(skipped)))
-    grouped = options.group > 0
+    grouped = options.group > 0 and not options.per_tensor
     meta = TransformMeta(
         adapter="quant", spec=spec,
         quant={"dtype": options.dtype, "method": "minmax-" + ("sym" if options.symmetric else "asym"),
-               "group": options.group or "per-row"},
+               "group": "per-tensor" if options.per_tensor else (options.group or "per-row"),
+               "grouping": options.permute if grouped else "none"},
         repermute=grouped,
         repermute_reason=f"scales are shared by groups of {options.group} channels: the order decides "
                          f"which ranges share a scale" if grouped else None,
         constraints=constraints,
-        stats={"tensors": sorted(updates), "weight_mse": errors, "stored_bytes": stored_bytes,
+        stats={"tensors": sorted(updates), "weight_mse": errors, "grouping_mse": orders, "stored_bytes": stored_bytes,
                "dense_bytes": dense_bytes, "skipped_groups": skipped,
                "execution": "dequantised (fake-quant) on the workload's device"})
     return TransformResult(state=state.with_transform(updates, meta), meta=meta)

@@ -15,11 +15,15 @@ NAME = "quant"
 @attrs.frozen
 class QuantOptions:
     """``dtype``; ``group``: input channels sharing a scale (0 = one scale per output row);
-    ``symmetric``: zero-point 0 (else asymmetric min-max; integer dtypes only)."""
+    ``per_tensor``: one scale for the whole weight; ``symmetric``: zero-point 0 (else
+    asymmetric min-max; integer dtypes only); ``permute`` (with groups): order channels so
+    each group shares a range — ``cluster`` (k-means on (min, max)), ``sort`` or ``none``."""
 
     dtype: Literal["int8", "int4", "fp8"] = "int8"
     group: int = attrs.field(default=0, validator=non_negative())
     symmetric: bool = True
+    per_tensor: bool = False
+    permute: Literal["cluster", "sort", "none"] = "cluster"
 
     def __attrs_post_init__(self) -> None:
         if self.dtype == "fp8" and not self.symmetric:
@@ -37,8 +41,13 @@ class QuantOptions:
                 out["group"] = int(text[1:])
             elif text in ("sym", "asym"):
                 out["symmetric"] = text == "sym"
+            elif text == "tensor":
+                out["per_tensor"] = True
+            elif text in ("cluster", "sort", "none"):
+                out["permute"] = text
             else:
-                raise ValueError(f"unknown option {text!r} (expected int8|int4|fp8, g<N>, sym|asym)")
+                raise ValueError(f"unknown option {text!r} (expected int8|int4|fp8, g<N>, tensor, sym|asym, "
+                                 f"cluster|sort|none)")
         return out
 
 
@@ -54,4 +63,4 @@ def icd_apply_transform(ctx, adapter, state, layout):
         return None
     from .minmax import apply_quant
 
-    return apply_quant(state, adapter.options, adapter.text)
+    return apply_quant(state, adapter.options, adapter.text, seed=ctx.seed)

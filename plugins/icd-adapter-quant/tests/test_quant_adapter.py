@@ -71,7 +71,7 @@ def test_transform_metadata_and_constraints(manager):
     result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=state,
                                                  layout=state.layout_for({"mlp.hidden": 16}))
     meta = result.meta
-    assert meta.quant == {"dtype": "int4", "method": "minmax-sym", "group": 32}
+    assert meta.quant == {"dtype": "int4", "method": "minmax-sym", "group": 32, "grouping": "cluster"}
     assert meta.repermute and meta.constraints["mlp.hidden"].supernode == 32
     assert meta.stats["stored_bytes"] == 8 * 64 // 2 + 8 * 2 * 2 and meta.stats["dense_bytes"] == 8 * 64 * 4
     assert meta.stats["weight_mse"]["mlp.fc2.weight"] > 0
@@ -79,6 +79,43 @@ def test_transform_metadata_and_constraints(manager):
         ctx=context(manager), adapter=resolve(manager.registry, "adapter", "quant:int8"), state=state,
         layout=state.layout_for({"mlp.hidden": 16}))
     assert per_row.meta.repermute is False and per_row.meta.constraints == {}
+
+
+def test_range_grouping_beats_identity_on_a_fixed_seed():
+    from icd_adapter_quant.grouping import cluster_order, sort_order
+    from icd_adapter_quant.minmax import _group_error
+    from icd_adapter_quant.plugin import QuantOptions
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((64, 256)) * rng.choice([0.05, 1.0, 8.0], size=256)  # mixed channel ranges
+    opts = QuantOptions(dtype="int4", group=32)
+    identity = _group_error(w, opts)
+    assert _group_error(w[:, sort_order(w)], opts) < 0.95 * identity
+    assert _group_error(w[:, cluster_order(w, 32, 0)], opts) < 0.95 * identity
+
+
+def test_quantizing_the_permuted_model_equals_the_quantized_model(manager):
+    from icd_core.perms import inverse
+
+    state = build_mock_state(MockOptions(hidden=64, d_in=16, d_out=8, tokens=6), np.random.default_rng(1))
+    adapter = resolve(manager.registry, "adapter", "quant:int4:g16")
+    result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=state,
+                                                 layout=state.layout_for({"mlp.hidden": 16}))
+    layout = result.state.layout["mlp.hidden"]
+    assert sorted(layout) == list(range(64))
+    back = result.state.tensors["mlp.fc2.weight"][:, inverse(layout)]
+    unpermuted = state.with_tensors({"mlp.fc2.weight": back})
+    assert np.max(np.abs(unpermuted.run() - result.state.run())) < 1e-5
+    group = result.meta.stats["grouping_mse"]["mlp.hidden"]
+    assert group["error"] <= group["error_identity"]
+
+
+def test_per_tensor_and_specs(manager):
+    opts = resolve(manager.registry, "adapter", "quant:int8:tensor").options
+    assert opts.per_tensor and not resolve(manager.registry, "adapter", "quant:int4:g32:sort").options.per_tensor
+    assert resolve(manager.registry, "adapter", "quant:int4:g32:sort").options.permute == "sort"
+    with pytest.raises(ConfigError, match=r"^quant: unknown option 'int3'"):
+        resolve(manager.registry, "adapter", "quant:int3")
 
 
 def test_conforms(manager):
