@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from icd_adapter_quant.grouping import cluster_order, sort_order
+from icd_core.channel_order import cluster_order, sort_order
 from icd_adapter_quant.minmax import quantize_dequantize
 
 SCHEMES = (("int4", 32), ("int8", 32))

@@ -246,3 +246,28 @@ def test_an_incomplete_group_fails_the_equivalence_check(tmp_path):
     assert not outcome.ok and "π₀ changed the output of workload 'broken-groups'" in outcome.error
     assert m["rollback"]["verified"] is True
     assert m["equivalence"]["ok"] is False and m["equivalence"]["max_rel_diff"] > 1e-2
+
+
+def test_two_four_stays_exact_in_memory_order_after_repermutation(tmp_path):
+    from icd_adapter_sparsity import plugin as sparsity
+    from icd_core.artifacts import RunDirectory
+    from icd_core.config_io import load_config
+    from icd_core.pipeline import Pipeline
+    from icd_core.selection import select
+    from icd_solver_spectral import plugin as spectral
+
+    manager = fresh_manager(sparsity, spectral)
+    config = load_config(cli={"workload": "mock:hidden=128:tokens=16", "pipeline.mode": "iterative",
+                              "pipeline.repeats": 3, "transform.adapters": ["sparsity:2:4"],
+                              "report.out_dir": str(tmp_path)})
+    run_dir = RunDirectory(tmp_path, "nm").open()
+    pipeline = Pipeline(manager, select(config, manager.registry), run_dir)
+    outcome = pipeline.run()
+    run_dir.commit()
+    final = pipeline.current[0]
+    assert outcome.ok and [f["stage"] for f in outcome.record.metrics["fits"]] == ["pi0", "pi1"]
+    w2 = final.tensors["mlp.fc2.weight"]
+    assert ((w2.reshape(w2.shape[0], -1, 4) != 0).sum(axis=-1) == 2).all()
+    pi1 = np.asarray(json.loads((tmp_path / "nm" / "perm.json").read_text())["groups"]["mlp.hidden"]["pi1"])
+    blocks = pi1.reshape(-1, 4)
+    assert np.all(blocks[:, 0] % 4 == 0) and np.all(np.diff(blocks, axis=1) == 1)

@@ -1,8 +1,9 @@
 """Block-wise KV-cache eviction on groups of kind ``kv_tokens`` (the cache's token axis).
 
-The group's first member is the key cache; a block's score is the mean L2 norm of its key
-rows. The lowest-scoring unprotected blocks are dropped from every member (keys, values)
-so attention no longer sees them; the group shrinks accordingly.
+A block's importance is the mean L2 norm of its key rows (the group's first member is the
+key cache) or, with ``score=attention``, the attention mass decoding puts on its tokens
+(from the workload). The least important unprotected blocks are dropped from every member
+(keys, values) so attention no longer sees them; the group shrinks accordingly.
 """
 
 from __future__ import annotations
@@ -32,17 +33,28 @@ def apply_eviction(state, options, spec: str, kind: str) -> TransformResult:
         return TransformResult(state=state, meta=TransformMeta.skipped("kv", spec, reason))
     new_state = state
     stats = {}
+    mass = None
+    if options.score == "attention":
+        attention = getattr(state.workload, "attention_mass", None)
+        if attention is None:
+            reason = f"workload {state.workload.name!r} cannot report attention mass (use score=key_norm)"
+            return TransformResult(state=state, meta=TransformMeta.skipped("kv", spec, reason))
+        mass = attention(state)
     for group in groups:
-        keys = T.to_numpy(state.tensors[group.members[0].tensor])
-        axis = group.members[0].axis
-        norms = np.linalg.norm(np.moveaxis(keys, axis, 0).reshape(group.size, -1).astype(np.float64), axis=1)
-        kept_blocks = blocks_to_keep(norms, options.block, options.drop, options.sinks, options.recent)
+        if mass is not None:
+            importance = np.asarray(mass, dtype=np.float64)
+        else:
+            keys = T.to_numpy(state.tensors[group.members[0].tensor])
+            axis = group.members[0].axis
+            importance = np.linalg.norm(np.moveaxis(keys, axis, 0).reshape(group.size, -1).astype(np.float64), axis=1)
+        kept_blocks = blocks_to_keep(importance, options.block, options.drop, options.sinks, options.recent)
         keep = np.concatenate([np.arange(b * options.block, min((b + 1) * options.block, group.size))
                                for b in kept_blocks])
         new_state = new_state.selected(group.name, keep)
         stats[group.name] = {"tokens_before": group.size, "tokens_after": int(len(keep)),
                              "blocks_dropped": int(-(-group.size // options.block) - len(kept_blocks))}
     meta = TransformMeta(adapter="kv", spec=spec,
-                         kv={"block": options.block, "drop": options.drop, "score": "key-norm"},
+                         kv={"mode": "evict", "block": options.block, "drop": options.drop,
+                             "score": options.score},
                          repermute=False, stats=stats)
     return TransformResult(state=new_state.with_transform({}, meta), meta=meta)

@@ -75,13 +75,43 @@ def test_eviction_drops_the_quiet_block(manager):
     assert not np.isin(np.arange(64, 128), kept).any()
     assert result.state.tensors["k_cache"].shape == (448, 32)
     assert output_quality(result.state.run(), state.run())["cosine_pct"].value > 99.0
-    assert result.meta.kv == {"block": 64, "drop": 0.2, "score": "key-norm"}
+    assert result.meta.kv == {"mode": "evict", "block": 64, "drop": 0.2, "score": "key_norm"}
 
 
 def test_no_cache_is_a_recorded_noop(manager):
     state = build_mock_state(MockOptions(hidden=16, d_in=4, d_out=4, tokens=2), np.random.default_rng(0))
     result = apply(manager, "kv:128:0.1", state)
     assert result.meta.noop and result.meta.reason == "workload 'mock' has no KV-cache group (kind 'kv_tokens')"
+
+
+def test_grouped_quant_with_reorder_beats_no_reorder():
+    from icd_adapter_kv.quant import grouped, kivi, relative_error
+    from icd_core.channel_order import cluster_order
+
+    rng = np.random.default_rng(0)
+    keys = rng.standard_normal((256, 64)) * rng.choice([0.1, 1.0, 6.0], size=64) + rng.standard_normal(64) * 3
+    plain = relative_error(grouped(keys, 2, 16, None), keys)
+    ordered = relative_error(grouped(keys, 2, 16, cluster_order(keys, 16, 0)), keys)
+    assert ordered < plain
+    assert relative_error(kivi(keys, 8, key=True), keys) < 0.01
+
+
+def test_kv_quant_on_a_cache_and_specs(manager):
+    state = cache_state()
+    result = apply(manager, "kv:quant:4", state)
+    assert result.meta.kv["bits"] == 4 and result.meta.kv["scheme"] == "grouped"
+    assert 0 < result.meta.stats["key_rel_error"] < 0.2 and result.state.tensors["k_cache"].shape == (512, 32)
+    assert output_quality(result.state.run(), state.run())["cosine_pct"].value > 99.0
+    kivi_result = apply(manager, "kv:quant:2:kivi", state)
+    assert kivi_result.meta.kv["scheme"] == "kivi" and kivi_result.meta.kv["group"] is None
+    from icd_core.errors import ConfigError
+
+    for spec, message in (("kv:0:0.1", "kv.block: must be > 0 (got 0)"),
+                          ("kv:quant:5", "kv: bits must be 2, 3, 4 or 8 (got 5)"),
+                          ("kv:64:1.5", "kv.drop: must be between 0.0 and 0.99 (got 1.5)")):
+        with pytest.raises(ConfigError) as err:
+            resolve(manager.registry, "adapter", spec)
+        assert str(err.value) == message
 
 
 def test_conforms(manager):

@@ -82,7 +82,7 @@ def test_transform_metadata_and_constraints(manager):
 
 
 def test_range_grouping_beats_identity_on_a_fixed_seed():
-    from icd_adapter_quant.grouping import cluster_order, sort_order
+    from icd_core.channel_order import cluster_order, sort_order
     from icd_adapter_quant.minmax import _group_error
     from icd_adapter_quant.plugin import QuantOptions
 

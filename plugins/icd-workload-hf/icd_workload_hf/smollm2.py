@@ -117,6 +117,12 @@ class DecoderWorkload(TorchWorkload):
         })
         return figures
 
+    def attention_mass(self, state: ModelState) -> np.ndarray:
+        """Attention each cached token receives while decoding, summed over layers, heads, steps."""
+        out = self.decode(state, output_attentions=True)
+        cached = state.tensors["cache.0.key"].shape[1]
+        return sum(a[0, :, :, :cached].sum(dim=(0, 1)).numpy().astype(np.float64) for a in out.attentions)
+
     def kv_accesses(self, state: ModelState, top: int) -> list[np.ndarray]:
         """Per (layer, head, decode step): the ``top`` cached positions it attends most."""
         out = self.decode(state, output_attentions=True)

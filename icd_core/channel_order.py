@@ -1,4 +1,6 @@
-"""Which input channels share a quantization scale: orders that put similar ranges together.
+"""Orders of channels that put similar value ranges side by side (for shared quantization scales).
+
+Used by the weight/activation quantizer and the KV-cache quantizer alike.
 
 Per-group scales are set by the largest |value| of each group, so a channel with a wide range
 inflates the step of every narrow channel grouped with it. ``sort``: channels ordered by
