@@ -132,10 +132,25 @@ DEFAULT_NCU_METRICS = [
 
 
 @attrs.frozen
+class CacheModelConfig:
+    """The ``cache`` measure's model: ``target`` sets the default geometry (H100 L2 50 MB,
+    A100 L2 40 MB, 128-byte lines; ``cpu-llc``: this CPU's last-level cache, 64-byte
+    lines); ``size_bytes`` / ``line_bytes`` override it."""
+
+    target: Literal["h100", "a100", "cpu-llc"] = "h100"
+    size_bytes: int | None = attrs.field(default=None, validator=positive())
+    line_bytes: int | None = attrs.field(default=None, validator=power_of_two())
+    ways: int = attrs.field(default=16, validator=positive())
+
+
+@attrs.frozen
 class MeasureConfig:
-    """``use: null`` runs every registered measure; unavailable ones report null + reason."""
+    """``use: null`` runs every registered measure; unavailable ones report null + reason.
+    ``threads``: CPU threads for the timed forwards (null: all cores), recorded either way."""
 
     use: list[str] | None = None
+    threads: int | None = attrs.field(default=None, validator=positive())
+    cache: CacheModelConfig = CacheModelConfig()
     ncu_metrics: list[str] = attrs.Factory(lambda: list(DEFAULT_NCU_METRICS))
     power_sample_hz: float = attrs.field(default=10.0, validator=positive())
 

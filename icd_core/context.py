@@ -40,6 +40,9 @@ class RunContext:
     registry: Registry
     bus: EventBus = attrs.Factory(EventBus)
     run_dir: ArtifactDir | None = None
+    access_groups: dict[str, tuple[np.ndarray, ...]] = attrs.Factory(dict)
+    """Per group, the accesses (dims read together, load order) W was built from; measures
+    such as the cache model replay them."""
 
     @property
     def seed(self) -> int:

@@ -28,12 +28,20 @@ def _pair(a: dict[str, Any] | None, b: dict[str, Any] | None) -> tuple[float, fl
     return float(a["value"]), float(b["value"])  # type: ignore[index]
 
 
-def _verdict(gate: str, target: float, unit: str, pair: tuple[float, float] | str, compute, passes) -> dict[str, Any]:
+def _verdict(gate: str, target: float, unit: str, pair: tuple[float, float] | str, compute, passes,
+             source: str | None = None) -> dict[str, Any]:
+    """One gate; ``source`` says whether it judged measured or modelled figures."""
     if isinstance(pair, str):
-        return {"gate": gate, "target": target, "unit": unit, "value": None, "pass": None, "reason": pair}
+        return {"gate": gate, "target": target, "unit": unit, "value": None, "pass": None, "reason": pair,
+                "source": None}
     value = compute(*pair)
     return {"gate": gate, "target": target, "unit": unit, "value": value, "pass": bool(passes(value)),
-            "reason": None}
+            "reason": None, "source": source}
+
+
+def _source(*entries: dict[str, Any] | None) -> str | None:
+    sources = sorted({e.get("source") for e in entries if e and e.get("source")})
+    return " / ".join(sources) or None
 
 
 def _pct(base: float, new: float) -> float:
@@ -43,17 +51,16 @@ def _pct(base: float, new: float) -> float:
 def evaluate_gates(linear: dict[str, Any], iterative: dict[str, Any], primary: str,
                    cfg: GatesConfig) -> list[dict[str, Any]]:
     """Verdicts of the four product gates, iterative vs linear."""
+    lat = (_fig(linear, "lat_ms"), _fig(iterative, "lat_ms"))
+    l2 = (_fig(linear, "l2_hit_pct"), _fig(iterative, "l2_hit_pct"))
+    ept = (_fig(linear, "ept_j_per_tok"), _fig(iterative, "ept_j_per_tok"))
+    quality = (_quality(linear, primary), _quality(iterative, primary))
     return [
-        _verdict("latency", cfg.latency_pct, "%", _pair(_fig(linear, "lat_ms"), _fig(iterative, "lat_ms")),
-                 _pct, lambda v: v <= cfg.latency_pct),
-        _verdict("l2_hit", cfg.l2_pp, "pp", _pair(_fig(linear, "l2_hit_pct"), _fig(iterative, "l2_hit_pct")),
-                 lambda a, b: b - a, lambda v: v >= cfg.l2_pp),
-        _verdict("energy_per_token", cfg.ept_pct, "%",
-                 _pair(_fig(linear, "ept_j_per_tok"), _fig(iterative, "ept_j_per_tok")),
-                 _pct, lambda v: v <= cfg.ept_pct),
-        _verdict("quality_drop", cfg.quality_drop_pp, "pp",
-                 _pair(_quality(linear, primary), _quality(iterative, primary)),
-                 lambda a, b: a - b, lambda v: v <= cfg.quality_drop_pp),
+        _verdict("latency", cfg.latency_pct, "%", _pair(*lat), _pct, lambda v: v <= cfg.latency_pct, _source(*lat)),
+        _verdict("l2_hit", cfg.l2_pp, "pp", _pair(*l2), lambda a, b: b - a, lambda v: v >= cfg.l2_pp, _source(*l2)),
+        _verdict("energy_per_token", cfg.ept_pct, "%", _pair(*ept), _pct, lambda v: v <= cfg.ept_pct, _source(*ept)),
+        _verdict("quality_drop", cfg.quality_drop_pp, "pp", _pair(*quality), lambda a, b: a - b,
+                 lambda v: v <= cfg.quality_drop_pp, _source(*quality)),
     ]
 
 

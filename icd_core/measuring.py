@@ -18,9 +18,18 @@ if TYPE_CHECKING:
 COUNTER_OF = {"lat_ms": "lat_ms", "toks_per_s": "toks_s", "l2_hit_pct": "l2_hit_pct", "ept_j_per_tok": "ept"}
 
 
+def _outranks(new: Figure, old: Figure) -> bool:
+    """A value beats a null; a measured value beats a modelled or simulated one."""
+    if old.value is None:
+        return new.value is not None
+    return new.value is not None and str(new.source).startswith("measured:") and \
+        not str(old.source).startswith("measured:")
+
+
 def collect_figures(manager: PluginManager, ctx: RunContext, measures: tuple[ComponentSpec, ...],
                     state: ModelState) -> tuple[dict[str, Figure], dict[str, str]]:
-    """Figures from every usable measure (first non-null wins) and each measure's status.
+    """Figures from every usable measure (measured over modelled, else the first value) and
+    each measure's status.
 
     An unavailable or failing measure never stops the run: the figures it would have
     given become ``null`` with the reason.
@@ -43,7 +52,7 @@ def collect_figures(manager: PluginManager, ctx: RunContext, measures: tuple[Com
             continue
         statuses[spec.name] = "ok"
         for key, figure in fragment.items():
-            if key not in figures or figures[key].value is None:
+            if key not in figures or _outranks(figure, figures[key]):
                 figures[key] = figure
     for key in FIGURE_KEYS:
         if key not in figures:

@@ -235,6 +235,7 @@ class Pipeline:
             self.current = (state0, UndoStack())
             reference = state0.run()
             w0 = self._build_w(state0, "W")
+            ctx.access_groups = {k: v.access_groups for k, v in w0.items() if v.access_groups}
             ctx.write_artifact("W.npz", csr_npz_bytes({k: v.matrix for k, v in w0.items()}))
             results["pre"] = self._measure("pre", state0, reference, w0)
             pre_digest = results["pre"]["state_digest"]

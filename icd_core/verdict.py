@@ -39,6 +39,10 @@ def verdict(metrics: dict[str, Any]) -> str:
             text += f"; not met: {', '.join(failed)}"
         if missing:
             text += f"; not evaluated (no measurement): {', '.join(missing)}"
+        modelled = [v["gate"] for v in verdicts if v["pass"] is not None and v.get("source")
+                    and "measured:" not in v["source"]]
+        if modelled:
+            text += f"; judged on modelled figures: {', '.join(modelled)}"
         sentences.append(text + ".")
     else:
         sentences.append(f"Gates not evaluated: {gates['reason']}.")

@@ -62,7 +62,10 @@ def test_reports_render_and_escape(tmp_path):
     assert {r[0] for r in rows} >= {"lat_ms", "l2_hit_pct", "quality.cosine_pct", "layout.mlp.hidden.C",
                                     "gate.latency", "gate.quality_drop"}
     l2 = next(r for r in rows if r[0] == "l2_hit_pct")
-    assert l2[2:5] == ["", "", ""] and l2[6].startswith("not measured")
+    assert l2[5] == "modelled:cache-sim" and all(float(v) > 0 for v in l2[2:5])
+    energy = next(r for r in rows if r[0] == "ept_j_per_tok")
+    assert energy[2:5] == ["", "", ""] and energy[6].startswith("not measured")
+    assert 'class="modelled"' in html
     metrics = json.loads((run / "metrics.json").read_text())
     metrics["run"]["solver"] = "<script>alert(1)</script>"
     from icd_core.builtins.reporters import render_html
@@ -75,7 +78,7 @@ def test_rows_distinguish_absent_branch_from_null(tmp_path):
     _, run = run_pipeline(tmp_path, overrides={"pipeline.mode": "linear"})
     rows = {r["metric"]: r for r in comparison_rows(json.loads((run / "metrics.json").read_text()))}
     assert rows["lat_ms"]["iterative_present"] is False and rows["lat_ms"]["linear"] is not None
-    assert rows["l2_hit_pct"]["linear_present"] is True and rows["l2_hit_pct"]["linear"] is None
+    assert rows["ept_j_per_tok"]["linear_present"] is True and rows["ept_j_per_tok"]["linear"] is None
 
 
 def test_icd_report_rerenders_and_compare_diffs(tmp_path):

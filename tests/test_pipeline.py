@@ -70,10 +70,13 @@ def test_default_run_writes_every_artifact(tmp_path):
     lat = m["results"]["pre"]["figures"]["lat_ms"]
     assert lat["source"] == "measured:wallclock" and lat["n"] == 3 and lat["ci95"][0] <= lat["median"] <= lat["ci95"][1]
     l2 = m["results"]["pre"]["figures"]["l2_hit_pct"]
-    assert l2["value"] is None and l2["reason"].startswith("not measured")
+    assert l2["source"] == "modelled:cache-sim" and 0 < l2["value"] <= 100 and l2["misses"] > 0
+    energy = m["results"]["pre"]["figures"]["ept_j_per_tok"]
+    assert energy["value"] is None and energy["reason"].startswith("not measured")
     assert m["results"]["pre"]["quality"]["cosine_pct"]["value"] == pytest.approx(100.0)
     assert [v["gate"] for v in m["gates"]["verdicts"]] == ["latency", "l2_hit", "energy_per_token", "quality_drop"]
-    assert {v["gate"]: v["pass"] for v in m["gates"]["verdicts"]}["l2_hit"] is None
+    verdicts = {v["gate"]: v for v in m["gates"]["verdicts"]}
+    assert verdicts["energy_per_token"]["pass"] is None and verdicts["l2_hit"]["source"] == "modelled:cache-sim"
     w = load_w(run / "W.npz")["mlp.hidden"]
     assert w.shape == (128, 128) and abs(w - w.T).max() == 0
     perm = json.loads((run / "perm.json").read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from . import graph_mock, graph_trace, measure_wallclock, reporters, solver_identity, workload_mock
+from . import graph_mock, graph_trace, measure_cache, measure_wallclock, reporters, solver_identity, workload_mock
 
-BUILTIN_MODULES = (workload_mock, graph_mock, graph_trace, solver_identity, measure_wallclock, reporters)
+BUILTIN_MODULES = (workload_mock, graph_mock, graph_trace, solver_identity, measure_wallclock, measure_cache,
+                   reporters)

@@ -28,8 +28,14 @@ def print_summary(metrics: dict[str, Any]) -> None:
     gates = metrics.get("gates", {})
     if gates.get("evaluated"):
         click.echo()
-        gate_rows = [[v["gate"], f"{fmt(v['target'])} {v['unit']}", fmt(v["value"]),
-                      "pass" if v["pass"] else ("fail" if v["pass"] is False else f"not evaluated: {v['reason']}")]
+        def verdict(v: dict[str, Any]) -> str:
+            if v["pass"] is None:
+                return f"not evaluated: {v['reason']}"
+            text = "pass" if v["pass"] else "fail"
+            source = v.get("source") or ""
+            return text if not source or "measured:" in source else f"{text} (on {source}, not measured)"
+
+        gate_rows = [[v["gate"], f"{fmt(v['target'])} {v['unit']}", fmt(v["value"]), verdict(v)]
                      for v in gates["verdicts"]]
         click.echo(render_table(["gate", "target", "iterative vs linear", "verdict"], gate_rows))
     click.echo()
