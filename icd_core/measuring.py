@@ -27,7 +27,7 @@ def _outranks(new: Figure, old: Figure) -> bool:
 
 
 def collect_figures(manager: PluginManager, ctx: RunContext, measures: tuple[ComponentSpec, ...],
-                    state: ModelState) -> tuple[dict[str, Figure], dict[str, str]]:
+                    state: ModelState, skip: frozenset[str] = frozenset()) -> tuple[dict[str, Figure], dict[str, str]]:
     """Figures from every usable measure (measured over modelled, else the first value) and
     each measure's status.
 
@@ -38,6 +38,8 @@ def collect_figures(manager: PluginManager, ctx: RunContext, measures: tuple[Com
     statuses: dict[str, str] = {}
     provides: dict[str, tuple[str, ...]] = {}
     for spec in measures:
+        if spec.name in skip:
+            continue
         component = manager.registry.get("measure", spec.name)
         provides[spec.name] = component.provides
         reason = component.unavailable_reason()
@@ -62,12 +64,14 @@ def collect_figures(manager: PluginManager, ctx: RunContext, measures: tuple[Com
 
 
 def measure_state(manager: PluginManager, ctx: RunContext, measures: tuple[ComponentSpec, ...],
-                  state: ModelState, reference: Any, w0: dict[str, GraphW], label: str) -> dict[str, Any]:
-    """The result block of one branch in ``metrics.json``."""
-    figures, statuses = collect_figures(manager, ctx, measures, state)
+                  state: ModelState, reference: Any, w0: dict[str, GraphW], label: str,
+                  skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The result block of one branch in ``metrics.json`` (``skip``: measures taken elsewhere,
+    e.g. wall-clock timing done interleaved across branches)."""
+    figures, statuses = collect_figures(manager, ctx, measures, state, skip)
     quality = state.workload.quality(state, state.run(), reference)
     for key, figure in figures.items():
-        if key in COUNTER_OF and figure.value is not None:
+        if key in COUNTER_OF and figure.value is not None and key not in skip_keys(skip):
             ctx.bus.counter(COUNTER_OF[key], figure.value, branch=label)
     layout = {}
     for name, w in w0.items():
@@ -85,3 +89,27 @@ def measure_state(manager: PluginManager, ctx: RunContext, measures: tuple[Compo
         "state_digest": state.digest(),
         "tokens": state.workload.tokens,
     }
+
+
+def skip_keys(skip: frozenset[str]) -> set[str]:
+    return {"lat_ms", "toks_per_s"} if "wallclock" in skip else set()
+
+
+def interleaved_timing(ctx: RunContext, states: dict[str, ModelState], results: dict[str, Any]) -> dict[str, Any]:
+    """Time every state round-robin and write lat_ms / toks_per_s into each result; returns
+    paired ratios (iterative vs linear, linear and iterative vs pre) with bootstrap CIs."""
+    from .builtins import measure_wallclock as wc
+
+    cfg = ctx.config.pipeline
+    threads = wc.pin_threads(ctx.config.measure.threads)
+    samples = wc.interleaved_samples(states, cfg.warmup_iter, cfg.repeats)
+    labels = list(states)
+    for label, state in states.items():
+        figures = wc.figures_from(samples[label], state.workload.tokens, cfg.warmup_iter, ctx.seed,
+                                  state.workload.device, threads, interleaved_with=labels)
+        for key, figure in figures.items():
+            results[label]["figures"][key] = figure.to_json()
+            ctx.bus.counter(COUNTER_OF[key], figure.value, branch=label)
+    pairs = [("linear", "iterative"), ("pre", "linear"), ("pre", "iterative")]
+    return {f"{b}_vs_{a}": wc.paired_ratio(samples[a], samples[b], ctx.seed)
+            for a, b in pairs if a in samples and b in samples}

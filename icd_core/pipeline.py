@@ -25,7 +25,7 @@ from .errors import ContractError, InputDataError, SolverTimeout, UsageError
 from .events import EventBus
 from .gates import evaluate_gates, regressions
 from .jsonutil import dumps
-from .measuring import measure_state
+from .measuring import interleaved_timing, measure_state
 from .permcache import PermutationCache, matrix_digest, version_tag
 from .perms import identity
 from .plugins import PluginManager
@@ -82,6 +82,9 @@ class Pipeline:
         self.w_prime: dict[str, GraphW] = {}
         self.current: tuple[ModelState, UndoStack] | None = None
         self.equivalence: dict[str, Any] | None = None
+        self.interleaved = frozenset({"wallclock"}) if any(m.name == "wallclock" for m in selection.measures) \
+            else frozenset()
+        self.paired: dict[str, Any] = {}
         self.transformed: dict[tuple[int, str], Any] = {}
 
     # -- stages --------------------------------------------------------------------------
@@ -193,8 +196,16 @@ class Pipeline:
                                 f"difference {diff:.3g} > {tolerance:g} (a permutation group misses a member)")
 
     def _measure(self, label: str, state: ModelState, reference: Any, w0: dict[str, GraphW]) -> dict[str, Any]:
+        """Every measure but the wall clock, which times all states together afterwards."""
         with self.ctx.bus.stage("measure", state="MEASURED", branch=label):
-            return measure_state(self.manager, self.ctx, self.sel.measures, state, reference, w0, label)
+            return measure_state(self.manager, self.ctx, self.sel.measures, state, reference, w0, label,
+                                 skip=self.interleaved)
+
+    def _time_together(self, states: dict[str, ModelState], results: dict[str, Any]) -> None:
+        if not self.interleaved:
+            return
+        with self.ctx.bus.stage("measure", state="MEASURED", branch="+".join(states), what="wall clock, interleaved"):
+            self.paired = interleaved_timing(self.ctx, states, results)
 
     def _rollback(self, trigger: str, why: list[str], branch: str, pre_digest: str) -> dict[str, Any]:
         state, stack = self.current  # type: ignore[misc]
@@ -242,12 +253,15 @@ class Pipeline:
             shared = UndoStack()
             state1 = self._permute(state0, w0, "pi0", "shared", shared)
             self._check_equivalence(state1, reference)
+            finals = {"pre": state0}
             for branch in BRANCHES_OF_MODE[self.cfg.pipeline.mode]:
                 stack = shared.copy()
                 self.current = (state1, stack)
                 final, transforms[branch] = self._branch(branch, state1, stack)
+                finals[branch] = final
                 results[branch] = self._measure(branch, final, reference, w0)
                 results[branch]["transforms"] = [attrs.asdict(m) for m in transforms[branch]]
+            self._time_together(finals, results)
             if self.w_prime:
                 ctx.write_artifact("W_prime.npz", csr_npz_bytes({k: v.matrix for k, v in self.w_prime.items()}))
             chosen = "linear" if self.cfg.pipeline.mode == "linear" else "iterative"
@@ -278,8 +292,12 @@ class Pipeline:
         cfg, sel, bus = self.cfg, self.sel, self.ctx.bus
         if cfg.pipeline.mode == "compare" and "iterative" in results:
             primary = results["pre"]["primary_quality"]
-            gates = {"evaluated": True, "reason": None, "primary_quality": primary,
-                     "verdicts": evaluate_gates(results["linear"], results["iterative"], primary, cfg.gates)}
+            verdicts = evaluate_gates(results["linear"], results["iterative"], primary, cfg.gates)
+            pair = self.paired.get("iterative_vs_linear")
+            if pair:  # the same ratio from interleaved rounds, with its bootstrap CI
+                verdicts[0].update(paired_median_pct=pair["median_pct"], ci95_pct=pair["ci95_pct"],
+                                   significant=pair["ci95_pct"][1] < 0 or pair["ci95_pct"][0] > 0)
+            gates = {"evaluated": True, "reason": None, "primary_quality": primary, "verdicts": verdicts}
         else:
             gates = {"evaluated": False, "verdicts": [],
                      "reason": "gates compare iterative with linear: needs pipeline.mode 'compare'"
@@ -292,7 +310,7 @@ class Pipeline:
                     "measures": [m.text for m in sel.measures], "started": started.isoformat(timespec="seconds"),
                     "duration_s": duration, "repeats": cfg.pipeline.repeats, "warmup_iter": cfg.pipeline.warmup_iter},
             "results": results, "fits": self.fits, "gates": gates, "rollback": rollback,
-            "equivalence": self.equivalence,
+            "equivalence": self.equivalence, "latency_pairs": self.paired,
             "final": {"state_digest": final_digest, "rolled_back": rollback is not None},
             "events": {"count": len(bus.events), "overhead_s": bus.overhead_s,
                        "overhead_pct": 100.0 * bus.overhead_s / duration if duration else None,

@@ -85,7 +85,13 @@ def test_default_run_writes_every_artifact(tmp_path):
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     assert events[0]["stage"] == "load_workload" and events[-1]["stage"] == "report"
     states = [e["meta"]["state"] for e in events]
-    assert states == ["READY", "W_BUILT", "MEASURED", "PERMUTED", "PERMUTED", "MEASURED", "MEASURED", "REPORTED"]
+    assert states == ["READY", "W_BUILT", "MEASURED", "PERMUTED", "PERMUTED", "MEASURED", "MEASURED", "MEASURED",
+                      "REPORTED"]
+    timing = events[-2]["meta"]
+    assert timing["branch"] == "pre+linear+iterative" and timing["what"] == "wall clock, interleaved"
+    assert lat["interleaved_with"] == ["pre", "linear", "iterative"] and lat["threads"]["threads"]
+    pair = m["latency_pairs"]["iterative_vs_linear"]
+    assert pair["rounds"] == 3 and pair["ci95_pct"][0] <= pair["median_pct"] <= pair["ci95_pct"][1]
     eq = m["equivalence"]
     assert eq["ok"] is True and 0 <= eq["max_rel_diff"] < 1e-6 and eq["tolerance"] == 1e-4
     assert m["events"]["overhead_pct"] < 5
