@@ -91,7 +91,7 @@ def test_plugins_list_json_and_check():
     listed = icd("plugins", "list", "--json", "--all")
     rows = {r["name"]: r for r in json.loads(listed.stdout)}
     assert rows["spectral"]["distribution"] == "icd-solver-spectral" and rows["spectral"]["status"] == "ok"
-    assert rows["ncu"]["provides"] == ["measure:ncu", "measure:nvml"]
+    assert rows["ncu"]["provides"] == ["measure:ncu", "measure:nvml", "measure:rapl"]
     assert rows["builtin:solver_identity"]["builtin"] is True
     assert "icd_fit_permutation" in rows["spectral"]["hooks"]
     checked = icd("plugins", "check")

@@ -31,3 +31,9 @@ def ncu_unavailable() -> str | None:
         return "Nsight Compute (ncu) is not on PATH"
     gpu = nvml_unavailable()
     return f"no usable GPU: {gpu}" if gpu else None
+
+
+def rapl_unavailable() -> str | None:
+    from .rapl import unavailable
+
+    return unavailable()

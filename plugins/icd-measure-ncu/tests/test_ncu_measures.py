@@ -36,6 +36,11 @@ def test_availability_reasons_match_the_machine(manager):
         assert nvml.status.startswith("unavailable: ")
         assert ("NVML" in nvml.status) or ("pynvml" in nvml.status)
     assert ncu.provides == ("l2_hit_pct",) and nvml.provides == ("ept_j_per_tok",)
+    rapl = manager.registry.get("measure", "rapl")
+    from icd_measure_ncu import rapl as rapl_module
+
+    if not rapl_module.packages():
+        assert rapl.status == "unavailable: no RAPL counters (/sys/class/powercap is absent or empty: common in VMs)"
 
 
 def test_cpu_workloads_get_null_figures_with_reasons(manager):
@@ -44,6 +49,8 @@ def test_cpu_workloads_get_null_figures_with_reasons(manager):
     assert energy.value is None and energy.reason == "workload runs on cpu; NVML measures GPU energy"
     l2 = measure(manager, "ncu", state)["l2_hit_pct"]
     assert l2.value is None and "Nsight Compute profiles CUDA kernels only" in l2.reason
+    cpu = measure(manager, "rapl", state)["ept_j_per_tok"]
+    assert cpu.value is not None or cpu.reason.startswith(("no RAPL", "RAPL counter not readable"))
 
 
 def test_conforms(manager):
