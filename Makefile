@@ -10,7 +10,7 @@ PLUGIN_PROJECTS := $(sort $(wildcard plugins/*/pyproject.toml))
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGIN_PROJECTS))
 STAMP := $(VENV)/.icd-installed
 
-.PHONY: install run test bench bench-deps clean
+.PHONY: install run test test-all bench bench-deps gpu-wheels clean
 
 install: $(STAMP)
 
@@ -28,14 +28,24 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Also the slow checks (timing determinism over 30+ repeats); GPU tests skip without a GPU.
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ""
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline_overhead.py
 	$(BIN)/python benchmarks/solver_bench.py
 	$(BIN)/python benchmarks/activation_layout.py
+	$(BIN)/python benchmarks/instrumentation_overhead.py
 
 # Optional baselines and the real-model graph for benchmarks/solver_bench.py.
 bench-deps: $(STAMP)
 	$(BIN)/python -m pip install pymetis
+
+# Wheels a GPU image may lack, carried to it for benchmarks/gpu_check.sh (offline install).
+gpu-wheels: $(STAMP)
+	$(BIN)/python -m pip download --no-deps -d .gpu-wheels cattrs==26.2.1 structlog==26.1.0 filelock==4.3.1 \
+		attrs==26.1.0 pyyaml==6.0.4 gguf==0.19.0
 
 clean:
 	rm -rf $(VENV) runs

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from . import calls
 from .cost import layout_metrics
 from .records import Figure, GraphW
@@ -107,6 +109,10 @@ def interleaved_timing(ctx: RunContext, states: dict[str, ModelState], results: 
     for label, state in states.items():
         figures = wc.figures_from(samples[label], state.workload.tokens, cfg.warmup_iter, ctx.seed,
                                   state.workload.device, threads, interleaved_with=labels)
+        kernels = getattr(state.workload, "kernels", None)
+        if kernels is not None and kernels(state):
+            figures["lat_ms"] = attrs.evolve(figures["lat_ms"], detail={**figures["lat_ms"].detail,
+                                                                        "kernels": kernels(state)})
         for key, figure in figures.items():
             results[label]["figures"][key] = figure.to_json()
             ctx.bus.counter(COUNTER_OF[key], figure.value, branch=label)

@@ -131,6 +131,8 @@ def _finish(state, options, spec, per_group, constraints, skipped, notes):
                   **({"block": options.block} if options.mode == "block" else {})},
         repermute=True, repermute_reason=reason, w_source=source, constraints=constraints,
         stats={"groups": per_group, "skipped_groups": skipped, "notes": notes,
-               "kernel": "dense execution of the masked weights on CPU (2:4 kernels are CUDA-only; "
-                         "BSR cost in the tiles measure)"})
+               "tensors": sorted({k.rsplit(".density", 1)[0] for g in per_group.values() for k in g
+                                  if k.endswith(".density")}),
+               "kernel": "dense masked weights on CPU; on CUDA the workload runs 2:4 semi-structured or "
+                         "BSR kernels where torch has them (tiles measure: what BSR would touch)"})
     return state.with_transform({}, meta), meta

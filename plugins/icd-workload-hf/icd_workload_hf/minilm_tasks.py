@@ -34,10 +34,11 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class TaskSuite:
     """Tokenises the task data once; ``evaluate(embed)`` scores one model state."""
 
-    def __init__(self, tasks: LabelledTasks, tokenizer, max_length: int = 256) -> None:
+    def __init__(self, tasks: LabelledTasks, tokenizer, max_length: int = 256, device: str = "cpu") -> None:
         def batches(texts: list[str], length: int) -> list[dict[str, torch.Tensor]]:
-            return [dict(tokenizer(texts[i:i + CHUNK], padding=True, truncation=True, max_length=length,
-                                   return_tensors="pt")) for i in range(0, len(texts), CHUNK)]
+            return [{k: v.to(device) for k, v in tokenizer(texts[i:i + CHUNK], padding=True, truncation=True,
+                                                          max_length=length, return_tensors="pt").items()}
+                    for i in range(0, len(texts), CHUNK)]
 
         self.tasks = tasks
         words = sorted({w for a, b, _ in tasks.wordsim + tasks.simlex for w in (a, b)})
@@ -48,7 +49,7 @@ class TaskSuite:
 
     @staticmethod
     def _embed_all(embed: Embed, batches: list[dict[str, torch.Tensor]]) -> np.ndarray:
-        return torch.cat([embed(b) for b in batches]).numpy().astype(np.float64)
+        return torch.cat([embed(b) for b in batches]).float().cpu().numpy().astype(np.float64)
 
     def _word_score(self, vectors: np.ndarray, pairs: list[tuple[str, str, float]]) -> float:
         a = np.array([self.word_index[x] for x, _, _ in pairs])

@@ -50,6 +50,27 @@ def seeded(seed: int, build: Any) -> Any:
         return build()
 
 
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def place(module: torch.nn.Module, batches: list[dict], options: Any) -> torch.nn.Module:
+    """Move the module (and cast it) and the batches' tensors to ``options.device``."""
+    device = getattr(options, "device", "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputDataError(f"device {device}: CUDA is not available here")
+    module = module.to(device=device, dtype=DTYPES[getattr(options, "dtype", "float32")])
+    for b in batches:
+        for key, value in b.items():
+            if isinstance(value, torch.Tensor):
+                b[key] = value.to(device)
+    return module
+
+
+def tolerance(options: Any, fp32: float) -> float:
+    """Equivalence bound: fp32 round-off, or half precision's."""
+    return fp32 if getattr(options, "dtype", "float32") == "float32" else 2e-2
+
+
 def finish(workload: TorchWorkload, module: torch.nn.Module, specs: list[GroupSpec]) -> ModelState:
     workload.probes = {s.group.name: s.probes for s in specs}
     return ModelState.initial(workload, state_tensors(module), tuple(s.group for s in specs))
@@ -135,7 +156,7 @@ class MiniLMWorkload(TorchWorkload):
 
         figures = super().quality(state, output, reference)
         mask = self.batch["attention_mask"]
-        cos = (mean_pool(output, mask) * mean_pool(reference, mask)).sum(-1)
+        cos = (mean_pool(output.float(), mask) * mean_pool(reference.float(), mask)).sum(-1)
         figures["embedding_cosine_pct"] = Figure(100 * float(cos.mean()), "measured:output-fidelity", unit="%")
         if self.suite is not None:
             figures.update(self.suite.evaluate(lambda b: self.embed(state, b)))
@@ -161,12 +182,14 @@ def load_minilm(options: Any, seed: int) -> ModelState:
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     texts = calibration_texts(options.calibration)
     batches = text_batches(tokenizer, texts, options.batch, options.seq, 1 + CALIBRATION + HELDOUT, 0)
+    module = place(module, batches, options)
     workload = MiniLMWorkload(name="minilm", module=module, batch=batches[0], tokens=options.batch * options.seq,
                               output=lambda out, _b: out.last_hidden_state, probes={},
                               calibration=batches[1:1 + CALIBRATION], heldout=batches[1 + CALIBRATION:],
-                              output_group="hidden", primary_quality="lee_pearson_pct")
+                              output_group="hidden", primary_quality="lee_pearson_pct", device=options.device,
+                              equivalence_tol=tolerance(options, 1e-4))
     if options.tasks:
-        workload.suite = TaskSuite(labelled_tasks(), tokenizer)
+        workload.suite = TaskSuite(labelled_tasks(), tokenizer, device=options.device)
     else:
         workload.primary_quality = "embedding_cosine_pct"
     c = module.config
@@ -192,11 +215,14 @@ def load_bert_base(options: Any, seed: int) -> ModelState:
         module = seeded(seed, lambda: BertModel(config)).eval()
     c = module.config
     batches = random_ids(c.vocab_size, options.batch, options.seq, seed + 1, 1 + CALIBRATION + HELDOUT)
+    module = place(module, batches, options)
     small = options.layers is not None and options.layers <= 2
     workload = TorchWorkload(name="bert-base", module=module, batch=batches[0], tokens=options.batch * options.seq,
                              output=lambda out, _b: out.last_hidden_state, probes={},
                              calibration=batches[1:1 + CALIBRATION], heldout=batches[1 + CALIBRATION:],
-                             output_group="hidden", repeats=30 if small else 5, warmup=5 if small else 1)
+                             output_group="hidden", repeats=30 if small or options.device != "cpu" else 5,
+                             warmup=5 if small or options.device != "cpu" else 1, device=options.device,
+                             equivalence_tol=tolerance(options, 1e-4))
     specs = bert_groups(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
                         kinds_of(options.groups, {"ffn", "heads", "hidden"}, "bert-base"))
     return finish(workload, module, specs)
@@ -218,19 +244,22 @@ def load_mamba(options: Any, seed: int) -> ModelState:
         module = _pretrained(MambaModel, check_model_path(options.model_path, "mamba"))
     else:
         config = MambaConfig(**MAMBA_SIZES[options.size])
-        module = seeded(seed, lambda: MambaModel(config)).eval()
+        with torch.device(options.device if options.device.startswith("cuda") and torch.cuda.is_available() else "cpu"):
+            module = seeded(seed, lambda: MambaModel(config)).eval()  # 2.8B builds on the GPU directly
     c = module.config
     batches = random_ids(c.vocab_size, options.batch, options.seq, seed + 1, 1 + CALIBRATION + HELDOUT)
     for b in batches:
         b["use_cache"] = False
         del b["attention_mask"]
+    module = place(module, batches, options)
+    on_gpu = options.device != "cpu"
     workload = TorchWorkload(name="mamba", module=module, batch=batches[0], tokens=options.batch * options.seq,
                              output=lambda out, _b: out.last_hidden_state, probes={},
                              calibration=batches[1:1 + CALIBRATION], heldout=batches[1 + CALIBRATION:],
-                             output_group="hidden", repeats=5 if options.size != "tiny" else 30,
-                             warmup=1 if options.size != "tiny" else 5,
+                             output_group="hidden", repeats=30 if options.size == "tiny" or on_gpu else 5,
+                             warmup=5 if options.size == "tiny" or on_gpu else 1, device=options.device,
                              # fp32 round-off grows through deep random-init stacks (fp64 is exact)
-                             equivalence_tol=1e-4 if options.size == "tiny" else 5e-3)
+                             equivalence_tol=tolerance(options, 1e-4 if options.size == "tiny" else 5e-3))
     specs = mamba_groups(c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.state_size, c.time_step_rank,
                          kinds_of(options.groups, {"inner", "state", "hidden"}, "mamba"))
     return finish(workload, module, specs)

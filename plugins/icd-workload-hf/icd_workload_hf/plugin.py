@@ -33,17 +33,22 @@ class MiniLMOptions:
     model_path: str | None = None
     calibration: str | None = None
     tasks: bool = True
+    device: str = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
 
 
 @attrs.frozen
 class BertBaseOptions:
-    """BERT-base from its config, seeded (or ``model_path``); ``layers`` shrinks it."""
+    """BERT-base from its config, seeded (or ``model_path``); ``layers`` shrinks it;
+    ``device`` / ``dtype`` (e.g. cuda, float16) for GPU runs."""
 
     batch: int = attrs.field(default=8, validator=positive())
     seq: int = attrs.field(default=128, validator=positive())
     groups: str = "ffn"
     layers: int | None = attrs.field(default=None, validator=positive())
     model_path: str | None = None
+    device: str = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
 
 
 @attrs.frozen
@@ -56,6 +61,8 @@ class MambaOptions:
     seq: int = attrs.field(default=256, validator=positive())
     groups: str = "inner"
     model_path: str | None = None
+    device: str = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
 
 
 @attrs.frozen

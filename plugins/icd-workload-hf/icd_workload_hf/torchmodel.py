@@ -26,6 +26,11 @@ from .groups import Probe
 Batch = Mapping[str, torch.Tensor]
 
 
+def host(t: torch.Tensor) -> np.ndarray:
+    """float32 numpy on the host, whatever the device and dtype."""
+    return t.detach().float().cpu().numpy()
+
+
 def state_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Detached copies of every parameter (tied ones once): the state a workload starts from."""
     return {name: p.detach().clone() for name, p in module.named_parameters()}
@@ -51,9 +56,32 @@ class TorchWorkload:
     warmup: int = 5
     equivalence_tol: float = 1e-4
     _captured: tuple[int, int, dict[str, np.ndarray]] | None = attrs.field(default=None, init=False, repr=False)
+    _executable: tuple[int, dict[str, Any], dict[str, str]] | None = attrs.field(default=None, init=False, repr=False)
+
+    def parameters(self, state: ModelState) -> dict[str, Any]:
+        """The tensors to run with. On CUDA, weights a sparsity transform pruned run on a
+        sparse kernel where torch has one (2:4 → semi-structured, else BSR); cached per state."""
+        if self._executable and self._executable[0] == id(state):
+            return self._executable[1]
+        params = {k: v for k, v in state.tensors.items() if not k.startswith("cache.")}
+        notes: dict[str, str] = {}
+        if self.device.startswith("cuda"):
+            from .kernels import sparse_kernel
+
+            for meta in state.applied:
+                if meta.sparsity:
+                    for name in meta.stats.get("tensors", []):
+                        params[name], notes[name] = sparse_kernel(params[name], meta.sparsity["type"])
+        self._executable = (id(state), params, notes)
+        return params
+
+    def kernels(self, state: ModelState) -> dict[str, str]:
+        """Which kernel each pruned weight ran on (or why it stayed dense)."""
+        self.parameters(state)
+        return dict(self._executable[2]) if self._executable else {}
 
     def call(self, state: ModelState, batch: Batch) -> Any:
-        params = {k: v for k, v in state.tensors.items() if not k.startswith("cache.")}
+        params = self.parameters(state)
         with torch.no_grad():
             return functional_call(self.module, params, args=(), kwargs=dict(batch), strict=False)
 
@@ -61,17 +89,17 @@ class TorchWorkload:
         if self.output_group and self.output_group in state.layout:
             layout = np.asarray(state.layout[self.output_group])
             if not np.array_equal(layout, np.arange(layout.size)):
-                y = y[..., torch.as_tensor(inverse(layout), dtype=torch.long)]
+                y = y[..., torch.as_tensor(inverse(layout), dtype=torch.long, device=y.device)]
         return y
 
     def forward(self, state: ModelState) -> torch.Tensor:
         return self.restore_order(state, self.output(self.call(state, self.batch), self.batch))
 
     def quality(self, state: ModelState, output: Any, reference: Any) -> dict[str, Figure]:
-        return output_quality(output.numpy(), reference.numpy())
+        return output_quality(host(output), host(reference))
 
     def max_rel_diff(self, output: Any, reference: Any) -> float:
-        return max_rel_diff(output.numpy(), reference.numpy())
+        return max_rel_diff(host(output), host(reference))
 
     def capture(self, state: ModelState, batches: int) -> dict[str, np.ndarray]:
         """Per group, the activity of its probes: (tokens, group size) float32 (padding
@@ -107,7 +135,7 @@ def _hook(module: torch.nn.Module, probe: Probe, size: int, sink: list[np.ndarra
         x = x[..., probe.offset:probe.offset + size]
         if keep is not None and x.dim() == 3 and x.shape[:2] == keep.shape:
             x = x[keep.bool()]
-        sink.append(x.reshape(-1, size).float().numpy().copy())
+        sink.append(host(x.reshape(-1, size)).copy())
 
     if probe.where == "input":
         return module.register_forward_pre_hook(lambda _m, args, *rest: take(args[0]))
