@@ -20,12 +20,12 @@ from . import calls
 from .artifacts import RunDirectory, csr_npz_bytes
 from .config_io import config_to_dict
 from .context import RunContext
-from .environment import fingerprint
 from .errors import ContractError, InputDataError, SolverTimeout, UsageError
 from .events import EventBus
-from .gates import evaluate_gates, regressions
+from .gates import regressions
 from .jsonutil import dumps
 from .measuring import interleaved_timing, measure_state
+from .metrics_doc import metrics_document
 from .permcache import PermutationCache, matrix_digest, version_tag
 from .perms import identity
 from .plugins import PluginManager
@@ -35,7 +35,6 @@ from .rollback import UndoStack, restore, undo_permutation
 from .selection import Selection, settle
 from .specs import resolve
 from .state import ModelState
-from .verdict import verdict
 
 BRANCHES_OF_MODE = {"linear": ("linear",), "iterative": ("iterative",), "compare": ("linear", "iterative")}
 
@@ -276,7 +275,10 @@ class Pipeline:
             if self.current is not None and pre_digest is not None:
                 rollback = self._rollback("failure", [error], "current", pre_digest)
         final_digest = self.current[0].digest() if self.current else None
-        metrics = self._metrics(started, time.perf_counter() - t0, results, rollback, error, final_digest)
+        metrics = metrics_document(
+            cfg=self.cfg, sel=self.sel, bus=ctx.bus, name=self.run_dir.name, tag=self.tag, started=started,
+            duration=time.perf_counter() - t0, results=results, fits=self.fits, rollback=rollback, error=error,
+            final_digest=final_digest, equivalence=self.equivalence, paired=self.paired)
         self._write_perms()
         record = RunRecord(metrics=metrics, events=list(ctx.bus.events))
         with ctx.bus.stage("report", state="REPORTED"):
@@ -287,35 +289,3 @@ class Pipeline:
         doc = {"version_tag": self.tag, "groups": {
             name: {**entry, "tag": version_tag(self.tag, name)} for name, entry in self.perms.items()}}
         self.ctx.write_artifact("perm.json", dumps(doc, indent=None) + "\n")
-
-    def _metrics(self, started, duration: float, results, rollback, error, final_digest) -> dict[str, Any]:
-        cfg, sel, bus = self.cfg, self.sel, self.ctx.bus
-        if cfg.pipeline.mode == "compare" and "iterative" in results:
-            primary = results["pre"]["primary_quality"]
-            verdicts = evaluate_gates(results["linear"], results["iterative"], primary, cfg.gates)
-            pair = self.paired.get("iterative_vs_linear")
-            if pair:  # the same ratio from interleaved rounds, with its bootstrap CI
-                verdicts[0].update(paired_median_pct=pair["median_pct"], ci95_pct=pair["ci95_pct"],
-                                   significant=pair["ci95_pct"][1] < 0 or pair["ci95_pct"][0] > 0)
-            gates = {"evaluated": True, "reason": None, "primary_quality": primary, "verdicts": verdicts}
-        else:
-            gates = {"evaluated": False, "verdicts": [],
-                     "reason": "gates compare iterative with linear: needs pipeline.mode 'compare'"
-                     if error is None else "run failed"}
-        metrics = {
-            "schema": "icd.metrics/1",
-            "run": {"name": self.run_dir.name, "mode": cfg.pipeline.mode, "ok": error is None, "error": error,
-                    "version_tag": self.tag, "seed": cfg.seed, "workload": sel.workload.text,
-                    "graph": sel.graph.text if sel.graph else None, "solver": sel.solver.text, "adapters": [a.text for a in sel.adapters],
-                    "measures": [m.text for m in sel.measures], "started": started.isoformat(timespec="seconds"),
-                    "duration_s": duration, "repeats": cfg.pipeline.repeats, "warmup_iter": cfg.pipeline.warmup_iter},
-            "results": results, "fits": self.fits, "gates": gates, "rollback": rollback,
-            "equivalence": self.equivalence, "latency_pairs": self.paired,
-            "final": {"state_digest": final_digest, "rolled_back": rollback is not None},
-            "events": {"count": len(bus.events), "overhead_s": bus.overhead_s,
-                       "overhead_pct": 100.0 * bus.overhead_s / duration if duration else None,
-                       "counters": bus.counters},
-            "env": {**fingerprint(), "fixed_clock_requested": cfg.pipeline.fixed_clock},
-        }
-        metrics["verdict"] = verdict(metrics)
-        return metrics
