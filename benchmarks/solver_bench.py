@@ -250,7 +250,7 @@ def main() -> None:
     print("\nverdicts (spectral vs the named baselines; ratios < 1 are better)")
     for line in verdicts:
         print(line)
-    print(f"\ntime targets: n=2500 ≤ 0.5 s, n=100000 ≤ 15 s (spectral times above; 2-core build machine)")
+    print("\ntime targets: n=2500 ≤ 0.5 s, n=100000 ≤ 15 s (spectral times above; 2-core build machine)")
 
 
 def judge(label: str, planted: bool, scores: dict) -> str:

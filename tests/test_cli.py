@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, icd
+from .conftest import icd
 
 FAST = ["--repeats", "3", "--set", "pipeline.warmup_iter=1", "--workload", "mock:hidden=128:tokens=32"]
 

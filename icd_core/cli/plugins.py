@@ -55,7 +55,8 @@ def check_plugins() -> None:
         failures.extend(f"{name}: {p}" for p in problems)
     for row in manager.list_rows(include_builtins=True):
         if not row.failed:
-            click.echo(f"ok    {row.name} ({row.distribution} {row.version}){'' if row.status == 'ok' else ' — ' + row.status}")
+            note = "" if row.status == "ok" else f" — {row.status}"
+            click.echo(f"ok    {row.name} ({row.distribution} {row.version}){note}")
     for failure in failures:
         click.echo(f"FAIL  {failure}")
     if failures:

@@ -19,7 +19,7 @@ from icd_workload_hf import plugin
 from icd_workload_hf.models import load_bert_base, load_mamba, load_minilm, load_mlp
 from icd_workload_hf.plugin import BertBaseOptions, MambaOptions, MiniLMOptions, MlpOptions
 from icd_workload_hf.smollm2 import decoder_state
-from icd_workload_hf.sources import active_sets, sparsify
+from icd_workload_hf.sources import active_sets
 
 
 def tiny_llama(kinds=("ffn", "heads", "hidden", "kv")):
