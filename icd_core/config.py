@@ -135,12 +135,19 @@ DEFAULT_NCU_METRICS = [
 class CacheModelConfig:
     """The ``cache`` measure's model: ``target`` sets the default geometry (H100 L2 50 MB,
     A100 L2 40 MB, 128-byte lines; ``cpu-llc``: this CPU's last-level cache, 64-byte
-    lines); ``size_bytes`` / ``line_bytes`` override it."""
+    lines); ``size_bytes`` / ``line_bytes`` override it. The modelled kernel gathers each
+    access's dims as columns of a ``rows``-row weight, for ``accesses`` sampled accesses.
+    ``cachegrind_D1`` / ``cachegrind_LL``: valgrind's cache sizes (size,assoc,line) for the
+    opt-in ``cachegrind`` measure."""
 
     target: Literal["h100", "a100", "cpu-llc"] = "h100"
     size_bytes: int | None = attrs.field(default=None, validator=positive())
     line_bytes: int | None = attrs.field(default=None, validator=power_of_two())
     ways: int = attrs.field(default=16, validator=positive())
+    rows: int = attrs.field(default=64, validator=positive())
+    accesses: int = attrs.field(default=256, validator=positive())
+    cachegrind_D1: str = "32768,8,64"
+    cachegrind_LL: str = "1048576,16,64"
 
 
 @attrs.frozen

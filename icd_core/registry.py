@@ -27,7 +27,8 @@ class Component:
     ``positional``: option names filled by ``name:a:b`` specs, in order; ``check``: returns
     ``None`` when usable here, otherwise the reason it is not (evaluated lazily, once);
     ``provides``: for measures, the figure keys it reports (so a missing figure can name
-    the measure that would have given it); ``provider``: the plugin that registered it.
+    the measure that would have given it); ``opt_in``: run only when named explicitly
+    (slow or intrusive); ``provider``: the plugin that registered it.
     """
 
     kind: str
@@ -37,6 +38,7 @@ class Component:
     positional: tuple[str, ...] = ()
     check: Callable[[], str | None] | None = attrs.field(default=None, eq=False, repr=False)
     provides: tuple[str, ...] = ()
+    opt_in: bool = False
     provider: str = ""
     _reason: object = attrs.field(init=False, default=_UNCHECKED, repr=False)
 
@@ -128,10 +130,10 @@ class ScopedRegistry:
 
     def add(self, kind: str, name: str, *, summary: str, options: type | None = None,
             positional: tuple[str, ...] = (), check: Callable[[], str | None] | None = None,
-            provides: tuple[str, ...] = ()) -> Component:
+            provides: tuple[str, ...] = (), opt_in: bool = False) -> Component:
         """Declare a component; see :class:`Component` for the fields."""
         component = Component(kind=kind, name=name, summary=summary, options=options,
                               positional=tuple(positional), check=check, provides=tuple(provides),
-                              provider=self.provider)
+                              opt_in=opt_in, provider=self.provider)
         self.registry.add(component)
         return component

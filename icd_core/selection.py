@@ -39,7 +39,8 @@ def select(config: Config, registry: Registry) -> Selection:
         solver_raw = PREFERRED_SOLVER if PREFERRED_SOLVER in registry.names("solver") else FALLBACK_SOLVER
     solver = resolve(registry, "solver", solver_raw)
     adapters = tuple(resolve(registry, "adapter", raw) for raw in config.transform.chain())
-    measure_names = config.measure.use if config.measure.use is not None else registry.names("measure")
+    measure_names = config.measure.use if config.measure.use is not None else \
+        [n for n in registry.names("measure") if not registry.get("measure", n).opt_in]
     measures = tuple(resolve(registry, "measure", name) for name in measure_names)
     for name in config.report.formats or ():
         if name not in registry.names("reporter"):

@@ -25,7 +25,8 @@ GOOD = make_plugin("good", icd_register=good_register, icd_apply_transform=good_
 def test_builtins_alone_make_a_working_registry():
     manager = fresh_manager()
     assert manager.registry.names("solver") == ["identity"]
-    assert manager.registry.names("measure") == ["cache", "wallclock"]
+    assert manager.registry.names("measure") == ["cache", "cachegrind", "perf", "wallclock"]
+    assert manager.registry.get("measure", "cachegrind").opt_in
     assert manager.registry.names("graph") == ["mock", "trace"]
     assert manager.registry.names("reporter") == ["csv", "html", "json"]
     assert all(row.status == "ok" and row.builtin for row in manager.rows)

@@ -1,8 +1,10 @@
 """Built-in measure ``cache``: a modelled cache hit rate for the layout-dependent gathers.
 
-Each access the graph source saw (a token's active dims, a trace event) gathers its dims from
-one vector per group laid out by the state's current permutation; the distinct lines of each
-access, in order, drive a set-associative LRU model (:mod:`icd_core.cachesim`). Reported as
+Each access the graph source saw (a token's active dims, a trace event) gathers its dims as
+columns of a row-major weight (``measure.cache.rows`` rows) whose columns follow the state's
+current layout — the reads of an activation-sparse product; the distinct lines of each access
+and row, in order, drive a set-associative LRU model (:mod:`icd_core.cachesim`) over a
+deterministic sample of ``measure.cache.accesses`` accesses. Reported as
 ``l2_hit_pct`` with source ``modelled:cache-sim`` (a measured figure, e.g. from ncu, wins over
 it), with misses per access beside it — a scrambled layout can hit more often while missing
 more. Geometry: ``measure.cache`` (default: H100 L2, 50 MB, 128-byte lines, 16 ways).
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cachesim import CacheGeometry, gather_trace, hit_rate
+from ..cachesim import CacheGeometry, gather_trace, hit_rate, sample
 from ..markers import hookimpl
 from ..records import Figure
 
@@ -67,14 +69,16 @@ def icd_measure(ctx, measure, state):
         if layout.size == 0 or layout.size != state.group(group).size or len(layout) < max(max(s) for s in sets) + 1:
             continue  # a transform dropped entries: the recorded accesses no longer apply
         per_line = max(1, geo.line_bytes // state.element_bytes(group))
-        trace = gather_trace(sets, layout, per_line)
+        chosen = sample(sets, ctx.config.measure.cache.accesses)
+        trace = gather_trace(chosen, layout, per_line, rows=ctx.config.measure.cache.rows)
         rate, missed = hit_rate(trace, geo)
         hits += int(round(rate * trace.size))
         misses += missed
-        accesses += len(sets)
+        accesses += len(chosen)
     if accesses == 0:
         return {"l2_hit_pct": Figure.missing("no group keeps its recorded accesses", "%")}
     detail = {"size_bytes": geo.size_bytes, "line_bytes": geo.line_bytes, "ways": geo.ways,
-              "misses": misses, "lines_read": hits + misses, "accesses": accesses}
+              "rows": ctx.config.measure.cache.rows, "misses": misses, "lines_read": hits + misses,
+              "accesses": accesses}
     return {"l2_hit_pct": Figure(100.0 * hits / max(hits + misses, 1), SOURCE, unit="%", detail=detail),
             "cache_misses_per_access": Figure(misses / accesses, SOURCE, unit="lines", detail=detail)}
