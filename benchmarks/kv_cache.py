@@ -15,6 +15,7 @@ On SmolLM2-135M's 256-token cache (30 layers, 3 KV heads × 64):
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from icd_adapter_kv.eviction import apply_eviction
@@ -57,17 +58,14 @@ def main() -> None:
             print(f"{drop:5.2f} {score:<10} {kept:12d} {kl(result.state, reference):10.5f}")
     print("\n3. page selection: pages of 16 tokens read per decoding query (its top-16 tokens)")
     sets = state.workload.kv_accesses(state, 16)
-    half = len(sets) // 2
     fit_sets, held = sets[::2], sets[1::2]  # fit on half the (layer, head, step) queries, score the rest
     rows = np.repeat(np.arange(len(fit_sets)), [len(s) for s in fit_sets])
-    import scipy.sparse as sp
-
     incidence = sp.csr_matrix((np.ones(rows.size), (rows, np.concatenate(fit_sets))), shape=(len(fit_sets), 256))
     w = sparsify(co_access(incidence), 32)
     perm = fit_spectral(GraphW(matrix=w, meta={}, block=16), Constraints(), Deadline(30), 0).perm
     original = lines_per_access(held, np.arange(256), 16)
     ours = lines_per_access(held, perm, 16)
-    print(f"  held-out queries: {len(held)} (of {half * 2}); cache order {original:.2f} pages, "
+    print(f"  held-out queries: {len(held)} (of {len(sets)}); cache order {original:.2f} pages, "
           f"co-selection layout {ours:.2f} pages ({ours / original:.3f}×)")
 
 

@@ -55,7 +55,8 @@ def bsr_times(matrices: dict[str, np.ndarray], b: int) -> dict[str, float]:
     return {name: 1e3 * float(np.median(s)) for name, s in samples.items()}
 
 
-def activity_orders(layers: list[int]) -> dict[int, np.ndarray]:
+def activity_orders(layers: list[int]) -> tuple[dict[int, np.ndarray], object]:
+    """π₀ per FFN layer (spectral on W from MiniLM's activity), and the MiniLM state."""
     from icd_core.config import Config
     from icd_core.specs import resolve
     from icd_core.testing import context, fresh_manager

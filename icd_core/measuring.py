@@ -73,7 +73,7 @@ def measure_state(manager: PluginManager, ctx: RunContext, measures: tuple[Compo
     figures, statuses = collect_figures(manager, ctx, measures, state, skip)
     quality = state.workload.quality(state, state.run(), reference)
     for key, figure in figures.items():
-        if key in COUNTER_OF and figure.value is not None and key not in skip_keys(skip):
+        if key in COUNTER_OF and figure.value is not None:
             ctx.bus.counter(COUNTER_OF[key], figure.value, branch=label)
     layout = {}
     for name, w in w0.items():
@@ -91,10 +91,6 @@ def measure_state(manager: PluginManager, ctx: RunContext, measures: tuple[Compo
         "state_digest": state.digest(),
         "tokens": state.workload.tokens,
     }
-
-
-def skip_keys(skip: frozenset[str]) -> set[str]:
-    return {"lat_ms", "toks_per_s"} if "wallclock" in skip else set()
 
 
 def interleaved_timing(ctx: RunContext, states: dict[str, ModelState], results: dict[str, Any]) -> dict[str, Any]:

@@ -66,13 +66,13 @@ def icd_measure(ctx, measure, state):
     hits = misses = accesses = 0
     for group, sets in ctx.access_groups.items():
         layout = np.asarray(state.layout.get(group, []))
-        if layout.size == 0 or layout.size != state.group(group).size or len(layout) < max(max(s) for s in sets) + 1:
+        if layout.size != state.group(group).size or layout.size < max(int(a.max()) for a in sets) + 1:
             continue  # a transform dropped entries: the recorded accesses no longer apply
         per_line = max(1, geo.line_bytes // state.element_bytes(group))
         chosen = sample(sets, ctx.config.measure.cache.accesses)
         trace = gather_trace(chosen, layout, per_line, rows=ctx.config.measure.cache.rows)
-        rate, missed = hit_rate(trace, geo)
-        hits += int(round(rate * trace.size))
+        _, missed = hit_rate(trace, geo)
+        hits += trace.size - missed
         misses += missed
         accesses += len(chosen)
     if accesses == 0:

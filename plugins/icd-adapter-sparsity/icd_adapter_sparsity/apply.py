@@ -63,6 +63,7 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
     if not targets:
         return TransformResult(state=state, meta=TransformMeta.skipped("sparsity", spec, no_target_reason(skipped)))
     notes: list[str] = []
+    pruned: set[str] = set()
     per_group: dict[str, Any] = {}
     constraints: dict[str, Constraints] = {}
     for group, members in targets.items():
@@ -100,10 +101,11 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
                 mask = np.moveaxis(mask2d.reshape(moved.shape), -1, member.axis)
             updates[member.tensor] = T.numpy_like(np.where(mask, w, 0), state.tensors[member.tensor])
             per_group.setdefault(group, {})[f"{member.tensor}.density"] = float(mask.mean())
+            pruned.add(member.tensor)
         state = state.with_tensors(updates)
         if options.mode == "nm":
             constraints[group] = Constraints(supernode=options.m)
-    new_state, meta = _finish(state, options, spec, per_group, constraints, skipped, notes)
+    new_state, meta = _finish(state, options, spec, per_group, constraints, skipped, notes, sorted(pruned))
     return TransformResult(state=new_state, meta=meta)
 
 
@@ -112,7 +114,7 @@ def _kept_tiles(a: np.ndarray, options) -> int:
     return count - int(round(options.rate * count))
 
 
-def _finish(state, options, spec, per_group, constraints, skipped, notes):
+def _finish(state, options, spec, per_group, constraints, skipped, notes, tensors):
     if options.mode == "nm":
         kind, rate = f"{options.n}:{options.m}", 1.0 - options.n / options.m
         reason = (f"the {kind} mask changed what is co-accessed; only aligned groups of {options.m} may move")
@@ -131,8 +133,7 @@ def _finish(state, options, spec, per_group, constraints, skipped, notes):
                   **({"block": options.block} if options.mode == "block" else {})},
         repermute=True, repermute_reason=reason, w_source=source, constraints=constraints,
         stats={"groups": per_group, "skipped_groups": skipped, "notes": notes,
-               "tensors": sorted({k.rsplit(".density", 1)[0] for g in per_group.values() for k in g
-                                  if k.endswith(".density")}),
+               "tensors": tensors,
                "kernel": "dense masked weights on CPU; on CUDA the workload runs 2:4 semi-structured or "
                          "BSR kernels where torch has them (tiles measure: what BSR would touch)"})
     return state.with_transform({}, meta), meta

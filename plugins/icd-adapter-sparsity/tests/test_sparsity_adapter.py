@@ -74,6 +74,7 @@ def test_nm_transform_is_the_transform_of_the_permuted_model(manager):
     stats = result.meta.stats["groups"]["mlp.hidden"]
     assert stats["kept"] >= stats["kept_default"] and stats["efficacy_pct"] >= 0
     assert result.meta.constraints["mlp.hidden"].supernode == 4 and result.meta.w_source is None
+    assert result.meta.stats["tensors"] == ["mlp.fc2.weight"]  # what a CUDA run would put on a sparse kernel
     assert (state.tensors["mlp.fc2.weight"] != 0).all()  # the input state is untouched
 
 
