@@ -45,7 +45,7 @@ bench-deps: $(STAMP)
 # Wheels a GPU image may lack, carried to it for benchmarks/gpu_check.sh (offline install).
 gpu-wheels: $(STAMP)
 	$(BIN)/python -m pip download --no-deps -d .gpu-wheels cattrs==26.2.1 structlog==26.1.0 filelock==4.3.1 \
-		attrs==26.1.0 pyyaml==6.0.4 gguf==0.19.0
+		attrs==26.1.0 pyyaml==6.0.4 gguf==0.19.0 threadpoolctl==3.8.0
 
 clean:
 	rm -rf $(VENV) runs

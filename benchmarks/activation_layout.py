@@ -32,14 +32,7 @@ G = 16
 
 def heldout_accesses(state, group, relu: bool, top_frac: float) -> list[np.ndarray]:
     workload = state.workload
-    saved = workload.calibration
-    workload.calibration = workload.heldout
-    workload._captured = None  # the capture cache holds the calibration tokens
-    try:
-        acts = workload.capture(state, len(workload.heldout))[group.name]
-    finally:
-        workload.calibration = saved
-        workload._captured = None
+    acts = workload.capture(state, len(workload.heldout), heldout=True)[group.name]
     incidence = active_sets(acts, relu, top_frac)
     return [incidence.indices[incidence.indptr[i]:incidence.indptr[i + 1]] for i in range(incidence.shape[0])]
 

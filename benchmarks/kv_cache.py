@@ -57,7 +57,7 @@ def main() -> None:
             kept = result.meta.stats["kv.tokens"]["tokens_after"]
             print(f"{drop:5.2f} {score:<10} {kept:12d} {kl(result.state, reference):10.5f}")
     print("\n3. page selection: pages of 16 tokens read per decoding query (its top-16 tokens)")
-    sets = state.workload.kv_accesses(state, 16)
+    _, sets = state.workload.kv_accesses(state, 16)
     fit_sets, held = sets[::2], sets[1::2]  # fit on half the (layer, head, step) queries, score the rest
     rows = np.repeat(np.arange(len(fit_sets)), [len(s) for s in fit_sets])
     incidence = sp.csr_matrix((np.ones(rows.size), (rows, np.concatenate(fit_sets))), shape=(len(fit_sets), 256))

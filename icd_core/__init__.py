@@ -18,6 +18,7 @@ from .records import (
     GraphW,
     GroupMember,
     PermutationGroup,
+    Samples,
     TransformMeta,
     TransformResult,
 )
@@ -31,6 +32,6 @@ except metadata.PackageNotFoundError:  # running from a source tree
 __all__ = [
     "ConfigError", "Constraints", "ContractError", "Figure", "FitResult", "GraphW", "GroupMember",
     "IcdError", "InputDataError", "Layout", "ModelState", "PermutationGroup", "PluginError",
-    "SolverTimeout", "TransformMeta", "TransformResult", "UsageError", "Workload", "__version__",
+    "Samples", "SolverTimeout", "TransformMeta", "TransformResult", "UsageError", "Workload", "__version__",
     "hookimpl", "hookspec",
 ]

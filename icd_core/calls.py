@@ -64,14 +64,44 @@ def measure(manager: PluginManager, ctx: RunContext, spec: ComponentSpec, state:
     return fragment
 
 
-def report(manager: PluginManager, ctx: RunContext, record: Any) -> list[str]:
-    """Run every reporter; one that fails is recorded as a warning and the others still run."""
+def report(manager: PluginManager, ctx: RunContext, record: Any) -> tuple[list[str], str | None]:
+    """Run every reporter, stopping at the first failure: (files written, the failure naming
+    the reporter and the file, or None)."""
     written: list[str] = []
     for impl in manager.pm.hook.icd_report.get_hookimpls():
         try:
             paths = impl.function(ctx=ctx, record=record)
         except Exception as exc:
-            ctx.bus.warn(f"reporter {impl.plugin_name} failed: {type(exc).__name__}: {exc}")
-            continue
+            return written, f"reporter {impl.plugin_name} failed: {exc}"
         written.extend(paths or [])
-    return written
+    return written, None
+
+
+PENDING = "interrupted while writing the reports (metrics.json is rewritten once they are all written)"
+
+
+def write_reports(manager: PluginManager, ctx: RunContext, record: Any) -> str | None:
+    """``metrics.json`` first, then every reporter, then ``metrics.json`` again as final.
+
+    Until the reporters are done, the metrics.json on disk says the run is not complete; a
+    reporter that fails leaves it saying why (naming the reporter and file) and the reports
+    written before it are removed, so nothing in the run directory claims a success that did
+    not happen. Returns the failure, or None. A metrics.json that cannot be written raises.
+    """
+    from .jsonutil import dumps
+
+    run = record.metrics["run"]
+    ctx.write_artifact("metrics.json", dumps({**record.metrics, "run": {**run, "ok": False, "error": PENDING}}) + "\n")
+    written, failure = report(manager, ctx, record)
+    if failure is None:
+        ctx.write_artifact("metrics.json", dumps(record.metrics) + "\n")
+        return None
+    ctx.bus.warn(failure)
+    for relative in written:
+        ctx.run_dir.file(relative).unlink(missing_ok=True)
+    error = f"{run['error']}; {failure}" if run.get("error") else failure
+    try:
+        ctx.write_artifact("metrics.json", dumps({**record.metrics, "run": {**run, "ok": False, "error": error}}) + "\n")
+    except Exception:  # noqa: BLE001 - the provisional metrics.json already says the run is incomplete
+        pass
+    return failure

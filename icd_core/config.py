@@ -33,8 +33,11 @@ converter.register_structure_hook_func(lambda t: t == SpecValue, _structure_spec
 class PipelineConfig:
     """How stages run: ``compare`` runs linear and iterative on the same inputs and seed.
 
-    ``repeats`` / ``warmup_iter``: timed and untimed forwards per measurement; ``null`` takes
-    the workload's suggestion (30 / 5 for small models, fewer for slow ones on a CPU).
+    ``repeats`` / ``warmup_iter``: at most this many timed rounds (every state once per
+    round, in a shuffled order) after this many untimed ones; ``null`` takes the workload's
+    suggestion (30 / 5 for small models, fewer for slow ones on a CPU). With
+    ``stop_when_decided`` sampling ends once every latency gate and rollback tolerance has a
+    CI wholly on one side of its threshold, after at least ``min_repeats`` rounds.
 
     ``equivalence_tol``: the largest relative output change π₀ may cause (permutations are
     function-preserving, so only round-off is allowed); beyond it the run fails and rolls
@@ -43,6 +46,8 @@ class PipelineConfig:
 
     mode: Literal["linear", "iterative", "compare"] = "compare"
     repeats: int | None = attrs.field(default=None, validator=positive())
+    min_repeats: int = attrs.field(default=10, validator=positive())
+    stop_when_decided: bool = True
     warmup_iter: int | None = attrs.field(default=None, validator=non_negative())
     fixed_clock: bool = False
     equivalence_tol: float | None = attrs.field(default=None, validator=positive())
@@ -59,10 +64,12 @@ class MockGraphConfig:
 
 @attrs.frozen
 class TraceGraphConfig:
-    """JSONL access events; ``on_error: mock`` substitutes a mock W (recorded in events)."""
+    """JSONL access events; ``on_error: mock`` substitutes a mock W (recorded in events).
+    ``holdout``: the share of events kept out of W for measures to replay (0: none)."""
 
     path: str | None = None
     on_error: Literal["abort", "mock"] = "abort"
+    holdout: float = attrs.field(default=0.2, validator=between(0.0, 0.5))
 
 
 @attrs.frozen
@@ -133,19 +140,19 @@ DEFAULT_NCU_METRICS = [
 
 @attrs.frozen
 class CacheModelConfig:
-    """The ``cache`` measure's model: ``target`` sets the default geometry (H100 L2 50 MB,
-    A100 L2 40 MB, 128-byte lines; ``cpu-llc``: this CPU's last-level cache, 64-byte
-    lines); ``size_bytes`` / ``line_bytes`` override it. The modelled kernel gathers each
-    access's dims as columns of a ``rows``-row weight, for ``accesses`` sampled accesses.
-    ``cachegrind_D1`` / ``cachegrind_LL``: valgrind's cache sizes (size,assoc,line) for the
-    opt-in ``cachegrind`` measure."""
+    """The ``cache`` measure's model. ``target``: ``auto`` models the machine that runs the
+    workload (this CPU's L2 from sysfs; on CUDA the named GPU's L2); ``cpu-l2``, ``cpu-llc``
+    (this CPU's last level), ``h100``, ``h200``, ``a100`` choose one; ``size_bytes`` /
+    ``line_bytes`` / ``ways`` override it. ``accesses``: held-out accesses replayed.
+    The opt-in ``cachegrind`` measure gathers each access from a ``rows``-row weight under
+    valgrind with caches ``cachegrind_D1`` / ``cachegrind_LL`` (size,assoc,line)."""
 
-    target: Literal["h100", "a100", "cpu-llc"] = "h100"
+    target: Literal["auto", "cpu-l2", "cpu-llc", "h100", "h200", "a100"] = "auto"
     size_bytes: int | None = attrs.field(default=None, validator=positive())
     line_bytes: int | None = attrs.field(default=None, validator=power_of_two())
-    ways: int = attrs.field(default=16, validator=positive())
+    ways: int | None = attrs.field(default=None, validator=positive())
     rows: int = attrs.field(default=64, validator=positive())
-    accesses: int = attrs.field(default=256, validator=positive())
+    accesses: int = attrs.field(default=128, validator=positive())
     cachegrind_D1: str = "32768,8,64"
     cachegrind_LL: str = "1048576,16,64"
 
@@ -172,20 +179,24 @@ class ReportConfig:
 
 @attrs.frozen
 class GatesConfig:
-    """Acceptance gates, iterative vs linear (negative = must fall by at least that much)."""
+    """Acceptance gates, iterative vs linear (negative = must fall by at least that much),
+    each judged on the 95 % CI of a paired change. ``allow_modelled``: let modelled or
+    simulated figures (the cache model, cachegrind) decide gates and rollbacks; by default
+    only measured figures do."""
 
     latency_pct: float = -20.0
     l2_pp: float = 10.0
     ept_pct: float = -15.0
     quality_drop_pp: float = attrs.field(default=0.1, validator=non_negative())
+    allow_modelled: bool = False
 
 
 @attrs.frozen
 class RollbackConfig:
     """Regression tolerances of the final state vs the pre-run state; beyond any, undo all.
 
-    ``latency_pct``: the low end of the final 95 % CI is slower than the high end of the
-    pre-run CI by more than this (judged only with >= 10 repeats on both sides).
+    A tolerance is breached when the whole 95 % CI of the paired change lies beyond it
+    (``latency_pct``: slower by more than this; ``l2_pp``: hit rate lower by more; ...).
     ``quality_pp``: quality drop beyond this (``null``: transforms may lose quality freely).
     """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,16 +21,35 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+class Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: ``1e-30`` is a float (YAML
+    1.1 wants ``1.0e-30`` and would return the string "1e-30")."""
+
+
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."))
+
+
 def read_file(path: str | Path) -> dict[str, Any]:
     """Parse a config file by extension into a mapping (one clear error line on failure)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such config file")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not a text config (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not "
+                          f"UTF-8); expected YAML, JSON or TOML text") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if "\x00" in text:
+        raise ConfigError(f"{p}: not a text config (it contains NUL bytes); expected YAML, JSON or TOML text")
     suffix = p.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=Yaml12Loader)
         elif suffix == ".json":
             data = json.loads(text)
         elif suffix == ".toml":
@@ -72,7 +92,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {text}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=Yaml12Loader) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key, value

@@ -15,6 +15,7 @@ from .events import EventBus
 
 if TYPE_CHECKING:
     from .artifacts import ArtifactDir
+    from .records import Accesses
     from .registry import Registry
 
 
@@ -40,9 +41,9 @@ class RunContext:
     registry: Registry
     bus: EventBus = attrs.Factory(EventBus)
     run_dir: ArtifactDir | None = None
-    access_groups: dict[str, tuple[np.ndarray, ...]] = attrs.Factory(dict)
-    """Per group, the accesses (dims read together, load order) W was built from; measures
-    such as the cache model replay them."""
+    replay: dict[str, Accesses] = attrs.Factory(dict)
+    """Per group, the accesses measures replay (dims read together, load order): held out
+    from W when the graph source kept some apart."""
 
     @property
     def seed(self) -> int:
@@ -61,9 +62,9 @@ class RunContext:
         return self.config.solver.block or max(1, self.config.solver.line_bytes // element_bytes)
 
     def wants_report(self, name: str) -> bool:
-        """Whether reporter ``name`` should write; ``json`` (metrics.json) always does."""
+        """Whether reporter ``name`` should write (metrics.json is always written, by the core)."""
         formats = self.config.report.formats
-        return formats is None or name in formats or name == "json"
+        return formats is None or name in formats
 
     def write_artifact(self, relative: str, content: str | bytes) -> str:
         """Write a file atomically into the run directory; returns ``relative``."""

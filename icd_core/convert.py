@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
+from cattrs.cols import list_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn
 
@@ -58,6 +59,20 @@ def _attrs_with_mapping_check(cl: type, converter: cattrs.Converter):
     return hook
 
 
+def _list_factory(type_: Any, conv: cattrs.Converter):
+    """Lists must be lists: a string is not read as a list of its characters."""
+    inner = list_structure_factory(type_, conv)
+
+    def hook(value: Any, _type: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(f"expected a list, got a string ({value!r}); write [{value!r}]")
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"expected a list, got {type(value).__name__} ({value!r})")
+        return inner(value, _type)
+
+    return hook
+
+
 def make_icd_converter() -> cattrs.Converter:
     """Build the converter (exposed so plugin tests can make their own)."""
     conv = cattrs.Converter(forbid_extra_keys=True)
@@ -69,6 +84,7 @@ def make_icd_converter() -> cattrs.Converter:
         lambda t: typing.get_origin(t) is Literal, _structure_literal
     )
     conv.register_structure_hook_factory(attrs.has, lambda cl: _attrs_with_mapping_check(cl, conv))
+    conv.register_structure_hook_factory(lambda t: typing.get_origin(t) is list, lambda t: _list_factory(t, conv))
     return conv
 
 

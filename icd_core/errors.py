@@ -40,7 +40,11 @@ class InputDataError(IcdError):
 
 
 class RunDirectoryError(IcdError):
-    """A run directory is locked by another process or would be overwritten."""
+    """A run directory is locked by another process, would be overwritten, or cannot be made."""
+
+
+class ArtifactWriteError(IcdError):
+    """A file could not be written (full disk, read-only directory, …); names the file."""
 
 
 class SolverTimeout(IcdError):

@@ -1,91 +1,102 @@
-"""Acceptance gates (iterative vs linear) and regression checks (final vs pre-run).
+"""Acceptance gates (iterative vs linear) and rollback tolerances (final vs pre-run).
 
-Inputs are branch results as stored in ``metrics.json``: ``{"figures": {...}, "quality":
-{...}}``. A missing figure is never a pass: its gate is "not evaluated" with the reason.
+Both judge a paired change with its 95 % CI on figures of one source (:mod:`.paired`). A gate
+passes only when the whole CI lies beyond its target, fails when the whole CI lies short of
+it, and is otherwise inconclusive; a missing figure, or figures of no common source, is "not
+evaluated". Modelled and simulated figures decide nothing unless ``gates.allow_modelled``.
+A rollback tolerance is breached only when the whole CI lies beyond it on the bad side.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from .config import GatesConfig, RollbackConfig
+from .paired import Better, Change, decides, judge
+from .results import BranchResult, branch_change
 
 
-def _fig(result: dict[str, Any], key: str) -> dict[str, Any] | None:
-    return result.get("figures", {}).get(key)
+@attrs.frozen
+class Gate:
+    """One product gate: ``metric`` must change by ``target`` (``better``: which side passes)."""
+
+    name: str
+    metric: str
+    target: float
+    unit: str
+    better: Better
+    drop: bool = False  # judge the fall of the metric (quality drop) rather than its change
 
 
-def _quality(result: dict[str, Any], primary: str) -> dict[str, Any] | None:
-    return result.get("quality", {}).get(primary)
+def product_gates(cfg: GatesConfig, primary: str) -> tuple[Gate, ...]:
+    return (Gate("latency", "lat_ms", cfg.latency_pct, "%", "lower"),
+            Gate("l2_hit", "l2_hit_pct", cfg.l2_pp, "pp", "higher"),
+            Gate("energy_per_token", "ept_j_per_tok", cfg.ept_pct, "%", "lower"),
+            Gate("quality_drop", primary, cfg.quality_drop_pp, "pp", "lower", drop=True))
 
 
-def _pair(a: dict[str, Any] | None, b: dict[str, Any] | None) -> tuple[float, float] | str:
-    for entry in (a, b):
-        if entry is None:
-            return "not measured"
-        if entry.get("value") is None:
-            return entry.get("reason") or "not measured"
-    return float(a["value"]), float(b["value"])  # type: ignore[index]
+def _oriented(change: Change, drop: bool) -> tuple[float, tuple[float, float] | None]:
+    """The estimate and CI of the change, or of the drop (its negation)."""
+    if not drop:
+        return change.estimate, change.ci95
+    ci = (-change.ci95[1], -change.ci95[0]) if change.ci95 is not None else None
+    return -change.estimate, ci
 
 
-def _verdict(gate: str, target: float, unit: str, pair: tuple[float, float] | str, compute, passes,
-             source: str | None = None) -> dict[str, Any]:
-    """One gate; ``source`` says whether it judged measured or modelled figures."""
-    if isinstance(pair, str):
-        return {"gate": gate, "target": target, "unit": unit, "value": None, "pass": None, "reason": pair,
-                "source": None}
-    value = compute(*pair)
-    return {"gate": gate, "target": target, "unit": unit, "value": value, "pass": bool(passes(value)),
-            "reason": None, "source": source}
+def _rule(gate: Gate) -> str:
+    what = f"the drop of {gate.metric}" if gate.drop else f"the change of {gate.metric}"
+    side = "≤" if gate.better == "lower" else "≥"
+    return f"pass if the whole 95 % CI of {what} is {side} {gate.target:g} {gate.unit}; fail if it lies wholly on the other side"
 
 
-def _source(*entries: dict[str, Any] | None) -> str | None:
-    sources = sorted({e.get("source") for e in entries if e and e.get("source")})
-    return " / ".join(sources) or None
+def judge_gate(gate: Gate, a: BranchResult, b: BranchResult, allow_modelled: bool, seed: int) -> dict[str, Any]:
+    """The verdict of one gate, with the figures that decided it."""
+    base = {"gate": gate.name, "metric": gate.metric, "target": gate.target, "unit": gate.unit,
+            "rule": _rule(gate), "value": None, "ci95": None, "source": None, "decided_by": None}
+    change = branch_change(a, b, gate.metric, seed)
+    if isinstance(change, str):
+        return {**base, "verdict": "not evaluated", "reason": change}
+    value, ci = _oriented(change, gate.drop)
+    base.update(value=value, ci95=list(ci) if ci else None, source=change.source)
+    if not decides(next(f for f in a.candidates(gate.metric) if f.source == change.source), allow_modelled):
+        return {**base, "verdict": "not evaluated",
+                "reason": f"only {change.source} figures on both sides; modelled or simulated figures decide "
+                          f"nothing unless gates.allow_modelled is true"}
+    verdict = judge(ci, gate.target, gate.better)
+    reason = None if ci is not None else change.basis
+    return {**base, "verdict": verdict, "reason": reason,
+            "decided_by": f"{gate.metric} ({change.source}), {change.basis}"}
 
 
-def _pct(base: float, new: float) -> float:
-    return 100.0 * (new - base) / base if base else float("inf")
-
-
-def evaluate_gates(linear: dict[str, Any], iterative: dict[str, Any], primary: str,
-                   cfg: GatesConfig) -> list[dict[str, Any]]:
+def evaluate_gates(linear: BranchResult, iterative: BranchResult, cfg: GatesConfig, seed: int = 0) -> list[dict[str, Any]]:
     """Verdicts of the four product gates, iterative vs linear."""
-    lat = (_fig(linear, "lat_ms"), _fig(iterative, "lat_ms"))
-    l2 = (_fig(linear, "l2_hit_pct"), _fig(iterative, "l2_hit_pct"))
-    ept = (_fig(linear, "ept_j_per_tok"), _fig(iterative, "ept_j_per_tok"))
-    quality = (_quality(linear, primary), _quality(iterative, primary))
-    return [
-        _verdict("latency", cfg.latency_pct, "%", _pair(*lat), _pct, lambda v: v <= cfg.latency_pct, _source(*lat)),
-        _verdict("l2_hit", cfg.l2_pp, "pp", _pair(*l2), lambda a, b: b - a, lambda v: v >= cfg.l2_pp, _source(*l2)),
-        _verdict("energy_per_token", cfg.ept_pct, "%", _pair(*ept), _pct, lambda v: v <= cfg.ept_pct, _source(*ept)),
-        _verdict("quality_drop", cfg.quality_drop_pp, "pp", _pair(*quality), lambda a, b: a - b,
-                 lambda v: v <= cfg.quality_drop_pp, _source(*quality)),
-    ]
+    return [judge_gate(g, linear, iterative, cfg.allow_modelled, seed)
+            for g in product_gates(cfg, linear.primary_quality)]
 
 
-MIN_REPEATS_FOR_LATENCY = 10
-"""Fewer timed repeats than this never trigger a latency rollback (too noisy to judge)."""
+def _fmt_ci(change: Change, ci: tuple[float, float]) -> str:
+    return f"95 % CI {ci[0]:+.3g}…{ci[1]:+.3g} {change.unit}, {change.basis}, {change.source}"
 
 
-def regressions(pre: dict[str, Any], post: dict[str, Any], primary: str, cfg: RollbackConfig) -> list[str]:
-    """Why ``post`` is worse than ``pre`` beyond tolerance (empty: no regression)."""
-    found = []
-    lat = _pair(_fig(pre, "lat_ms"), _fig(post, "lat_ms"))
-    if not isinstance(lat, str) and _pct(*lat) > cfg.latency_pct:
-        pre_fig, post_fig = _fig(pre, "lat_ms"), _fig(post, "lat_ms")
-        enough = min(pre_fig.get("n", 0), post_fig.get("n", 0)) >= MIN_REPEATS_FOR_LATENCY  # type: ignore[union-attr]
-        pre_hi, post_lo = pre_fig["ci95"][1], post_fig["ci95"][0]  # type: ignore[index]
-        if enough and post_lo > pre_hi * (1 + cfg.latency_pct / 100):
-            found.append(f"latency +{_pct(*lat):.1f}% > {cfg.latency_pct}% (95% CIs apart by more than that)")
-    l2 = _pair(_fig(pre, "l2_hit_pct"), _fig(post, "l2_hit_pct"))
-    if not isinstance(l2, str) and l2[0] - l2[1] > cfg.l2_pp:
-        found.append(f"L2 hit -{l2[0] - l2[1]:.2f} pp > {cfg.l2_pp} pp")
-    ept = _pair(_fig(pre, "ept_j_per_tok"), _fig(post, "ept_j_per_tok"))
-    if not isinstance(ept, str) and _pct(*ept) > cfg.ept_pct:
-        found.append(f"energy/token +{_pct(*ept):.1f}% > {cfg.ept_pct}%")
+def regressions(pre: BranchResult, post: BranchResult, cfg: RollbackConfig, allow_modelled: bool,
+                seed: int = 0) -> list[str]:
+    """Why ``post`` is worse than ``pre`` beyond tolerance: the whole CI past it (empty: none)."""
+    checks = [("latency", "lat_ms", cfg.latency_pct, False), ("L2 hit", "l2_hit_pct", -cfg.l2_pp, True),
+              ("energy/token", "ept_j_per_tok", cfg.ept_pct, False)]
     if cfg.quality_pp is not None:
-        q = _pair(_quality(pre, primary), _quality(post, primary))
-        if not isinstance(q, str) and q[0] - q[1] > cfg.quality_pp:
-            found.append(f"quality {primary} -{q[0] - q[1]:.3f} pp > {cfg.quality_pp} pp")
+        checks.append((f"quality {pre.primary_quality}", pre.primary_quality, -cfg.quality_pp, True))
+    found = []
+    for label, metric, tolerance, falls in checks:
+        change = branch_change(pre, post, metric, seed)
+        if isinstance(change, str) or change.ci95 is None:
+            continue
+        figure = next(f for f in pre.candidates(metric) if f.source == change.source)
+        if not decides(figure, allow_modelled):
+            continue
+        lo, hi = change.ci95
+        if (falls and hi < tolerance) or (not falls and lo > tolerance):
+            found.append(f"{label} {change.estimate:+.3g} {change.unit} beyond the tolerance of "
+                         f"{tolerance:+g} {change.unit} ({_fmt_ci(change, change.ci95)})")
     return found

@@ -1,15 +1,19 @@
-"""Measuring one state: every selected measure, the workload's quality, layout metrics."""
+"""Measuring states: every selected measure, the workload's quality, layout metrics, and the
+wall clock of all states together (interleaved, paired)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import numpy as np
 
 from . import calls
 from .cost import layout_metrics
+from .paired import compare, judge
 from .records import Figure, GraphW
-from .report_model import FIGURE_KEYS
+from .results import FIGURE_KEYS, BranchResult, ranked
 from .specs import ComponentSpec
 from .state import ModelState
 
@@ -20,23 +24,13 @@ if TYPE_CHECKING:
 COUNTER_OF = {"lat_ms": "lat_ms", "toks_per_s": "toks_s", "l2_hit_pct": "l2_hit_pct", "ept_j_per_tok": "ept"}
 
 
-def _outranks(new: Figure, old: Figure) -> bool:
-    """A value beats a null; a measured value beats a modelled or simulated one."""
-    if old.value is None:
-        return new.value is not None
-    return new.value is not None and str(new.source).startswith("measured:") and \
-        not str(old.source).startswith("measured:")
-
-
 def collect_figures(manager: PluginManager, ctx: RunContext, measures: tuple[ComponentSpec, ...],
-                    state: ModelState, skip: frozenset[str] = frozenset()) -> tuple[dict[str, Figure], dict[str, str]]:
-    """Figures from every usable measure (measured over modelled, else the first value) and
-    each measure's status.
-
-    An unavailable or failing measure never stops the run: the figures it would have
-    given become ``null`` with the reason.
-    """
-    figures: dict[str, Figure] = {}
+                    state: ModelState, skip: frozenset[str] = frozenset()
+                    ) -> tuple[dict[str, tuple[Figure, ...]], dict[str, str]]:
+    """Per figure key, every usable measure's figure (best source first), and each measure's
+    status. An unavailable or failing measure never stops the run: a figure no measure gave
+    becomes ``null`` with the reasons."""
+    found: dict[str, list[Figure]] = {}
     statuses: dict[str, str] = {}
     provides: dict[str, tuple[str, ...]] = {}
     for spec in measures:
@@ -56,52 +50,86 @@ def collect_figures(manager: PluginManager, ctx: RunContext, measures: tuple[Com
             continue
         statuses[spec.name] = "ok"
         for key, figure in fragment.items():
-            if key not in figures or _outranks(figure, figures[key]):
-                figures[key] = figure
+            found.setdefault(key, []).append(figure)
+    figures = {key: _keep(ranked(values)) for key, values in found.items()}
+    later = {key for spec in measures if spec.name in skip
+             for key in manager.registry.get("measure", spec.name).provides}
     for key in FIGURE_KEYS:
-        if key not in figures:
+        if key not in figures and key not in later:
             why = "; ".join(f"{n}: {s}" for n, s in statuses.items() if s != "ok" and key in provides[n])
-            figures[key] = Figure.missing(f"not measured ({why or 'no selected measure provides it'})")
+            figures[key] = (Figure.missing(f"not measured ({why or 'no selected measure provides it'})"),)
     return figures, statuses
 
 
+def _keep(figures: tuple[Figure, ...]) -> tuple[Figure, ...]:
+    """Every value; a null only when no measure gave a value (its reason is then the answer)."""
+    values = tuple(f for f in figures if f.value is not None)
+    return values or figures[:1]
+
+
 def measure_state(manager: PluginManager, ctx: RunContext, measures: tuple[ComponentSpec, ...],
-                  state: ModelState, reference: Any, w0: dict[str, GraphW], label: str,
-                  skip: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The result block of one branch in ``metrics.json`` (``skip``: measures taken elsewhere,
-    e.g. wall-clock timing done interleaved across branches)."""
+                  state: ModelState, reference: Any, w0: Mapping[str, GraphW], label: str,
+                  skip: frozenset[str] = frozenset()) -> BranchResult:
+    """One branch's result (``skip``: measures taken elsewhere, e.g. the wall clock, which
+    times all states together)."""
     figures, statuses = collect_figures(manager, ctx, measures, state, skip)
     quality = state.workload.quality(state, state.run(), reference)
-    for key, figure in figures.items():
-        if key in COUNTER_OF and figure.value is not None:
-            ctx.bus.counter(COUNTER_OF[key], figure.value, branch=label)
+    for key, options in figures.items():
+        if key in COUNTER_OF and options[0].value is not None:
+            ctx.bus.counter(COUNTER_OF[key], options[0].value, branch=label)
     layout = {}
     for name, w in w0.items():
         if len(state.layout[name]) != w.n:  # a transform dropped entries: W no longer indexes the group
             continue
-        layout[name] = layout_metrics(w.matrix, state.layout[name], w.block, w.access_groups)
+        accesses = ctx.replay.get(name)
+        layout[name] = layout_metrics(w.matrix, state.layout[name], w.block, accesses.sets if accesses else None)
         ctx.bus.counter("C", layout[name]["C"], branch=label, group=name)
         ctx.bus.counter("Q", layout[name]["Q"], branch=label, group=name)
-    return {
-        "figures": {k: f.to_json() for k, f in figures.items()},
-        "quality": {k: f.to_json() for k, f in quality.items()},
-        "primary_quality": state.workload.primary_quality,
-        "measures": statuses,
-        "layout": layout,
-        "state_digest": state.digest(),
-        "tokens": state.workload.tokens,
-    }
+    return BranchResult(figures=figures, quality=dict(quality), primary_quality=state.workload.primary_quality,
+                        measures=statuses, layout=layout, state_digest=state.digest(),
+                        tokens=state.workload.tokens)
 
 
-def interleaved_timing(ctx: RunContext, states: dict[str, ModelState], results: dict[str, Any]) -> dict[str, Any]:
-    """Time every state round-robin and write lat_ms / toks_per_s into each result; returns
-    paired ratios (iterative vs linear, linear and iterative vs pre) with bootstrap CIs."""
+def latency_decided(thresholds: list[tuple[str, str, float]], seed: int):
+    """A stop rule for interleaved timing: every (a, b, threshold) has a latency change whose
+    95 % CI lies wholly on one side of its threshold (%)."""
+    def decided(samples: Mapping[str, list[float]]) -> bool:
+        for a, b, threshold in thresholds:
+            fa = Figure(float(np.median(samples[a])), "measured:wallclock", samples=_rounds(samples[a]))
+            fb = Figure(float(np.median(samples[b])), "measured:wallclock", samples=_rounds(samples[b]))
+            change = compare("lat_ms", fa, fb, "relative", seed)
+            if isinstance(change, str) or judge(change.ci95, threshold, "lower") == "inconclusive":
+                return False
+        return True
+
+    return decided
+
+
+def _rounds(values: list[float]):
+    from .records import Samples
+
+    return Samples("round", values, statistic="median")
+
+
+def interleaved_timing(ctx: RunContext, states: Mapping[str, ModelState], results: dict[str, BranchResult],
+                       thresholds: list[tuple[str, str, float]]) -> dict[str, Any]:
+    """Time every state in shuffled interleaved rounds; add lat_ms / toks_per_s to each result.
+
+    ``thresholds``: (a, b, %) latency comparisons that must be decided before sampling may
+    stop early. Returns how the sampling went (rounds, why it stopped, threads)."""
     from .builtins import measure_wallclock as wc
 
     cfg = ctx.config.pipeline
+    rng = ctx.rng("interleaved-timing")
+    decided = latency_decided(thresholds, ctx.seed) if cfg.stop_when_decided and thresholds else None
     threads = wc.pin_threads(ctx.config.measure.threads)
-    samples = wc.interleaved_samples(states, cfg.warmup_iter, cfg.repeats)
+    try:
+        samples = wc.interleaved_samples(states, cfg.warmup_iter, cfg.repeats, min_rounds=cfg.min_repeats,
+                                         decided=decided, rng=rng)
+    finally:
+        threads = wc.unpin_threads(threads)
     labels = list(states)
+    rounds = len(next(iter(samples.values())))
     for label, state in states.items():
         figures = wc.figures_from(samples[label], state.workload.tokens, cfg.warmup_iter, ctx.seed,
                                   state.workload.device, threads, interleaved_with=labels)
@@ -109,9 +137,11 @@ def interleaved_timing(ctx: RunContext, states: dict[str, ModelState], results: 
         if kernels is not None and kernels(state):
             figures["lat_ms"] = attrs.evolve(figures["lat_ms"], detail={**figures["lat_ms"].detail,
                                                                         "kernels": kernels(state)})
+        results[label] = results[label].with_figures(figures)
         for key, figure in figures.items():
-            results[label]["figures"][key] = figure.to_json()
             ctx.bus.counter(COUNTER_OF[key], figure.value, branch=label)
-    pairs = [("linear", "iterative"), ("pre", "linear"), ("pre", "iterative")]
-    return {f"{b}_vs_{a}": wc.paired_ratio(samples[a], samples[b], ctx.seed)
-            for a, b in pairs if a in samples and b in samples}
+    stopped = "every latency comparison decided" if decided is not None and rounds < cfg.repeats else \
+        f"the maximum of {cfg.repeats} rounds"
+    return {"rounds": rounds, "max_rounds": cfg.repeats, "min_rounds": min(cfg.min_repeats, cfg.repeats),
+            "stopped_at": stopped, "order": "shuffled per round (seeded)", "warmup_rounds": cfg.warmup_iter,
+            "threads": threads}

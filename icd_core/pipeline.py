@@ -3,8 +3,9 @@
 ``linear`` applies π₀ then the transforms; ``iterative`` re-builds W′ and re-permutes (π₁,
 respecting the constraints a transform left) after every transform that asks for it;
 ``compare`` runs both from the same π₀ state, inputs and seed. A failing stage, or a final
-state that regressed beyond the rollback tolerances, runs the registered undos in reverse
-and restores the pre-run state (π_prev), verified bit for bit.
+state whose paired comparison with the pre-run state breaches a rollback tolerance, runs the
+registered undos in reverse and restores the pre-run state (π_prev); a restoration that does
+not verify bit for bit fails the run.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from .metrics_doc import metrics_document
 from .permcache import PermutationCache, matrix_digest, version_tag
 from .perms import identity
 from .plugins import PluginManager
-from .records import FitResult, GraphW, TransformMeta
+from .records import Accesses, FitResult, GraphW, TransformMeta
 from .report_model import RunRecord
+from .results import BranchResult
 from .rollback import UndoStack, restore, undo_permutation
 from .selection import Selection, settle
 from .specs import resolve
@@ -59,6 +61,13 @@ def keep_if_better(fit: FitResult, n: int) -> FitResult:
     return FitResult(perm=identity(n), stats=stats)
 
 
+def timeout_note(fit: FitResult, budget: float) -> str:
+    """What a solver that hit its budget left in place (printed and recorded)."""
+    if fit.stats.get("rejected") or fit.stats.get("C") is None:
+        return f"hit its {budget:g} s budget: kept the current order"
+    return f"hit its {budget:g} s budget: kept its best order so far (C {fit.stats['C_initial']:.4f} → {fit.stats['C']:.4f})"
+
+
 class Pipeline:
     """One run of the selected components into ``run_dir`` (a fresh, open RunDirectory)."""
 
@@ -70,20 +79,23 @@ class Pipeline:
         self.run_dir = run_dir
         self.ctx = RunContext(config=self.cfg, registry=manager.registry,
                               bus=bus or EventBus(run_dir.file("events.jsonl")), run_dir=run_dir)
-        cache_dir = run_dir.out_dir / ".cache" / "perm" if self.cfg.solver.cache else None
-        self.cache = PermutationCache(cache_dir)
+        self.cache = PermutationCache.at(run_dir.out_dir / ".cache" / "perm" if self.cfg.solver.cache else None,
+                                         self.ctx.bus)
         settings = config_to_dict(self.cfg)
-        self.solver_key = version_tag(self.sel.solver.key(), dumps(settings["solver"]))
+        solver = manager.registry.get("solver", self.sel.solver.name)
+        self.solver_key = version_tag(self.sel.solver.key(), dumps(settings["solver"]),
+                                      manager.code_version(solver.provider))
         self.tag = ""
         self.fits: list[dict[str, Any]] = []
         self.perms: dict[str, dict[str, Any]] = {}
         self.blocks: dict[str, int] = {}
         self.w_prime: dict[str, GraphW] = {}
         self.current: tuple[ModelState, UndoStack] | None = None
+        self.pre_state: ModelState | None = None
         self.equivalence: dict[str, Any] | None = None
         self.interleaved = frozenset({"wallclock"}) if any(m.name == "wallclock" for m in selection.measures) \
             else frozenset()
-        self.paired: dict[str, Any] = {}
+        self.timing: dict[str, Any] = {}
         self.transformed: dict[tuple[int, str], Any] = {}
 
     # -- stages --------------------------------------------------------------------------
@@ -109,7 +121,8 @@ class Pipeline:
                                     matrix=stage, group=group.name, source=source.name) as meta:
                 w = calls.build_w(self.manager, self.ctx, source, state, group)
                 out[group.name] = attrs.evolve(w, block=self.blocks[group.name])
-                meta.update({k: v for k, v in w.meta.items() if k != "shape"}, n=w.n)
+                meta.update({k: v for k, v in w.meta.items() if k != "shape"}, n=w.n,
+                            heldout=len(w.heldout) if w.heldout else 0)
                 self.ctx.bus.counter("nnz", int(w.matrix.nnz), group=group.name, matrix=stage)
         return out
 
@@ -118,7 +131,7 @@ class Pipeline:
                           repr(attrs.astuple(constraints)), *chain)
         with self.ctx.bus.stage("fit_permutation", state="PERMUTED" if stage == "pi0" else "REPERMUTED",
                                 pi=stage, group=group, branch=branch, solver=self.sel.solver.name) as meta:
-            fit = self.cache.get(key)
+            fit = self.cache.get(key, w.n)
             meta["cache"] = "hit" if fit is not None else "miss"
             if fit is None:
                 try:
@@ -126,9 +139,12 @@ class Pipeline:
                 except SolverTimeout as exc:
                     fit = FitResult(perm=identity(w.n), stats={"method": self.sel.solver.name, "timed_out": True,
                                                                "reason": str(exc), "C": None, "time_s": None})
-                    self.ctx.bus.warn(f"solver timed out; kept the initial order: {exc}", group=group)
                 self.cache.put(key, fit)
             fit = keep_if_better(fit, w.n)
+            if fit.stats.get("timed_out"):
+                note = timeout_note(fit, self.cfg.solver.time_budget_s)
+                fit = FitResult(perm=fit.perm, stats={**fit.stats, "kept": note})
+                self.ctx.bus.warn(f"solver {self.sel.solver.name} {note}", group=group, pi=stage)
             meta.update({k: fit.stats.get(k) for k in ("C_initial", "C", "Q", "time_s", "timed_out")})
         self.fits.append({"branch": branch, "stage": stage, "group": group, "cache": meta["cache"],
                           "stats": dict(fit.stats)})
@@ -152,18 +168,26 @@ class Pipeline:
     def _transform(self, branch: str, spec, state: ModelState, stack: UndoStack) -> tuple[ModelState, TransformMeta]:
         key = (id(state), spec.key())
         with self.ctx.bus.stage("transform", state="TRANSFORMED", adapter=spec.text, branch=branch) as meta:
-            try:
-                result = self.transformed.get(key)  # compare mode: both branches start from one state
-                meta["cache"] = "hit" if result is not None else "miss"
-                if result is None:
+            result = self.transformed.get(key)  # compare mode: both branches start from one state
+            meta["cache"] = "hit" if result is not None else "miss"
+            if result is None:
+                before = state.digest()
+                try:
                     result = calls.apply_transform(self.manager, self.ctx, spec, state, state.layout_for(self.blocks))
-                    self.transformed[key] = result
-            except Exception as exc:  # a failing adapter becomes a recorded no-op
-                reason = f"{type(exc).__name__}: {exc}"
+                except Exception as exc:  # a failing adapter becomes a recorded no-op
+                    result = exc
+                if state.digest() != before:  # checked whether it raised or not
+                    raise ContractError(f"adapter {spec.name!r} modified the state it was given in place "
+                                        f"(adapters must return a new state; see state.with_transform)")
+                self.transformed[key] = result
+            if isinstance(result, Exception):
+                reason = f"{type(result).__name__}: {result}"
                 self.ctx.bus.warn(f"adapter {spec.name} failed, recorded as a no-op: {reason}", branch=branch)
                 meta.update(noop=True, reason=reason)
                 return state, TransformMeta.skipped(spec.name, spec.text, reason)
             meta.update(noop=result.meta.noop, reason=result.meta.reason, repermute=result.meta.repermute)
+        if result.meta.noop:
+            self.ctx.bus.warn(f"adapter {spec.name} did nothing: {result.meta.reason}", branch=branch)
         stack.push(f"transform:{spec.name}", result.undo or restore(state))
         self.current = (result.state, stack)
         return result.state, result.meta
@@ -194,26 +218,37 @@ class Pipeline:
             raise ContractError(f"π₀ changed the output of workload {self.sel.workload.name!r}: max relative "
                                 f"difference {diff:.3g} > {tolerance:g} (a permutation group misses a member)")
 
-    def _measure(self, label: str, state: ModelState, reference: Any, w0: dict[str, GraphW]) -> dict[str, Any]:
+    def _measure(self, label: str, state: ModelState, reference: Any, w0: dict[str, GraphW]) -> BranchResult:
         """Every measure but the wall clock, which times all states together afterwards."""
         with self.ctx.bus.stage("measure", state="MEASURED", branch=label):
             return measure_state(self.manager, self.ctx, self.sel.measures, state, reference, w0, label,
                                  skip=self.interleaved)
 
-    def _time_together(self, states: dict[str, ModelState], results: dict[str, Any]) -> None:
+    def _time_together(self, states: dict[str, ModelState], results: dict[str, BranchResult], chosen: str) -> None:
         if not self.interleaved:
             return
-        with self.ctx.bus.stage("measure", state="MEASURED", branch="+".join(states), what="wall clock, interleaved"):
-            self.paired = interleaved_timing(self.ctx, states, results)
+        thresholds = []
+        if "linear" in states and "iterative" in states:
+            thresholds.append(("linear", "iterative", self.cfg.gates.latency_pct))
+        if self.cfg.rollback.enabled:
+            thresholds.append(("pre", chosen, self.cfg.rollback.latency_pct))
+        with self.ctx.bus.stage("measure", state="MEASURED", branch="+".join(states),
+                                what="wall clock, interleaved") as meta:
+            self.timing = interleaved_timing(self.ctx, states, results, thresholds)
+            meta.update(rounds=self.timing["rounds"], stopped_at=self.timing["stopped_at"])
 
     def _rollback(self, trigger: str, why: list[str], branch: str, pre_digest: str) -> dict[str, Any]:
         state, stack = self.current  # type: ignore[misc]
         with self.ctx.bus.stage("rollback", state="ROLLBACK", trigger=trigger, branch=branch) as meta:
-            restored, undone = stack.rollback(state)
+            restored, undone, failed = stack.rollback(state)
+            how = "registered undos, in reverse"
+            if restored.digest() != pre_digest and self.pre_state is not None \
+                    and self.pre_state.digest() == pre_digest:
+                restored, how = self.pre_state, "the retained pre-run state (the undos did not restore it)"
             verified = restored.digest() == pre_digest
-            meta.update(undone=undone, verified=verified)
-        info = {"trigger": trigger, "branch": branch, "why": why, "undone": undone,
-                "restored": "pre-run state (π_prev)", "verified": verified,
+            meta.update(undone=undone, failed=failed, verified=verified)
+        info = {"trigger": trigger, "branch": branch, "why": why, "undone": undone, "undo_failures": failed,
+                "restored": "pre-run state (π_prev)", "how": how, "verified": verified,
                 "state_digest": restored.digest(), "expected_digest": pre_digest}
         self.ctx.write_artifact("rollback/rollback.json", dumps(info) + "\n")
         self.current = (restored, stack)
@@ -231,8 +266,7 @@ class Pipeline:
         started, t0 = datetime.now(timezone.utc), time.perf_counter()
         ctx = self.ctx
         ctx.write_artifact("config.json", dumps(config_to_dict(self.cfg)) + "\n")  # rewritten once settled
-        results: dict[str, Any] = {}
-        transforms: dict[str, list[TransformMeta]] = {}
+        results: dict[str, BranchResult] = {}
         rollback = None
         error = None
         pre_digest = None
@@ -242,13 +276,13 @@ class Pipeline:
                 meta.update(groups={g.name: g.size for g in state0.groups}, tokens=state0.workload.tokens)
             self._settle(state0)
             self.blocks = {g.name: ctx.block_size(state0.element_bytes(g.name)) for g in state0.groups}
-            self.current = (state0, UndoStack())
+            self.current, self.pre_state = (state0, UndoStack()), state0
             reference = state0.run()
             w0 = self._build_w(state0, "W")
-            ctx.access_groups = {k: v.access_groups for k, v in w0.items() if v.access_groups}
+            ctx.replay = {k: a for k, a in ((k, Accesses.of(v)) for k, v in w0.items()) if a is not None}
             ctx.write_artifact("W.npz", csr_npz_bytes({k: v.matrix for k, v in w0.items()}))
             results["pre"] = self._measure("pre", state0, reference, w0)
-            pre_digest = results["pre"]["state_digest"]
+            pre_digest = results["pre"].state_digest
             shared = UndoStack()
             state1 = self._permute(state0, w0, "pi0", "shared", shared)
             self._check_equivalence(state1, reference)
@@ -256,16 +290,15 @@ class Pipeline:
             for branch in BRANCHES_OF_MODE[self.cfg.pipeline.mode]:
                 stack = shared.copy()
                 self.current = (state1, stack)
-                final, transforms[branch] = self._branch(branch, state1, stack)
+                final, metas = self._branch(branch, state1, stack)
                 finals[branch] = final
-                results[branch] = self._measure(branch, final, reference, w0)
-                results[branch]["transforms"] = [attrs.asdict(m) for m in transforms[branch]]
-            self._time_together(finals, results)
+                results[branch] = attrs.evolve(self._measure(branch, final, reference, w0), transforms=tuple(metas))
+            chosen = "linear" if self.cfg.pipeline.mode == "linear" else "iterative"
+            self._time_together(finals, results, chosen)
             if self.w_prime:
                 ctx.write_artifact("W_prime.npz", csr_npz_bytes({k: v.matrix for k, v in self.w_prime.items()}))
-            chosen = "linear" if self.cfg.pipeline.mode == "linear" else "iterative"
-            primary = results["pre"]["primary_quality"]
-            why = regressions(results["pre"], results[chosen], primary, self.cfg.rollback)
+            why = regressions(results["pre"], results[chosen], self.cfg.rollback, self.cfg.gates.allow_modelled,
+                              self.cfg.seed)
             if why and self.cfg.rollback.enabled:
                 rollback = self._rollback("regression", why, chosen, pre_digest)
         except (UsageError, InputDataError):
@@ -274,18 +307,28 @@ class Pipeline:
             error = f"{type(exc).__name__}: {exc}"
             if self.current is not None and pre_digest is not None:
                 rollback = self._rollback("failure", [error], "current", pre_digest)
+        if rollback is not None and not rollback["verified"]:
+            error = (f"{error}; " if error else "") + \
+                f"rollback NOT verified: the restored state's digest {rollback['state_digest'][:12]}… differs " \
+                f"from the pre-run state's {rollback['expected_digest'][:12]}…"
         final_digest = self.current[0].digest() if self.current else None
         metrics = metrics_document(
             cfg=self.cfg, sel=self.sel, bus=ctx.bus, name=self.run_dir.name, tag=self.tag, started=started,
             duration=time.perf_counter() - t0, results=results, fits=self.fits, rollback=rollback, error=error,
-            final_digest=final_digest, equivalence=self.equivalence, paired=self.paired)
-        self._write_perms()
+            final_digest=final_digest, equivalence=self.equivalence, timing=self.timing)
+        self._write_perms(rollback)
         record = RunRecord(metrics=metrics, events=list(ctx.bus.events))
         with ctx.bus.stage("report", state="REPORTED"):
-            calls.report(self.manager, ctx, record)
+            failure = calls.write_reports(self.manager, ctx, record)
+        if failure:
+            error = (f"{error}; " if error else "") + failure
         return Outcome(record=record, path=self.run_dir.path, ok=error is None, error=error)
 
-    def _write_perms(self) -> None:
-        doc = {"version_tag": self.tag, "groups": {
+    def _write_perms(self, rollback: dict[str, Any] | None) -> None:
+        doc: dict[str, Any] = {"version_tag": self.tag, "groups": {
             name: {**entry, "tag": version_tag(self.tag, name)} for name, entry in self.perms.items()}}
+        if rollback is not None:
+            doc["rolled_back"] = {"in_effect": "none: the pre-run order was restored" if rollback["verified"]
+                                  else "unknown: the rollback did not verify", "trigger": rollback["trigger"],
+                                  "verified": rollback["verified"], "why": rollback["why"]}
         self.ctx.write_artifact("perm.json", dumps(doc, indent=None) + "\n")

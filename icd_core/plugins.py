@@ -8,10 +8,13 @@ status ``error: …`` and never stops the others. ``ICD_STRICT_PLUGINS=1`` re-ra
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 import types
 from collections.abc import Iterable
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -81,6 +84,7 @@ class PluginManager:
         self.disabled = disabled_names() if disabled is None else set(disabled)
         self._providers: dict[str, PluginRow] = {}
         self._labels: dict[int, str] = {}
+        self._objects: dict[str, Any] = {}
 
     # -- loading -----------------------------------------------------------------------
     def load_builtins(self) -> None:
@@ -128,6 +132,7 @@ class PluginManager:
         row.provides = [f"{c.kind}:{c.name}" for c in self.registry if c.provider == label]
         self._providers[label] = row
         self._labels[id(plugin)] = label
+        self._objects[label] = plugin
         self.rows.append(row)
         self._mark_conflicts()
         return row
@@ -170,8 +175,27 @@ class PluginManager:
         """The provider label a loaded plugin's components carry."""
         return self._labels.get(id(plugin))
 
+    def code_version(self, provider: str) -> str:
+        """Version plus a digest of the source files of the plugin behind ``provider``, so
+        that caches keyed on it change when its code does (editable installs included)."""
+        row = self._providers.get(provider)
+        return f"{row.version if row else '?'}+{source_digest(self._objects.get(provider))}"
+
     def failures(self) -> list[PluginRow]:
         return [r for r in self.rows if r.failed]
+
+
+def source_digest(plugin: Any) -> str:
+    """sha256 (16 hex) of the ``.py`` files of the package a plugin module lives in."""
+    module = plugin if isinstance(plugin, types.ModuleType) else sys.modules.get(type(plugin).__module__)
+    where = getattr(module, "__file__", None)
+    if not where:
+        return "nosource"
+    digest = hashlib.sha256()
+    for path in sorted(Path(where).parent.rglob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def metadata_version(dist: str) -> str:

@@ -97,19 +97,38 @@ class PermutationGroup:
 class GraphW:
     """A co-access matrix for one group: symmetric float32 CSR, zero diagonal, finite.
 
-    ``access_groups`` (optional): the index sets of individual accesses (one per token,
-    trace event, …), kept so ``lines_per_access`` can be computed. ``block``: the
-    cache-line size g in elements the layout is judged by (set by the pipeline).
+    ``access_groups`` (optional): the index sets of the individual accesses W was built from
+    (one per token, trace event, …), in the group's current order. ``heldout`` (optional):
+    accesses of the same kind kept apart from W (other tokens, other events) — what measures
+    replay and ``lines_per_access`` is judged on, so a layout is not scored on its own
+    training data. ``block``: the cache-line size g in elements (set by the pipeline).
     """
 
     matrix: scipy.sparse.csr_matrix
     meta: Mapping[str, Any]
     access_groups: tuple[np.ndarray, ...] | None = None
     block: int = 16
+    heldout: tuple[np.ndarray, ...] | None = None
 
     @property
     def n(self) -> int:
         return int(self.matrix.shape[0])
+
+
+@attrs.frozen(eq=False)
+class Accesses:
+    """Accesses of one group to replay (dims read together, in load order); ``heldout``
+    says whether W was built without them."""
+
+    sets: tuple[np.ndarray, ...]
+    heldout: bool
+
+    @classmethod
+    def of(cls, w: GraphW) -> Accesses | None:
+        """The held-out accesses of ``w``, else the ones it was built from, else None."""
+        if w.heldout:
+            return cls(tuple(w.heldout), True)
+        return cls(tuple(w.access_groups), False) if w.access_groups else None
 
 
 @attrs.frozen(eq=False)
@@ -166,12 +185,45 @@ class TransformResult:
     undo: Undo | None = None
 
 
+STATISTICS = ("median", "mean", "pearson", "spearman")
+
+
+@attrs.frozen(eq=False)
+class Samples:
+    """The per-unit values behind a figure, so two states can be compared unit by unit.
+
+    ``unit`` names what one value is: ``"round"`` (one interleaved timing round: values of
+    two states with the same index were taken back to back, so they pair), ``"example"`` /
+    ``"pair"`` / ``"token"`` (one evaluation item, the same item in every state: they pair),
+    or ``"window"`` (an independent repeat, e.g. one energy window: they do not pair).
+    ``values``: shape (n,), or (n, 2) of (prediction, reference) for correlations.
+    ``statistic``: how the figure's value follows from them (``median``, ``mean``,
+    ``pearson``, ``spearman``), times ``scale`` (100 for a correlation in percent).
+    """
+
+    unit: str
+    values: np.ndarray = attrs.field(converter=lambda v: np.asarray(v, dtype=np.float64))
+    statistic: str = attrs.field(default="mean", validator=attrs.validators.in_(STATISTICS))
+    scale: float = 1.0
+
+    @property
+    def paired(self) -> bool:
+        """Whether the same index means the same unit in another state (not for windows)."""
+        return self.unit != "window"
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+
 @attrs.frozen
 class Figure:
     """One reported number with its provenance.
 
-    ``source`` is ``measured:<how>``, ``modelled:<how>`` or ``simulated:<how>``; a figure
-    that could not be obtained has ``value=None`` and a ``reason``.
+    ``source`` is ``measured:<how>``, ``modelled:<how>``, ``simulated:<how>`` or
+    ``computed:<how>``; a figure that could not be obtained has ``value=None`` and a
+    ``reason``. ``samples`` (optional, never written to ``metrics.json``) are the per-unit
+    values comparisons pair; a figure without them is compared as an exact value only when
+    its source is deterministic (anything but ``measured:``, or ``detail["deterministic"]``).
     """
 
     value: float | None
@@ -179,6 +231,7 @@ class Figure:
     reason: str | None = None
     unit: str | None = None
     detail: Mapping[str, Any] = attrs.Factory(dict)
+    samples: Samples | None = attrs.field(default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.value is None and not self.reason:
@@ -195,7 +248,15 @@ class Figure:
         if self.reason:
             out["reason"] = self.reason
         out.update(self.detail)
+        if self.samples is not None:
+            out.setdefault("n", len(self.samples))
+            out["samples_unit"] = self.samples.unit
         return out
+
+    @property
+    def kind(self) -> str:
+        """The source's prefix: measured, simulated, modelled or computed."""
+        return str(self.source).split(":", 1)[0] if self.source else "none"
 
 
 MetricsFragment = Mapping[str, Figure]

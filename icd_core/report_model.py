@@ -9,9 +9,10 @@ from typing import Any
 import attrs
 
 from .errors import InputDataError
+from .results import FIGURE_KEYS
 
-FIGURE_KEYS = ("lat_ms", "toks_per_s", "l2_hit_pct", "ept_j_per_tok")
 BRANCHES = ("pre", "linear", "iterative")
+SCHEMA = "icd.metrics/1"
 
 
 @attrs.frozen
@@ -31,6 +32,11 @@ def load_run(run: Path) -> RunRecord:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputDataError(f"{metrics_path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"{metrics_path}: cannot read ({exc})") from None
+    if not isinstance(metrics, dict) or metrics.get("schema") != SCHEMA or not isinstance(metrics.get("run"), dict):
+        raise InputDataError(f"{metrics_path}: not an icd metrics document (expected a JSON object with "
+                             f"\"schema\": \"{SCHEMA}\" and a \"run\" table)")
     events = []
     events_path = run / "events.jsonl"
     if events_path.is_file():
@@ -47,7 +53,7 @@ def value_of(entry: dict[str, Any] | None) -> float | None:
     return None if not entry else entry.get("value")
 
 
-def _figure_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+def _figure_rows(results: dict[str, Any], changes: dict[str, Any]) -> list[dict[str, Any]]:
     extra = sorted({k for r in results.values() for k in r.get("figures", {})} - set(FIGURE_KEYS))
     keys: list[tuple[str, str]] = [("figures", k) for k in (*FIGURE_KEYS, *extra)]
     quality_keys = sorted({k for r in results.values() for k in r.get("quality", {})})
@@ -62,6 +68,23 @@ def _figure_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         reason = next((c.get("reason") for c in present if c.get("reason")), None)
         rows.append({"metric": key if section == "figures" else f"quality.{key}",
                      "unit": present[0].get("unit"), "source": source, "reason": reason,
+                     "change": changes.get(key),
+                     **{b: value_of(cells[b]) for b in BRANCHES},
+                     **{f"{b}_present": cells[b] is not None for b in BRANCHES}})
+        if section == "figures":
+            rows += _alternative_rows(results, key)
+    return rows
+
+
+def _alternative_rows(results: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The same figure from other sources (e.g. cachegrind beside the cache model)."""
+    sources = sorted({f.get("source") for r in results.values() for f in r.get("alternatives", {}).get(key, [])})
+    rows = []
+    for source in sources:
+        cells = {b: next((f for f in results.get(b, {}).get("alternatives", {}).get(key, [])
+                          if f.get("source") == source), None) for b in BRANCHES}
+        unit = next((c.get("unit") for c in cells.values() if c), None)
+        rows.append({"metric": f"{key} [{source}]", "unit": unit, "source": source, "reason": None, "change": None,
                      **{b: value_of(cells[b]) for b in BRANCHES},
                      **{f"{b}_present": cells[b] is not None for b in BRANCHES}})
     return rows
@@ -76,14 +99,28 @@ def _layout_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             if all(v is None for v in cells.values()):
                 continue
             rows.append({"metric": f"layout.{group}.{key}", "unit": None, "source": "computed:layout",
-                         "reason": None, **cells, **{f"{b}_present": b in results for b in BRANCHES}})
+                         "reason": None, "change": None, **cells, **{f"{b}_present": b in results for b in BRANCHES}})
     return rows
 
 
 def comparison_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per metric: pre, linear and iterative values, unit, source (or reason)."""
+    """One row per metric: pre, linear and iterative values, unit, source (or reason), and the
+    paired change iterative vs linear (``change``: estimate, CI and basis, when computed)."""
     results = metrics.get("results", {})
-    return _figure_rows(results) + _layout_rows(results)
+    changes = {k: v for k, v in metrics.get("comparisons", {}).get("iterative_vs_linear", {}).items()
+               if v.get("estimate") is not None}
+    return _figure_rows(results, changes) + _layout_rows(results)
+
+
+def change_text(change: dict[str, Any] | None) -> str:
+    """``-0.34 % [-1.0, +1.0]`` for a paired change, or ``""``."""
+    if not change:
+        return ""
+    from .verdict import signed
+
+    ci = change.get("ci95")
+    interval = f" [{signed(ci[0])}, {signed(ci[1])}]" if ci else " (no CI)"
+    return f"{signed(change['estimate'])} {change['unit']}{interval}".replace("  ", " ")
 
 
 def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

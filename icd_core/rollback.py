@@ -36,11 +36,16 @@ class UndoStack:
     def copy(self) -> UndoStack:
         return UndoStack(list(self.steps))
 
-    def rollback(self, state: ModelState) -> tuple[ModelState, list[str]]:
-        """Run every undo in reverse; returns the restored state and the labels undone."""
-        undone = []
+    def rollback(self, state: ModelState) -> tuple[ModelState, list[str], list[str]]:
+        """Run every undo in reverse, even after one fails; returns the state reached, the
+        labels undone and the failures (``label: error``)."""
+        undone, failed = [], []
         while self.steps:
             label, undo = self.steps.pop()
-            state = undo(state)
+            try:
+                state = undo(state)
+            except Exception as exc:  # recorded; the remaining undos still run
+                failed.append(f"{label}: {type(exc).__name__}: {exc}")
+                continue
             undone.append(label)
-        return state, undone
+        return state, undone, failed

@@ -59,6 +59,8 @@ def split_spec(text: str) -> tuple[str, list[Any], dict[str, Any]]:
     for arg in args:
         if "=" in arg:
             key, value = arg.split("=", 1)
+            if key.strip() in keywords:
+                raise ConfigError(f"{text}: option {key.strip()!r} given twice")
             keywords[key.strip()] = parse_scalar(value)
         elif keywords:
             raise ConfigError(f"{text}: positional value {arg!r} after key=value options")

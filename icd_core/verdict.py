@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+COST_GATES = ("latency", "l2_hit", "energy_per_token")
+RULE = "a gate passes only when the whole 95 % CI of the paired change lies beyond its target"
+
 
 def _layout_change(metrics: dict[str, Any]) -> str | None:
     pi1 = [f for f in metrics.get("fits", []) if f["stage"] == "pi1"]
@@ -22,36 +25,65 @@ def _layout_change(metrics: dict[str, Any]) -> str | None:
     return f"Re-permutation (π₁) lowered the block cost on W′ ({parts})."
 
 
+def signed(x: float) -> str:
+    """``+1.23`` / ``-0.5`` / ``0`` (no signed zero)."""
+    return "0" if x == 0 else f"{x:+.3g}"
+
+
+def gate_phrase(v: dict[str, Any]) -> str:
+    """``latency -0.3 % (95 % CI -1.0…+1.0): fail, target -20 %`` and the like."""
+    if v["verdict"] == "not evaluated":
+        short = str(v["reason"]).split(" (")[0].split(";")[0]
+        return f"{v['gate']} not evaluated ({short})"
+    ci = v.get("ci95")
+    interval = f" (95 % CI {signed(ci[0])}…{signed(ci[1])})" if ci else " (no CI)"
+    return f"{v['gate']} {signed(v['value'])} {v['unit']}{interval}: {v['verdict']}, target {v['target']:+g} {v['unit']}"
+
+
+def overall(verdicts: list[dict[str, Any]]) -> str:
+    """pass / fail / inconclusive / not evaluated for "cheaper at equal quality"."""
+    cost = [v for v in verdicts if v["gate"] in COST_GATES and v["verdict"] != "not evaluated"]
+    guard = next((v for v in verdicts if v["gate"] == "quality_drop"), None)
+    if not cost:
+        return "not evaluated"
+    if guard is not None and guard["verdict"] == "fail":
+        return "fail"
+    if any(v["verdict"] == "pass" for v in cost) and guard is not None and guard["verdict"] == "pass":
+        return "pass"
+    if all(v["verdict"] == "fail" for v in cost):
+        return "fail"
+    return "inconclusive"
+
+
 def verdict(metrics: dict[str, Any]) -> str:
     run = metrics["run"]
+    rollback = metrics.get("rollback")
     if not run["ok"]:
-        undone = " every applied step was rolled back" if metrics.get("rollback") else " nothing had been applied"
-        return f"The run failed ({run['error']});{undone}."
+        if rollback and not rollback.get("verified"):
+            undone = " The rollback did NOT verify: the restored state differs from the pre-run state."
+        elif rollback:
+            undone = " Every applied step was rolled back (verified bit for bit)."
+        else:
+            undone = " Nothing had been applied."
+        return f"The run failed ({run['error']}).{undone}"
     sentences = []
     gates = metrics["gates"]
     if gates["evaluated"]:
-        verdicts = gates["verdicts"]
-        passed = [v["gate"] for v in verdicts if v["pass"] is True]
-        failed = [v["gate"] for v in verdicts if v["pass"] is False]
-        missing = [v["gate"] for v in verdicts if v["pass"] is None]
-        text = f"Iterative vs linear: {len(passed)} of {len(verdicts)} gates pass"
-        if failed:
-            text += f"; not met: {', '.join(failed)}"
-        if missing:
-            text += f"; not evaluated (no measurement): {', '.join(missing)}"
-        modelled = [v["gate"] for v in verdicts if v["pass"] is not None and v.get("source")
-                    and "measured:" not in v["source"]]
-        if modelled:
-            text += f"; judged on modelled figures: {', '.join(modelled)}"
-        sentences.append(text + ".")
+        answer = {"pass": "yes", "fail": "no", "inconclusive": "undecided",
+                  "not evaluated": "not evaluated"}[overall(gates["verdicts"])]
+        phrases = "; ".join(gate_phrase(v) for v in gates["verdicts"])
+        sentences.append(f"Cheaper at equal quality, iterative vs linear: {answer} — {phrases} ({RULE}).")
     else:
         sentences.append(f"Gates not evaluated: {gates['reason']}.")
+    if not metrics.get("execution", {}).get("layout_reading", True):
+        sentences.append("Every state ran dense kernels, which read every element whatever the order: a "
+                         "permutation cannot change their latency, so the latency gate cannot pass here; the "
+                         "layout metrics (C, lines per access) show what the permutation changed.")
     change = _layout_change(metrics)
     if change:
         sentences.append(change)
     elif run["mode"] != "linear":
         sentences.append("No transform asked for re-permutation, so iterative equals linear.")
-    if metrics.get("rollback"):
-        rb = metrics["rollback"]
-        sentences.append(f"Rolled back to the pre-run state: {'; '.join(rb['why'])}.")
+    if rollback:
+        sentences.append(f"Rolled back to the pre-run state (verified): {'; '.join(rollback['why'])}.")
     return " ".join(sentences)

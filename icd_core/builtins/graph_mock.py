@@ -3,8 +3,9 @@
 Each dimension spends a budget of ``max(1, min(⌊0.025·n⌋, 32))`` picks: a ``noise``
 fraction on random dimensions, the rest on members of its own planted block, so the
 symmetric W has nnz ≤ max(0.05·n², 2n) and at most 64 per row. A seeded random relabelling hides the blocks, so the identity
-order is far from optimal. Accesses (for ``lines_per_access``) are each sampled row's
-neighbourhood: the dims one gather of that row touches.
+order is far from optimal. Accesses: each sampled row's neighbourhood (the dims one gather of
+that row touches); held-out accesses are drawn afresh from the planted process (another seed),
+so measures do not replay what W was built from.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import scipy.sparse as sp
 
 from ..graphs import symmetric_csr
 from ..markers import hookimpl
+from ..perms import inverse
 from ..records import GraphW
 
 NAME = "mock"
@@ -48,15 +50,34 @@ def neighbourhood_accesses(w: sp.csr_matrix, samples: int, rng: np.random.Genera
     return tuple(np.union1d([r], w.indices[w.indptr[r]:w.indptr[r + 1]]).astype(np.int64) for r in np.sort(rows))
 
 
+def planted_accesses(planted: np.ndarray, noise: float, samples: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Fresh accesses from the planted process (labels): a dimension and its picks, each pick
+    a random dimension with probability ``noise``, else a member of its own planted block."""
+    n = planted.size
+    picks = max(1, min(int(0.025 * n), MAX_PICKS))
+    members = [np.flatnonzero(planted == b) for b in range(int(planted.max()) + 1)]
+    out = []
+    for r in np.sort(rng.choice(n, size=min(samples, n), replace=False)):
+        own = members[planted[r]]
+        chosen = np.where(rng.random(picks) < noise, rng.integers(0, n, picks), own[rng.integers(0, own.size, picks)])
+        out.append(np.union1d([r], chosen).astype(np.int64))
+    return tuple(out)
+
+
 def mock_w(n: int, blocks: int, noise: float, seed: int, layout: np.ndarray) -> GraphW:
-    """The planted W seen in ``layout`` (``W_cur[i, j] = W[layout[i], layout[j]]``)."""
-    base, _ = planted_blocks(n, blocks, noise, seed)
+    """The planted W seen in ``layout`` (``W_cur[i, j] = W[layout[i], layout[j]]``), the
+    accesses it was built from and held-out accesses drawn afresh from the planted process."""
+    base, planted = planted_blocks(n, blocks, noise, seed)
+    layout = np.asarray(layout, dtype=np.int64)
     current = base[layout][:, layout].tocsr()
     current.sort_indices()
     accesses = neighbourhood_accesses(current, ACCESS_SAMPLES, np.random.default_rng(seed + 1))
+    position = inverse(layout)
+    heldout = tuple(np.sort(position[a]) for a in planted_accesses(planted, noise, ACCESS_SAMPLES,
+                                                                    np.random.default_rng(seed + 2)))
     meta = {"source": NAME, "seed": seed, "blocks": blocks, "noise": noise,
             "shape": list(current.shape), "format": "csr", "nnz": int(current.nnz)}
-    return GraphW(matrix=current.astype(np.float32), meta=meta, access_groups=accesses)
+    return GraphW(matrix=current.astype(np.float32), meta=meta, access_groups=accesses, heldout=heldout)
 
 
 def mock_for(ctx, state, group) -> GraphW:

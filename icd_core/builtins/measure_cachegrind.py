@@ -87,11 +87,11 @@ def icd_measure(ctx, measure, state):
         return None
     cfg = ctx.config.measure.cache
     reads = misses = d1_misses = accesses = 0
-    for group, sets in ctx.access_groups.items():
+    for group, accesses in ctx.replay.items():
         layout = np.asarray(state.layout.get(group, []))
         if layout.size != state.group(group).size:
             continue
-        chosen = sample(sets, cfg.accesses)
+        chosen = sample(accesses.sets, cfg.accesses)
         totals = run_kernel(chosen, layout, cfg.rows, cfg.cachegrind_D1, cfg.cachegrind_LL)
         reads += totals.get("Dr", 0)
         d1_misses += totals.get("D1mr", 0)
@@ -101,7 +101,7 @@ def icd_measure(ctx, measure, state):
         return {"l2_hit_pct": Figure.missing("no accesses to replay under valgrind", "%")}
     detail = {"D1": cfg.cachegrind_D1, "LL": cfg.cachegrind_LL, "data_reads": reads, "D1_read_misses": d1_misses,
               "LL_read_misses": misses, "accesses": accesses, "rows": cfg.rows,
-              "scope": "numpy's gather (PyArray_TakeFrom) only"}
+              "scope": "numpy's gather (PyArray_TakeFrom) only", "deterministic": True}
     hit = 100.0 * (1 - misses / d1_misses) if d1_misses else 100.0
     return {"l2_hit_pct": Figure(hit, SOURCE, unit="%", detail=detail),
             "cache_misses_per_access": Figure(misses / accesses, SOURCE, unit="lines", detail=detail)}

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..markers import hookimpl
-from ..records import Figure
+from ..records import Figure, Samples
 from ..stats import summarize
 
 NAME = "wallclock"
@@ -53,14 +53,35 @@ def timer_for(device: str) -> Callable[[Callable[[], Any]], float]:
 
 
 def pin_threads(threads: int | None) -> dict[str, Any]:
-    """Pin torch's intra-op threads (when torch is in use) and say what is in effect."""
-    torch = sys.modules.get("torch")
+    """Pin torch's intra-op pool and numpy's BLAS/OpenMP pools (threadpoolctl) to ``threads``
+    (default: every core) and say what is in effect. Returns the record; undo with
+    :func:`unpin_threads`."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
     wanted = threads or os.cpu_count() or 1
+    limiter = threadpool_limits(limits=wanted)
+    pools = sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
+    record: dict[str, Any] = {"threads": wanted, "pinned": True, "pools": pools,
+                              "by": "threadpoolctl (BLAS/OpenMP)", "_limiter": limiter}
+    torch = sys.modules.get("torch")
     if torch is not None:
+        record["torch_previous"] = torch.get_num_threads()
         torch.set_num_threads(wanted)
-        return {"threads": torch.get_num_threads(), "pinned": True, "by": "torch.set_num_threads"}
-    return {"threads": os.environ.get("OMP_NUM_THREADS", "BLAS default"), "pinned": False,
-            "by": "numpy/BLAS picks its own threads (set OMP_NUM_THREADS before start to pin)"}
+        record["by"] += " + torch.set_num_threads"
+    return record
+
+
+def unpin_threads(record: dict[str, Any]) -> dict[str, Any]:
+    """Restore the pools :func:`pin_threads` changed; returns the record without handles."""
+    record = dict(record)
+    limiter = record.pop("_limiter", None)
+    if limiter is not None:
+        limiter.restore_original_limits()
+    previous = record.pop("torch_previous", None)
+    torch = sys.modules.get("torch")
+    if torch is not None and previous:
+        torch.set_num_threads(previous)
+    return record
 
 
 def time_forward(state, warmup: int, repeats: int) -> list[float]:
@@ -68,16 +89,32 @@ def time_forward(state, warmup: int, repeats: int) -> list[float]:
     return interleaved_samples({"x": state}, warmup, repeats)["x"]
 
 
-def interleaved_samples(states: Mapping[str, Any], warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Per state, ``repeats`` timings taken round-robin (A B C A B C …) after warm-up."""
+Decided = Callable[[Mapping[str, list[float]]], bool]
+
+
+def interleaved_samples(states: Mapping[str, Any], warmup: int, repeats: int, *, min_rounds: int | None = None,
+                        decided: Decided | None = None, check_every: int = 5,
+                        rng: np.random.Generator | None = None) -> dict[str, list[float]]:
+    """Per state, one timing per round; each round runs every state once, in an order
+    shuffled per round (seeded ``rng``), after ``warmup`` untimed rounds.
+
+    At most ``repeats`` rounds; with ``decided``, sampling stops early — after at least
+    ``min_rounds`` rounds, checked every ``check_every`` — once ``decided(samples)`` says every
+    comparison that matters is settled.
+    """
+    rng = rng or np.random.default_rng(0)
+    labels = list(states)
     timers = {label: timer_for(s.workload.device) for label, s in states.items()}
     for _ in range(warmup):
-        for s in states.values():
-            s.run()
+        for label in rng.permutation(labels):
+            states[label].run()
     samples: dict[str, list[float]] = {label: [] for label in states}
-    for _ in range(repeats):
-        for label, s in states.items():
-            samples[label].append(timers[label](s.run))
+    floor = min(repeats, min_rounds if min_rounds is not None else repeats)
+    for done in range(1, repeats + 1):
+        for label in rng.permutation(labels):
+            samples[label].append(timers[label](states[label].run))
+        if decided is not None and done >= floor and (done - floor) % check_every == 0 and decided(samples):
+            break
     return samples
 
 
@@ -85,21 +122,19 @@ def figures_from(samples: list[float], tokens: int, warmup: int, seed: int, devi
                  threads: Mapping[str, Any], interleaved_with: list[str] | None = None) -> dict[str, Figure]:
     summary = summarize(samples, seed=seed)
     median = summary.pop("median")
-    detail = {**summary, "warmup": warmup, "threads": dict(threads), "device": device,
-              "timer": "cuda-events" if device.startswith("cuda") else "perf_counter_ns"}
+    detail = {**summary, "warmup": warmup, "threads": {k: v for k, v in threads.items() if not k.startswith("_")},
+              "device": device, "timer": "cuda-events" if device.startswith("cuda") else "perf_counter_ns",
+              "samples_ms": [round(x, 6) for x in samples]}
     if interleaved_with:
         detail["interleaved_with"] = interleaved_with
+        detail["round_order"] = "shuffled per round (seeded)"
+    rounds = Samples("round" if interleaved_with else "window", samples, statistic="median")
+    throughput = Samples(rounds.unit, [tokens / (x / 1e3) for x in samples], statistic="median")
     return {
-        "lat_ms": Figure(median, SOURCE, unit="ms", detail={"median": median, **detail}),
-        "toks_per_s": Figure(tokens / (median / 1e3), SOURCE, unit="tok/s", detail={"tokens": tokens}),
+        "lat_ms": Figure(median, SOURCE, unit="ms", detail={"median": median, **detail}, samples=rounds),
+        "toks_per_s": Figure(tokens / (median / 1e3), SOURCE, unit="tok/s", detail={"tokens": tokens},
+                             samples=throughput),
     }
-
-
-def paired_ratio(a: list[float], b: list[float], seed: int) -> dict[str, float]:
-    """Median of per-round ratios b/a (rounds were interleaved) with a bootstrap 95 % CI, in %."""
-    ratios = np.asarray(b, dtype=np.float64) / np.asarray(a, dtype=np.float64)
-    stats = summarize(100.0 * (ratios - 1.0), seed=seed)
-    return {"median_pct": stats["median"], "ci95_pct": stats["ci95"], "rounds": stats["n"]}
 
 
 @hookimpl
@@ -114,5 +149,8 @@ def icd_measure(ctx, measure, state):
         return None
     cfg = ctx.config.pipeline
     threads = pin_threads(ctx.config.measure.threads)
-    samples = time_forward(state, cfg.warmup_iter, cfg.repeats)
+    try:
+        samples = time_forward(state, cfg.warmup_iter, cfg.repeats)
+    finally:
+        threads = unpin_threads(threads)
     return figures_from(samples, state.workload.tokens, cfg.warmup_iter, ctx.seed, state.workload.device, threads)

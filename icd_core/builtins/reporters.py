@@ -1,4 +1,5 @@
-"""Built-in reporters: ``json`` (metrics.json), ``csv`` (report.csv), ``html`` (report.html)."""
+"""Built-in reporters: ``csv`` (report.csv) and ``html`` (report.html). metrics.json is written by
+the core itself, first (:func:`icd_core.calls.write_reports`)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,35 @@ import io
 
 import jinja2
 
-from ..jsonutil import dumps
 from ..markers import hookimpl
-from ..report_model import BRANCHES, comparison_rows, fmt, pairs, timeline
+from ..report_model import BRANCHES, change_text, comparison_rows, fmt, pairs, timeline
+from ..verdict import RULE, gate_phrase
+
+
+CSV_HEADER = ["metric", "unit", *BRANCHES, "source", "reason", "change_iterative_vs_linear", "ci95_low",
+              "ci95_high", "verdict", "rule"]
+
+
+def _num(value) -> str:
+    return "" if value is None else repr(value)
 
 
 def render_csv(metrics: dict) -> str:
+    """Per metric the three states' values and the paired change iterative vs linear with its
+    CI; then one row per gate with its verdict and rule."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["metric", "unit", *BRANCHES, "source", "reason"])
+    writer.writerow(CSV_HEADER)
     for row in comparison_rows(metrics):
-        writer.writerow([row["metric"], row["unit"] or "",
-                         *("" if row[b] is None else repr(row[b]) for b in BRANCHES),
-                         row["source"] or "", row["reason"] or ""])
-    for verdict in metrics.get("gates", {}).get("verdicts", []):
-        writer.writerow([f"gate.{verdict['gate']}", verdict.get("unit") or "", "", "",
-                         "" if verdict.get("value") is None else repr(verdict["value"]),
-                         "pass" if verdict.get("pass") else ("fail" if verdict.get("pass") is False else "not evaluated"),
-                         verdict.get("reason") or ""])
+        change = row["change"] or {}
+        ci = change.get("ci95") or [None, None]
+        writer.writerow([row["metric"], row["unit"] or "", *(_num(row[b]) for b in BRANCHES), row["source"] or "",
+                         row["reason"] or "", _num(change.get("estimate")), _num(ci[0]), _num(ci[1]), "", ""])
+    for v in metrics.get("gates", {}).get("verdicts", []):
+        ci = v.get("ci95") or [None, None]
+        writer.writerow([f"gate.{v['gate']}", v.get("unit") or "", "", "", "", v.get("source") or "",
+                         v.get("reason") or "", _num(v.get("value")), _num(ci[0]), _num(ci[1]), v["verdict"],
+                         v.get("rule") or ""])
     return buf.getvalue()
 
 
@@ -32,16 +44,17 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("icd_core", "templates"), 
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _ENV.filters["fmt"] = fmt
 _ENV.filters["pairs"] = pairs
+_ENV.filters["change"] = change_text
 
 
 def render_html(metrics: dict, events: list) -> str:
     return _ENV.get_template("report.html.j2").render(
-        m=metrics, rows=comparison_rows(metrics), branches=BRANCHES, timeline=timeline(events))
+        m=metrics, rows=comparison_rows(metrics), branches=BRANCHES, timeline=timeline(events), rule=RULE,
+        gate_phrase=gate_phrase)
 
 
 @hookimpl
 def icd_register(registry):
-    registry.add("reporter", "json", summary="metrics.json: every figure with its source")
     registry.add("reporter", "csv", summary="report.csv: pre / linear / iterative per metric, gates")
     registry.add("reporter", "html", summary="report.html: tables, gates, timeline, environment")
 
@@ -49,8 +62,6 @@ def icd_register(registry):
 @hookimpl
 def icd_report(ctx, record):
     written = []
-    if ctx.wants_report("json"):
-        written.append(ctx.write_artifact("metrics.json", dumps(record.metrics) + "\n"))
     if ctx.wants_report("csv"):
         written.append(ctx.write_artifact("report.csv", render_csv(record.metrics)))
     if ctx.wants_report("html"):

@@ -2,7 +2,8 @@
 
 Its hidden dimension ``mlp.hidden`` is one permutation group: rows of ``fc1.weight`` and
 ``fc1.bias``, columns of ``fc2.weight`` (the reduction axis N:M sparsity and per-group
-quantization act on). Quality: cosine and relative error of the output vs the dense model.
+quantization act on). Quality: per-token cosine and relative error of the output vs the dense
+model (means over tokens, with the per-token values as samples).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import attrs
 import numpy as np
 
 from ..markers import hookimpl
-from ..records import Figure, GroupMember, PermutationGroup
+from ..records import Figure, GroupMember, PermutationGroup, Samples
 from ..state import ModelState
 from ..validators import positive
 
@@ -40,16 +41,21 @@ def max_rel_diff(output: Any, reference: Any) -> float:
 
 
 def output_quality(output: np.ndarray, reference: np.ndarray) -> dict[str, Figure]:
-    """Cosine (percent) and relative error (percent) of ``output`` vs ``reference``."""
-    a = np.asarray(output, dtype=np.float64).ravel()
-    b = np.asarray(reference, dtype=np.float64).ravel()
-    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
-    cosine = float(a @ b / denom) if denom else float(np.array_equal(a, b))
-    rel = float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+    """Per output row (token): cosine and relative error (percent) vs ``reference``, averaged;
+    the per-token values ride along as samples so two states can be compared token by token."""
+    a = np.asarray(output, dtype=np.float64)
+    b = np.asarray(reference, dtype=np.float64)
+    a, b = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1), b.reshape(-1, b.shape[-1]) if b.ndim else b.reshape(1, 1)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    dot = (a * b).sum(1)
+    both = (na > 0) & (nb > 0)
+    cosine = np.where(both, dot / np.where(both, na * nb, 1.0), (na == nb).astype(np.float64))
+    rel = np.linalg.norm(a - b, axis=1) / np.maximum(nb, 1e-30)
     source = "measured:output-fidelity"
     return {
-        "cosine_pct": Figure(100.0 * cosine, source, unit="%"),
-        "rel_err_pct": Figure(100.0 * rel, source, unit="%"),
+        "cosine_pct": Figure(100.0 * float(cosine.mean()), source, unit="%",
+                             samples=Samples("token", 100.0 * cosine)),
+        "rel_err_pct": Figure(100.0 * float(rel.mean()), source, unit="%", samples=Samples("token", 100.0 * rel)),
     }
 
 

@@ -31,7 +31,7 @@ def report(run_dir: str, formats: tuple[str, ...]) -> None:
     from ..config_io import read_file
     from ..context import RunContext
     from ..convert import structure
-    from ..errors import RunDirectoryError
+    from ..errors import ArtifactWriteError, RunDirectoryError, UsageError
     from ..plugins import load_plugin_manager
 
     path = Path(run_dir)
@@ -44,11 +44,15 @@ def report(run_dir: str, formats: tuple[str, ...]) -> None:
     ctx = RunContext(config=config, registry=manager.registry, run_dir=ArtifactDir(path))
     try:
         with lock_existing_run(path):
-            written = calls.report(manager, ctx, record)
+            written, failure = calls.report(manager, ctx, record)
     except Timeout:
         raise RunDirectoryError(f"{path}: locked by another icd process") from None
     for name in written:
         click.echo(str(path / name))
+    if failure:
+        raise ArtifactWriteError(failure)
+    if not written:
+        raise UsageError(f"{path}: no report written (report.formats selects none of the installed reporters)")
 
 
 @click.command()
@@ -66,9 +70,13 @@ def compare(run_a: str, run_b: str, out: str | None) -> None:
     a, b = _open_run(run_a), _open_run(run_b)
     diff = diff_runs(a, b)
     headers = ["metric", f"A {diff['a']['name']} ({diff['a']['branch']})",
-               f"B {diff['b']['name']} ({diff['b']['branch']})", "B-A", "B/A"]
-    rows = [[r["metric"], fmt(r["a"]), fmt(r["b"]), fmt(r["delta"]), fmt(r["ratio"])] for r in diff["rows"]]
+               f"B {diff['b']['name']} ({diff['b']['branch']})", "B-A", "B/A", "change % (95 % CI)"]
+    rows = [[r["metric"], fmt(r["a"]), fmt(r["b"]), fmt(r["delta"]), fmt(r["ratio"]),
+             f"{r['change_pct']:+.3g} [{r['ci95_pct'][0]:+.3g}, {r['ci95_pct'][1]:+.3g}] ({r['basis']})"
+             if "change_pct" in r else ""] for r in diff["rows"]]
     click.echo(render_table(headers, rows))
+    for warning in diff["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     target = Path(out) if out else Path(run_a).parent / f"compare-{Path(run_a).name}-vs-{Path(run_b).name}"
     directory = ArtifactDir(target)
     directory.write_text("compare.json", dumps(diff) + "\n")

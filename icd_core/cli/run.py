@@ -66,6 +66,7 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
     """Build W, permute, transform, re-permute, measure and report one run."""
     from ..artifacts import RunDirectory
     from ..config_io import dump_yaml, load_config
+    from ..errors import RunDirectoryError
     from ..events import EventBus
     from ..pipeline import Pipeline
     from ..plugins import load_plugin_manager
@@ -78,6 +79,8 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
         click.echo(dump_yaml(selection.config), nl=False)
         return
     out_dir = Path(selection.config.report.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirectoryError(f"report.out_dir {out_dir}: not a directory")
     name = selection.config.name or _default_name(out_dir, selection.workload.name)
     run_dir = RunDirectory(out_dir, name, replace=force).open()
     try:
@@ -90,8 +93,14 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
         raise
     path = run_dir.commit()
     print_summary(outcome.record.metrics)
+    warnings = [e["message"] for e in outcome.record.events if e.get("event") == "warning"]
+    if warnings and not sys.stderr.isatty():  # on a terminal they were shown as they happened
+        for message in dict.fromkeys(warnings):
+            click.echo(f"warning: {message}", err=True)
     click.echo(f"run directory: {path}")
     if not outcome.ok:
-        rolled = " (applied steps rolled back; see rollback/)" if outcome.record.metrics.get("rollback") else ""
+        rollback = outcome.record.metrics.get("rollback")
+        rolled = "" if not rollback else (" (applied steps rolled back and verified; see rollback/)"
+                                          if rollback.get("verified") else " (see rollback/)")
         click.echo(f"icd: error: run failed: {outcome.error}{rolled}", err=True)
         sys.exit(1)

@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 
 WINDOW = 64  # channels per search window (a multiple of m)
 MAX_BATCH = 40_000_000  # elements of the gain tensor computed at once
@@ -42,23 +43,38 @@ def efficacy(default: float, ours: float, bound: float) -> float:
     return 100.0 * (ours - default) / (bound - default) if bound > default else 0.0
 
 
+def sum_of_max(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``out[p, q] = Σ_r max(x[r, p], y[r, q])`` (rows × P, rows × Q → P × Q), through
+    max(a, b) = (a + b + |a − b|) / 2: an L1 distance matrix, computed by scipy in C."""
+    l1 = cdist(x.T, y.T, "cityblock")
+    return 0.5 * (x.sum(0)[:, None] + y.sum(0)[None, :] + l1)
+
+
+def leave_one_out(groups: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For groups along the last axis (size m > n): the kept sum of each group (top n), and
+    per member the sum of the top n−1 of the *other* members and their n-th largest value —
+    from one descending sort and each member's rank in it."""
+    m = groups.shape[-1]
+    order = np.argsort(-groups, axis=-1, kind="stable")
+    desc = np.take_along_axis(groups, order, -1)
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(m), order.shape), -1)
+    head = desc[..., : n - 1].sum(-1, keepdims=True)
+    top = np.where(rank >= n - 1, head, head + desc[..., n - 1:n] - groups)
+    nth = np.where(rank > n - 1, desc[..., n - 1:n], desc[..., n:n + 1])
+    return desc[..., :n].sum(-1), top, nth
+
+
 def _window_gains(a: np.ndarray, positions: np.ndarray, perm: np.ndarray, n: int, m: int) -> np.ndarray:
     """Gain of every swap inside each window: (windows × S × S); same-group pairs are −inf."""
     w, s = positions.shape
     vals = a[:, perm[positions]]  # rows × w × s
     rows = vals.shape[0]
     groups = vals.reshape(rows, w, s // m, m)
-    keep = np.sort(groups, axis=3)[..., m - n:].sum(3)  # rows × w × G
-    top = np.empty((rows, w, s // m, m), dtype=a.dtype)
-    nth = np.empty((rows, w, s // m, m), dtype=a.dtype)
-    for k in range(m):
-        rest = np.sort(np.delete(groups, k, axis=3), axis=3)[..., ::-1]
-        top[..., k] = rest[..., : n - 1].sum(3)
-        nth[..., k] = rest[..., n - 1]
+    keep, top, nth = leave_one_out(groups, n)
     top, nth = top.reshape(rows, w, s), nth.reshape(rows, w, s)
     base = (top - np.repeat(keep, m, axis=2)).sum(0)  # w × s
-    # sum over rows of max(nth[p], a[q]) for every (p, q): w × s × s
-    lifted = np.maximum(nth.transpose(1, 2, 0)[:, :, None, :], vals.transpose(1, 2, 0)[:, None, :, :]).sum(3)
+    lifted = np.stack([sum_of_max(nth[:, k, :], vals[:, k, :]) for k in range(w)])  # w × s × s
     gain_a = base[:, :, None] + lifted
     gain = gain_a + gain_a.transpose(0, 2, 1)
     same = (np.arange(s)[:, None] // m) == (np.arange(s)[None, :] // m)
@@ -131,7 +147,7 @@ def snake_assignment(a: np.ndarray, n: int, m: int, passes: int = 2) -> np.ndarr
             rest = np.sort(a[:, np.delete(slots, s, axis=1)], axis=2)[:, :, ::-1]  # rows × groups × (m-1)
             top, nth = rest[:, :, : n - 1].sum(2), rest[:, :, n - 1]
             candidates = slots[:, s]
-            gain = (top[:, :, None] + np.maximum(nth[:, :, None], a[:, candidates][:, None, :])).sum(0)
+            gain = top.sum(0)[:, None] + sum_of_max(nth, a[:, candidates])
             rows, cols = linear_sum_assignment(-gain)
             slots[rows, s] = candidates[cols]
     return slots.ravel()

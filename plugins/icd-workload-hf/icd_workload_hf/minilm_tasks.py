@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import attrs
 import numpy as np
 import torch
-from scipy.stats import pearsonr, spearmanr
 
-from icd_core import Figure
+from icd_core import Figure, Samples
+from icd_core.paired import statistic
 
 from .corpus import LabelledTasks
 
 Embed = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 SOURCE = "measured:labelled-task"
-CHUNK = 64
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -31,52 +31,75 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(pooled, dim=-1)
 
 
+@attrs.frozen
+class Batches:
+    """Tokenised texts in length-sorted chunks (little padding) and the order that maps the
+    concatenated outputs back to the texts' own order."""
+
+    chunks: list[dict[str, torch.Tensor]]
+    restore: np.ndarray
+
+    @classmethod
+    def of(cls, tokenizer, texts: list[str], length: int, chunk: int, device: str) -> Batches:
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=length)["input_ids"]]
+        order = np.argsort(lengths, kind="stable")
+        chunks = []
+        for i in range(0, len(texts), chunk):
+            part = [texts[j] for j in order[i:i + chunk]]
+            encoded = tokenizer(part, padding=True, truncation=True, max_length=length, return_tensors="pt")
+            chunks.append({k: v.to(device) for k, v in encoded.items()})
+        return cls(chunks, np.argsort(order, kind="stable"))
+
+
 class TaskSuite:
     """Tokenises the task data once; ``evaluate(embed)`` scores one model state."""
 
     def __init__(self, tasks: LabelledTasks, tokenizer, max_length: int = 256, device: str = "cpu") -> None:
-        def batches(texts: list[str], length: int) -> list[dict[str, torch.Tensor]]:
-            return [{k: v.to(device) for k, v in tokenizer(texts[i:i + CHUNK], padding=True, truncation=True,
-                                                          max_length=length, return_tensors="pt").items()}
-                    for i in range(0, len(texts), CHUNK)]
-
         self.tasks = tasks
         words = sorted({w for a, b, _ in tasks.wordsim + tasks.simlex for w in (a, b)})
         self.word_index = {w: i for i, w in enumerate(words)}
-        self.lee = batches(tasks.lee_docs, max_length)
-        self.words = batches(words, 16)
-        self.polarity = batches([s for s, _ in tasks.polarity], 128)
+        self.lee = Batches.of(tokenizer, tasks.lee_docs, max_length, 25, device)
+        self.words = Batches.of(tokenizer, words, 16, 448, device)  # length-sorted: most chunks unpadded
+        self.polarity = Batches.of(tokenizer, [s for s, _ in tasks.polarity], 128, 50, device)
 
     @staticmethod
-    def _embed_all(embed: Embed, batches: list[dict[str, torch.Tensor]]) -> np.ndarray:
-        return torch.cat([embed(b) for b in batches]).float().cpu().numpy().astype(np.float64)
+    def _embed_all(embed: Embed, batches: Batches) -> np.ndarray:
+        out = torch.cat([embed(b) for b in batches.chunks]).float().cpu().numpy().astype(np.float64)
+        return out[batches.restore]
 
-    def _word_score(self, vectors: np.ndarray, pairs: list[tuple[str, str, float]]) -> float:
+    def _word_pairs(self, vectors: np.ndarray, pairs: list[tuple[str, str, float]]) -> np.ndarray:
+        """(cosine, human rating) per word pair."""
         a = np.array([self.word_index[x] for x, _, _ in pairs])
         b = np.array([self.word_index[y] for _, y, _ in pairs])
-        cosine = (vectors[a] * vectors[b]).sum(1)
-        return float(spearmanr(cosine, [s for _, _, s in pairs]).statistic)
+        return np.column_stack([(vectors[a] * vectors[b]).sum(1), [s for _, _, s in pairs]])
 
     def evaluate(self, embed: Embed) -> dict[str, Figure]:
+        """Each task's score in percent, with its per-item values as samples (pairs for the
+        correlations, sentences for polarity) so two states can be compared item by item."""
         lee = self._embed_all(embed, self.lee)
         upper = np.triu_indices(len(lee), 1)
-        lee_r = float(pearsonr((lee @ lee.T)[upper], self.tasks.lee_human[upper]).statistic)
+        lee_pairs = Samples("pair", np.column_stack([(lee @ lee.T)[upper], self.tasks.lee_human[upper]]),
+                            statistic="pearson", scale=100.0)
         words = self._embed_all(embed, self.words)
+        wordsim = Samples("pair", self._word_pairs(words, self.tasks.wordsim), statistic="spearman", scale=100.0)
+        simlex = Samples("pair", self._word_pairs(words, self.tasks.simlex), statistic="spearman", scale=100.0)
         sentences = self._embed_all(embed, self.polarity)
         labels = np.array([y for _, y in self.tasks.polarity])
+        correct = Samples("example", 100.0 * loo_centroid_correct(sentences, labels))
+
+        def figure(samples: Samples, **detail) -> Figure:
+            return Figure(float(statistic(samples)), SOURCE, unit="%", detail=detail, samples=samples)
+
         return {
-            "lee_pearson_pct": Figure(100 * lee_r, SOURCE, unit="%", detail={"pairs": int(upper[0].size)}),
-            "wordsim_spearman_pct": Figure(100 * self._word_score(words, self.tasks.wordsim), SOURCE, unit="%",
-                                           detail={"pairs": len(self.tasks.wordsim)}),
-            "simlex_spearman_pct": Figure(100 * self._word_score(words, self.tasks.simlex), SOURCE, unit="%",
-                                          detail={"pairs": len(self.tasks.simlex)}),
-            "polarity_acc_pct": Figure(100 * loo_centroid_accuracy(sentences, labels), SOURCE, unit="%",
-                                       detail={"sentences": int(labels.size)}),
+            "lee_pearson_pct": figure(lee_pairs, pairs=len(lee_pairs)),
+            "wordsim_spearman_pct": figure(wordsim, pairs=len(wordsim)),
+            "simlex_spearman_pct": figure(simlex, pairs=len(simlex)),
+            "polarity_acc_pct": figure(correct, sentences=len(correct)),
         }
 
 
-def loo_centroid_accuracy(x: np.ndarray, labels: np.ndarray) -> float:
-    """Leave-one-out nearest-centroid accuracy (cosine), vectorised."""
+def loo_centroid_correct(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per sentence, 1.0 when leave-one-out nearest-centroid (cosine) classifies it right."""
     classes = np.unique(labels)
     sums = np.stack([x[labels == c].sum(0) for c in classes])
     counts = np.array([(labels == c).sum() for c in classes], dtype=np.float64)
@@ -85,4 +108,5 @@ def loo_centroid_accuracy(x: np.ndarray, labels: np.ndarray) -> float:
     centroid = centroid_sum / (counts[None, :, None] - own[:, :, None])
     centroid /= np.linalg.norm(centroid, axis=2, keepdims=True)
     predicted = classes[np.argmax((centroid * x[:, None, :]).sum(2), axis=1)]
-    return float((predicted == labels).mean())
+    return (predicted == labels).astype(np.float64)
+

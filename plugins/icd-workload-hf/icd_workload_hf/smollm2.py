@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from icd_core import Figure, ModelState
+from icd_core import Figure, ModelState, Samples
 from icd_core.errors import InputDataError
 
 from .corpus import calibration_texts, continuation_text
@@ -104,14 +104,14 @@ class DecoderWorkload(TorchWorkload):
     def quality(self, state: ModelState, output: Any, reference: Any) -> dict[str, Figure]:
         logp = torch.log_softmax(output, -1)
         logq = torch.log_softmax(reference, -1)
-        kl = float((logq.exp() * (logq - logp)).sum(-1).mean())
-        agree = float((output.argmax(-1) == reference.argmax(-1)).float().mean())
+        kl = (logq.exp() * (logq - logp)).sum(-1).reshape(-1).double().numpy()
+        agree = 100.0 * (output.argmax(-1) == reference.argmax(-1)).reshape(-1).double().numpy()
         nll = float(-logp[0, torch.arange(self.targets.shape[1]), self.targets[0]].mean())
         source = "measured:output-fidelity"
         figures = super().quality(state, output, reference)
         figures.update({
-            "top1_agree_pct": Figure(100 * agree, source, unit="%"),
-            "kl_nats": Figure(kl, source, unit="nats/token"),
+            "top1_agree_pct": Figure(float(agree.mean()), source, unit="%", samples=Samples("token", agree)),
+            "kl_nats": Figure(float(kl.mean()), source, unit="nats/token", samples=Samples("token", kl)),
             "perplexity": Figure(float(np.exp(nll)), "measured:continuation-text", unit="",
                                  detail={"tokens": int(self.targets.shape[1])}),
         })
@@ -123,17 +123,19 @@ class DecoderWorkload(TorchWorkload):
         cached = state.tensors["cache.0.key"].shape[1]
         return sum(a[0, :, :, :cached].sum(dim=(0, 1)).numpy().astype(np.float64) for a in out.attentions)
 
-    def kv_accesses(self, state: ModelState, top: int) -> list[np.ndarray]:
-        """Per (layer, head, decode step): the ``top`` cached positions it attends most."""
+    def kv_accesses(self, state: ModelState, top: int) -> tuple[list[int], list[np.ndarray]]:
+        """Per (layer, head, decode step): the step, and the ``top`` cached positions it attends most."""
         out = self.decode(state, output_attentions=True)
         cached = state.tensors["cache.0.key"].shape[1]
-        sets = []
+        steps, sets = [], []
         for attn in out.attentions:  # (1, heads, steps, cached + steps)
+            heads, count = attn.shape[1], attn.shape[2]
             scores = attn[0, :, :, :cached].reshape(-1, cached).numpy()
             k = min(top, cached)
             best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
             sets += [np.sort(row) for row in best]
-        return sets
+            steps += list(np.tile(np.arange(count), heads))
+        return steps, sets
 
 
 def decoder_state(model: Any, ids: torch.Tensor, prompt: int, decode: int, kinds: set[str],

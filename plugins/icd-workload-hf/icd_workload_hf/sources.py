@@ -4,11 +4,12 @@
 its active dims (non-zero after ReLU, else the ``top_frac`` largest |activations|); W counts
 co-access (or |correlation| of the activations), keeps each row's ``topk_per_row`` strongest
 entries and is made symmetric by taking the larger of W_ij, W_ji. The accessed sets are kept
-for ``lines_per_access`` and the capture is written to ``correlation/<group>.npz``.
+for ``lines_per_access`` and the capture is written to ``correlation/<group>.npz``; the
+tokens of a held-out batch (never used for W) are what measures replay.
 ``mask``: dims read by the same output rows of the group's (pruned) weights, |M|ᵀ|M| — the
 gather pattern of a sparse kernel. ``kv``: KV-cache tokens co-selected by attention (each
-head's top cached positions per decoded token). For a KV-token group ``activations`` means
-the same as ``kv``.
+head's top cached positions per decoded token; every 4th decode step is held out of W). For a
+KV-token group ``activations`` means the same as ``kv``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from icd_core.artifacts import csr_npz_bytes
 from icd_core.errors import ConfigError
 
 KV_TOP = 16
+HELDOUT_BATCHES = 1  # held-out calibration batches whose tokens measures replay
+HELDOUT_EVERY = 4  # kv: every 4th decode step's queries are held out of W
 
 
 def active_sets(acts: np.ndarray, relu: bool, top_frac: float) -> sp.csr_matrix:
@@ -59,7 +62,9 @@ def accesses_of(incidence: sp.csr_matrix) -> tuple[np.ndarray, ...]:
 
 
 def co_access(incidence: sp.csr_matrix) -> np.ndarray:
-    return (incidence.T @ incidence).toarray()
+    """AᵀA of a binary incidence, as a dense float32 product (BLAS; far faster than sparse here)."""
+    dense = incidence.astype(np.float32).toarray()
+    return dense.T @ dense
 
 
 def _persist(ctx, group: str, w: sp.csr_matrix, incidence: sp.csr_matrix) -> None:
@@ -88,10 +93,12 @@ def activations_w(ctx, state, group: PermutationGroup) -> GraphW:
         dense = co_access(incidence)
     w = sparsify(dense, cfg.topk_per_row)
     _persist(ctx, group.name, w, incidence)
+    held = workload.capture(state, HELDOUT_BATCHES, heldout=True).get(group.name) if workload.heldout else None
+    heldout = accesses_of(active_sets(held, probes[0].relu, cfg.top_frac)) if held is not None else None
     meta = {"source": "activations", "tokens": int(acts.shape[0]), "weight": cfg.weight,
             "active_per_token": float(incidence.sum() / max(incidence.shape[0], 1)), "seed": ctx.seed,
-            "shape": list(w.shape), "format": "csr", "nnz": int(w.nnz)}
-    return GraphW(matrix=w, meta=meta, access_groups=accesses_of(incidence))
+            "heldout_tokens": len(heldout or ()), "shape": list(w.shape), "format": "csr", "nnz": int(w.nnz)}
+    return GraphW(matrix=w, meta=meta, access_groups=accesses_of(incidence), heldout=heldout)
 
 
 def mask_w(ctx, state, group: PermutationGroup) -> GraphW:
@@ -116,15 +123,18 @@ def kv_w(ctx, state, group: PermutationGroup) -> GraphW:
     workload = state.workload
     if group.kind != "kv_tokens" or not hasattr(workload, "kv_accesses"):
         raise ConfigError(f"graph.source kv: group {group.name!r} is not a KV-cache token axis")
-    sets = workload.kv_accesses(state, KV_TOP)
+    steps, sets = workload.kv_accesses(state, KV_TOP)
+    held = [s for step, s in zip(steps, sets) if step % HELDOUT_EVERY == HELDOUT_EVERY - 1]
+    sets = [s for step, s in zip(steps, sets) if step % HELDOUT_EVERY != HELDOUT_EVERY - 1] if held else sets
     rows = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
     incidence = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, np.concatenate(sets))),
                               shape=(len(sets), group.size))
     w = sparsify(co_access(incidence), ctx.config.graph.activations.topk_per_row)
     _persist(ctx, group.name, w, incidence)
-    meta = {"source": "kv", "queries": len(sets), "top": KV_TOP, "shape": list(w.shape), "format": "csr",
-            "nnz": int(w.nnz), "seed": None}
-    return GraphW(matrix=w, meta=meta, access_groups=accesses_of(incidence))
+    meta = {"source": "kv", "queries": len(sets), "heldout_queries": len(held), "top": KV_TOP,
+            "shape": list(w.shape), "format": "csr", "nnz": int(w.nnz), "seed": None}
+    return GraphW(matrix=w, meta=meta, access_groups=accesses_of(incidence),
+                  heldout=tuple(np.asarray(s, dtype=np.int64) for s in held) or None)
 
 
 SOURCES = {"activations": activations_w, "mask": mask_w, "kv": kv_w}

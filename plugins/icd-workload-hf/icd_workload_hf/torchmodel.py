@@ -55,7 +55,7 @@ class TorchWorkload:
     repeats: int = 30
     warmup: int = 5
     equivalence_tol: float = 1e-4
-    _captured: tuple[int, int, dict[str, np.ndarray]] | None = attrs.field(default=None, init=False, repr=False)
+    _captured: dict[tuple[int, int, bool], dict[str, np.ndarray]] = attrs.field(factory=dict, init=False, repr=False)
     _executable: tuple[int, dict[str, Any], dict[str, str]] | None = attrs.field(default=None, init=False, repr=False)
 
     def parameters(self, state: ModelState) -> dict[str, Any]:
@@ -101,17 +101,22 @@ class TorchWorkload:
     def max_rel_diff(self, output: Any, reference: Any) -> float:
         return max_rel_diff(host(output), host(reference))
 
-    def capture(self, state: ModelState, batches: int) -> dict[str, np.ndarray]:
+    def capture(self, state: ModelState, batches: int, heldout: bool = False) -> dict[str, np.ndarray]:
         """Per group, the activity of its probes: (tokens, group size) float32 (padding
-        tokens left out). Cached for the last state object seen."""
-        if self._captured and self._captured[0] == id(state) and self._captured[1] == batches:
-            return self._captured[2]
-        if not self.calibration:
-            raise ValueError(f"workload {self.name!r}: the calibration set is empty")
+        tokens left out), over the first ``batches`` calibration batches — or, with
+        ``heldout``, over held-out batches never used for W. Cached for the last state seen."""
+        key = (id(state), batches, heldout)
+        if any(k[0] != id(state) for k in self._captured):
+            self._captured.clear()
+        if key in self._captured:
+            return self._captured[key]
+        source = self.heldout if heldout else self.calibration
+        if not source:
+            raise ValueError(f"workload {self.name!r}: the {'held-out' if heldout else 'calibration'} set is empty")
         sizes = {g.name: g.size for g in state.groups}
         collected: dict[str, list[np.ndarray]] = {name: [] for name in self.probes if name in sizes}
         modules = dict(self.module.named_modules())
-        for batch in self.calibration[:batches]:
+        for batch in source[:batches]:
             keep = batch.get("attention_mask")
             handles = []
             for group, probes in self.probes.items():
@@ -125,7 +130,7 @@ class TorchWorkload:
                 for handle in handles:
                     handle.remove()
         result = {name: np.concatenate(parts) for name, parts in collected.items() if parts}
-        self._captured = (id(state), batches, result)
+        self._captured[key] = result
         return result
 
 

@@ -157,7 +157,9 @@ def test_kv_source_and_eviction_on_a_decoder():
     group = next(g for g in state.groups if g.kind == "kv_tokens")
     w = manager.pm.hook.icd_build_w(ctx=context(manager), source=resolve(manager.registry, "graph", "kv"),
                                     state=state, group=group)
-    assert w.matrix.shape == (32, 32) and w.meta["queries"] == 2 * 4 * 8 and w.matrix.nnz > 0
+    # 2 layers × 4 heads × 8 decode steps; every 4th step's queries are held out of W
+    assert w.matrix.shape == (32, 32) and w.meta["queries"] == 2 * 4 * 6 and w.matrix.nnz > 0
+    assert w.meta["heldout_queries"] == 2 * 4 * 2 and len(w.heldout) == 16
     result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=resolve(manager.registry, "adapter",
                                                                                        "kv:8:0.5"),
                                                  state=state, layout=state.layout_for({}))
