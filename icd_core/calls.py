@@ -92,12 +92,13 @@ def write_reports(manager: PluginManager, ctx: RunContext, record: Any) -> str |
 
     run = record.metrics["run"]
     ctx.write_artifact("metrics.json", dumps({**record.metrics, "run": {**run, "ok": False, "error": PENDING}}) + "\n")
-    written, failure = report(manager, ctx, record)
+    mark = len(ctx.written)
+    _, failure = report(manager, ctx, record)
     if failure is None:
         ctx.write_artifact("metrics.json", dumps(record.metrics) + "\n")
         return None
     ctx.bus.warn(failure)
-    for relative in written:
+    for relative in ctx.written[mark:]:  # every report written before the failure claims a success
         ctx.run_dir.file(relative).unlink(missing_ok=True)
     error = f"{run['error']}; {failure}" if run.get("error") else failure
     try:

@@ -41,6 +41,9 @@ class RunContext:
     registry: Registry
     bus: EventBus = attrs.Factory(EventBus)
     run_dir: ArtifactDir | None = None
+    written: list[str] = attrs.Factory(list)
+    """Files written through :meth:`write_artifact`, in order (so a failed step can take its
+    own files back)."""
     replay: dict[str, Accesses] = attrs.Factory(dict)
     """Per group, the accesses measures replay (dims read together, load order): held out
     from W when the graph source kept some apart."""
@@ -74,6 +77,7 @@ class RunContext:
             self.run_dir.write_bytes(relative, content)
         else:
             self.run_dir.write_text(relative, content)
+        self.written.append(relative)
         return relative
 
     @property

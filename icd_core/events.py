@@ -17,6 +17,7 @@ from typing import IO, Any
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
+from .errors import ArtifactWriteError
 from .jsonutil import jsonable
 
 
@@ -30,8 +31,12 @@ def _renderer() -> list[Any]:
 class EventBus:
     """Write events to a file (or only keep them in memory when ``path`` is None)."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self._file: IO[str] | None = open(path, "a", encoding="utf-8") if path else None
+    def __init__(self, path: Path | None = None, shown: Path | None = None) -> None:
+        self.shown = shown or path
+        try:
+            self._file: IO[str] | None = open(path, "a", encoding="utf-8") if path else None
+        except OSError as exc:
+            raise ArtifactWriteError(f"{self.shown}: cannot write ({exc.strerror or exc})") from None
         logger = structlog.WriteLogger(self._file) if self._file else structlog.ReturnLogger()
         self._log = structlog.wrap_logger(logger, processors=_renderer(),
                                           cache_logger_on_first_use=False)
@@ -45,9 +50,12 @@ class EventBus:
         t0 = time.perf_counter()
         record = {"event": event, **fields}
         self.events.append(record)
-        self._log.info(event, **fields, **({"exc_info": exc} if exc is not None else {}))
-        if self._file:
-            self._file.flush()
+        try:
+            self._log.info(event, **fields, **({"exc_info": exc} if exc is not None else {}))
+            if self._file:
+                self._file.flush()
+        except OSError as err:
+            raise ArtifactWriteError(f"{self.shown}: cannot write ({err.strerror or err})") from None
         self.overhead_s += time.perf_counter() - t0
         for listener in self.listeners:  # progress display; not counted as bus overhead
             listener(record)
@@ -89,5 +97,8 @@ class EventBus:
 
     def close(self) -> None:
         if self._file:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError:
+                pass  # its last write already failed loudly

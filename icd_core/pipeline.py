@@ -21,7 +21,7 @@ from . import calls
 from .artifacts import RunDirectory, csr_npz_bytes
 from .config_io import config_to_dict
 from .context import RunContext
-from .errors import ContractError, InputDataError, SolverTimeout, UsageError
+from .errors import ArtifactWriteError, ContractError, InputDataError, SolverTimeout, UsageError
 from .events import EventBus
 from .gates import regressions
 from .jsonutil import dumps
@@ -78,7 +78,8 @@ class Pipeline:
         self.cfg = selection.config
         self.run_dir = run_dir
         self.ctx = RunContext(config=self.cfg, registry=manager.registry,
-                              bus=bus or EventBus(run_dir.file("events.jsonl")), run_dir=run_dir)
+                              bus=bus or EventBus(run_dir.file("events.jsonl"), run_dir.shown("events.jsonl")),
+                              run_dir=run_dir)
         self.cache = PermutationCache.at(run_dir.out_dir / ".cache" / "perm" if self.cfg.solver.cache else None,
                                          self.ctx.bus)
         settings = config_to_dict(self.cfg)
@@ -301,8 +302,8 @@ class Pipeline:
                               self.cfg.seed)
             if why and self.cfg.rollback.enabled:
                 rollback = self._rollback("regression", why, chosen, pre_digest)
-        except (UsageError, InputDataError):
-            raise  # bad input: the caller abandons the run directory
+        except (UsageError, InputDataError, ArtifactWriteError):
+            raise  # bad input, or the run directory cannot be written: the caller abandons it
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             if self.current is not None and pre_digest is not None:

@@ -84,7 +84,7 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
     name = selection.config.name or _default_name(out_dir, selection.workload.name)
     run_dir = RunDirectory(out_dir, name, replace=force).open()
     try:
-        bus = EventBus(run_dir.file("events.jsonl"))
+        bus = EventBus(run_dir.file("events.jsonl"), run_dir.shown("events.jsonl"))
         if sys.stderr.isatty():
             bus.listeners.append(_progress)
         outcome = Pipeline(manager, selection, run_dir, bus).run()

@@ -3,6 +3,7 @@
 ``sleepy``: touches the file named by ``ICD_TESTKIT_MARKER`` and sleeps (to be killed).
 ``explode``: raises mid-transform after building (but not returning) a modified state.
 ``degrade``: adds large noise to every input-dim weight (a quality regression).
+``inplace``: halves every tensor of the state it was given, in place (breaks the contract).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def icd_register(registry):
     registry.add("adapter", "sleepy", summary="touch $ICD_TESTKIT_MARKER, then sleep 60 s")
     registry.add("adapter", "explode", summary="raise in the middle of a transform")
     registry.add("adapter", "degrade", summary="add noise to weights (quality regression)")
+    registry.add("adapter", "inplace", summary="halve every tensor in place (a contract breach)")
 
 
 def _in_tensors(state):
@@ -45,4 +47,9 @@ def icd_apply_transform(ctx, adapter, state, layout):
             updates[n] = (w + rng.standard_normal(w.shape).astype(w.dtype) * np.abs(w).mean() * 3).astype(w.dtype)
         meta = TransformMeta(adapter="degrade", spec=adapter.text, stats={"tensors": sorted(updates)})
         return TransformResult(state=state.with_transform(updates, meta), meta=meta)
+    if adapter.name == "inplace":
+        for tensor in state.tensors.values():
+            tensor *= 0.5
+        meta = TransformMeta(adapter="inplace", spec=adapter.text)
+        return TransformResult(state=state.with_transform({}, meta), meta=meta)
     return None
