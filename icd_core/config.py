@@ -197,13 +197,16 @@ class RollbackConfig:
 
     A tolerance is breached when the whole 95 % CI of the paired change lies beyond it
     (``latency_pct``: slower by more than this; ``l2_pp``: hit rate lower by more; ...).
-    ``quality_pp``: quality drop beyond this (``null``: transforms may lose quality freely).
+    ``traffic_pct``: cache misses per access up by more than this (a modelled figure, so
+    only with ``gates.allow_modelled``). ``quality_pp``: quality drop beyond this (``null``:
+    transforms may lose quality freely).
     """
 
     enabled: bool = True
     latency_pct: float = attrs.field(default=10.0, validator=non_negative())
     l2_pp: float = attrs.field(default=2.0, validator=non_negative())
     ept_pct: float = attrs.field(default=10.0, validator=non_negative())
+    traffic_pct: float = attrs.field(default=10.0, validator=non_negative())
     quality_pp: float | None = attrs.field(default=None, validator=non_negative())
 
 

@@ -3,7 +3,9 @@
 Both judge a paired change with its 95 % CI on figures of one source (:mod:`.paired`). A gate
 passes only when the whole CI lies beyond its target, fails when the whole CI lies short of
 it, and is otherwise inconclusive; a missing figure, or figures of no common source, is "not
-evaluated". Modelled and simulated figures decide nothing unless ``gates.allow_modelled``.
+evaluated". Modelled and simulated figures decide nothing unless ``gates.allow_modelled``, and
+a figure its measure flags ``secondary`` (the cache model's hit rate, which falls when fewer
+lines are read) decides nothing at all.
 A rollback tolerance is breached only when the whole CI lies beyond it on the bad side.
 """
 
@@ -60,7 +62,11 @@ def judge_gate(gate: Gate, a: BranchResult, b: BranchResult, allow_modelled: boo
         return {**base, "verdict": "not evaluated", "reason": change}
     value, ci = _oriented(change, gate.drop)
     base.update(value=value, ci95=list(ci) if ci else None, source=change.source)
-    if not decides(next(f for f in a.candidates(gate.metric) if f.source == change.source), allow_modelled):
+    figure = next(f for f in a.candidates(gate.metric) if f.source == change.source)
+    if figure.detail.get("secondary"):
+        return {**base, "verdict": "not evaluated", "reason": f"{change.source} gives {gate.metric} as a secondary "
+                f"figure only ({figure.detail['secondary']})"}
+    if not decides(figure, allow_modelled):
         return {**base, "verdict": "not evaluated",
                 "reason": f"only {change.source} figures on both sides; modelled or simulated figures decide "
                           f"nothing unless gates.allow_modelled is true"}
@@ -84,7 +90,8 @@ def regressions(pre: BranchResult, post: BranchResult, cfg: RollbackConfig, allo
                 seed: int = 0) -> list[str]:
     """Why ``post`` is worse than ``pre`` beyond tolerance: the whole CI past it (empty: none)."""
     checks = [("latency", "lat_ms", cfg.latency_pct, False), ("L2 hit", "l2_hit_pct", -cfg.l2_pp, True),
-              ("energy/token", "ept_j_per_tok", cfg.ept_pct, False)]
+              ("energy/token", "ept_j_per_tok", cfg.ept_pct, False),
+              ("cache misses/access", "cache_misses_per_access", cfg.traffic_pct, False)]
     if cfg.quality_pp is not None:
         checks.append((f"quality {pre.primary_quality}", pre.primary_quality, -cfg.quality_pp, True))
     found = []
@@ -93,7 +100,7 @@ def regressions(pre: BranchResult, post: BranchResult, cfg: RollbackConfig, allo
         if isinstance(change, str) or change.ci95 is None:
             continue
         figure = next(f for f in pre.candidates(metric) if f.source == change.source)
-        if not decides(figure, allow_modelled):
+        if figure.detail.get("secondary") or not decides(figure, allow_modelled):
             continue
         lo, hi = change.ci95
         if (falls and hi < tolerance) or (not falls and lo > tolerance):

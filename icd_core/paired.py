@@ -90,17 +90,36 @@ def _ci(draws: np.ndarray) -> tuple[float, float]:
 
 
 def _relative(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | float:
-    return 100.0 * (np.asarray(b) / np.asarray(a) - 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 100.0 * (np.asarray(b) / np.asarray(a) - 1.0)
 
 
-def _draws(a: Samples, b: Samples, kind: Kind, rng: np.random.Generator) -> tuple[np.ndarray, float, str]:
-    """Bootstrap draws of the change, the point estimate and the basis text."""
+def median_ci(values: np.ndarray) -> tuple[float, float]:
+    """Distribution-free 95 % CI of a median: order statistics x(k)…x(n−k+1) with k the
+    largest rank whose binomial(n, ½) tail stays ≤ 2.5 % (coverage ≥ 95 % for any continuous
+    distribution, unlike a bootstrap of few values). Below 6 values no rank qualifies and the
+    range is returned (coverage 1 − 2^(1−n))."""
+    from scipy.stats import binom
+
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = x.size
+    k = int(binom.ppf(0.025, n, 0.5))  # P(X ≤ k − 1) ≤ 2.5 % holds for this k (when k ≥ 1)
+    while k >= 1 and binom.cdf(k - 1, n, 0.5) > 0.025:
+        k -= 1
+    k = max(k, 1)
+    return float(x[k - 1]), float(x[n - k])
+
+
+def _draws(a: Samples, b: Samples, kind: Kind, rng: np.random.Generator) -> tuple[np.ndarray | tuple, float, str]:
+    """Bootstrap draws of the change (or, for rounds, the exact CI), the point estimate and
+    the basis text."""
     n = len(a)
     if a.paired and b.paired:
-        index = rng.integers(0, n, (RESAMPLES, n))
         if a.unit == "round":  # per-round ratios: each round timed both states back to back
             per_round = _relative(a.values, b.values) if kind == "relative" else b.values - a.values
-            return np.median(per_round[index], axis=1), float(np.median(per_round)), f"{n} interleaved rounds"
+            return median_ci(per_round), float(np.median(per_round)), \
+                f"{n} interleaved rounds, median with its order-statistic CI"
+        index = rng.integers(0, n, (RESAMPLES, n))
         sa, sb = statistic(a, index), statistic(b, index)
         change = _relative(sa, sb) if kind == "relative" else sb - sa
         point = _relative(statistic(a), statistic(b)) if kind == "relative" else statistic(b) - statistic(a)
@@ -128,7 +147,10 @@ def compare(metric: str, a: Figure, b: Figure, kind: Kind, seed: int = 0) -> Cha
             return f"{metric}: {len(sa)} vs {len(sb)} {sa.unit}s cannot be paired"
         if len(sa) >= 2 and len(sb) >= 2:
             draws, point, basis = _draws(sa, sb, kind, np.random.default_rng(seed))
-            return Change(metric, kind, unit, point, _ci(draws), basis, str(a.source), len(sa))
+            ci = draws if isinstance(draws, tuple) else _ci(draws)
+            if not np.isfinite([point, *ci]).all():
+                return f"{metric}: the relative change is undefined (a zero in the reference values)"
+            return Change(metric, kind, unit, point, ci, basis, str(a.source), len(sa))
     point = float(_relative(a.value, b.value)) if kind == "relative" else float(b.value - a.value)
     if deterministic(a) and deterministic(b):
         return Change(metric, kind, unit, point, (point, point), "exact values (deterministic source)",

@@ -36,8 +36,9 @@ def gate_phrase(v: dict[str, Any]) -> str:
         short = str(v["reason"]).split(" (")[0].split(";")[0]
         return f"{v['gate']} not evaluated ({short})"
     ci = v.get("ci95")
-    interval = f" (95 % CI {signed(ci[0])}…{signed(ci[1])})" if ci else " (no CI)"
-    return f"{v['gate']} {signed(v['value'])} {v['unit']}{interval}: {v['verdict']}, target {v['target']:+g} {v['unit']}"
+    interval = f"95 % CI {signed(ci[0])}…{signed(ci[1])}" if ci else "no CI"
+    return (f"{v['gate']} {signed(v['value'])} {v['unit']} ({interval}; {v['metric']}, {v['source']}): "
+            f"{v['verdict']}, target {v['target']:+g} {v['unit']}")
 
 
 def overall(verdicts: list[dict[str, Any]]) -> str:

@@ -137,3 +137,28 @@ def test_regressions_need_the_whole_ci_beyond_tolerance():
     worse = (Figure(50.0, "modelled:cache-sim", unit="%"),)
     assert regressions(branch(l2=model), branch(l2=worse), cfg, False) == []
     assert regressions(branch(l2=model), branch(l2=worse), cfg, True)[0].startswith("L2 hit -40")
+
+
+@pytest.mark.parametrize("allow_modelled", [False, True])
+def test_a_perfect_layout_lowers_modelled_traffic_and_is_not_rolled_back(tmp_path, allow_modelled):
+    """The audit's case: noise 0, spectral π₀ recovers the planted blocks exactly."""
+    from icd_solver_spectral import plugin as spectral
+
+    from .conftest import run_pipeline
+
+    outcome, run = run_pipeline(tmp_path, spectral, overrides={
+        "workload": "mock", "solver.name": "spectral", "graph.mock.noise": 0.0,
+        "gates.allow_modelled": allow_modelled})
+    import json
+
+    m = json.loads((run / "metrics.json").read_text())
+    pre, linear = m["results"]["pre"], m["results"]["linear"]
+    assert linear["layout"]["mlp.hidden"]["C"] == 0.0 and linear["layout"]["mlp.hidden"]["lines_per_access"] == 1.0
+    for key in ("cache_lines_read_per_access", "cache_misses_per_access", "cache_bytes_per_access"):
+        assert linear["figures"][key]["value"] < 0.7 * pre["figures"][key]["value"], key
+    assert linear["figures"]["l2_hit_pct"]["value"] < pre["figures"]["l2_hit_pct"]["value"]  # the inversion
+    assert outcome.ok and m["rollback"] is None
+    l2 = next(v for v in m["gates"]["verdicts"] if v["gate"] == "l2_hit")
+    assert l2["verdict"] == "not evaluated"
+    assert "secondary figure only" in l2["reason"]  # the hit rate never decides, opted in or not
+    assert "lat_ms, measured:wallclock" in m["verdict"] and "cosine_pct, measured:output-fidelity" in m["verdict"]
