@@ -67,13 +67,19 @@ def _keep(figures: tuple[Figure, ...]) -> tuple[Figure, ...]:
     return values or figures[:1]
 
 
+def judge_quality(state: ModelState, output: Any, reference: Any) -> dict[str, Figure]:
+    """The workload's quality figures for ``state`` given its output on the batch."""
+    return dict(state.workload.quality(state, output, reference))
+
+
 def measure_state(manager: PluginManager, ctx: RunContext, measures: tuple[ComponentSpec, ...],
                   state: ModelState, reference: Any, w0: Mapping[str, GraphW], label: str,
-                  skip: frozenset[str] = frozenset()) -> BranchResult:
+                  skip: frozenset[str] = frozenset(), with_quality: bool = True) -> BranchResult:
     """One branch's result (``skip``: measures taken elsewhere, e.g. the wall clock, which
-    times all states together)."""
+    times all states together; ``with_quality=False``: quality is judged later, on the
+    output the timing rounds produce)."""
     figures, statuses = collect_figures(manager, ctx, measures, state, skip)
-    quality = state.workload.quality(state, state.run(), reference)
+    quality = judge_quality(state, state.run(), reference) if with_quality else {}
     for key, options in figures.items():
         if key in COUNTER_OF and options[0].value is not None:
             ctx.bus.counter(COUNTER_OF[key], options[0].value, branch=label)
@@ -85,7 +91,7 @@ def measure_state(manager: PluginManager, ctx: RunContext, measures: tuple[Compo
         layout[name] = layout_metrics(w.matrix, state.layout[name], w.block, accesses.sets if accesses else None)
         ctx.bus.counter("C", layout[name]["C"], branch=label, group=name)
         ctx.bus.counter("Q", layout[name]["Q"], branch=label, group=name)
-    return BranchResult(figures=figures, quality=dict(quality), primary_quality=state.workload.primary_quality,
+    return BranchResult(figures=figures, quality=quality, primary_quality=state.workload.primary_quality,
                         measures=statuses, layout=layout, state_digest=state.digest(),
                         tokens=state.workload.tokens)
 
@@ -112,11 +118,12 @@ def _rounds(values: list[float]):
 
 
 def interleaved_timing(ctx: RunContext, states: Mapping[str, ModelState], results: dict[str, BranchResult],
-                       thresholds: list[tuple[str, str, float]]) -> dict[str, Any]:
+                       thresholds: list[tuple[str, str, float]], outputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Time every state in shuffled interleaved rounds; add lat_ms / toks_per_s to each result.
 
     ``thresholds``: (a, b, %) latency comparisons that must be decided before sampling may
-    stop early. Returns how the sampling went (rounds, why it stopped, threads)."""
+    stop early; ``outputs`` receives each state's first output. Returns how the sampling
+    went (rounds, why it stopped, threads)."""
     from .builtins import measure_wallclock as wc
 
     cfg = ctx.config.pipeline
@@ -125,7 +132,7 @@ def interleaved_timing(ctx: RunContext, states: Mapping[str, ModelState], result
     threads = wc.pin_threads(ctx.config.measure.threads)
     try:
         samples = wc.interleaved_samples(states, cfg.warmup_iter, cfg.repeats, min_rounds=cfg.min_repeats,
-                                         decided=decided, rng=rng)
+                                         decided=decided, rng=rng, outputs=outputs)
     finally:
         threads = wc.unpin_threads(threads)
     labels = list(states)

@@ -25,7 +25,7 @@ from .errors import ArtifactWriteError, ContractError, InputDataError, SolverTim
 from .events import EventBus
 from .gates import regressions
 from .jsonutil import dumps
-from .measuring import interleaved_timing, measure_state
+from .measuring import interleaved_timing, judge_quality, measure_state
 from .metrics_doc import metrics_document
 from .permcache import PermutationCache, matrix_digest, version_tag
 from .perms import identity
@@ -220,12 +220,15 @@ class Pipeline:
                                 f"difference {diff:.3g} > {tolerance:g} (a permutation group misses a member)")
 
     def _measure(self, label: str, state: ModelState, reference: Any, w0: dict[str, GraphW]) -> BranchResult:
-        """Every measure but the wall clock, which times all states together afterwards."""
+        """Every measure but the wall clock, which times all states together afterwards (and
+        then hands each state's output to the quality judgement)."""
         with self.ctx.bus.stage("measure", state="MEASURED", branch=label):
             return measure_state(self.manager, self.ctx, self.sel.measures, state, reference, w0, label,
-                                 skip=self.interleaved)
+                                 skip=self.interleaved, with_quality=not self.interleaved)
 
-    def _time_together(self, states: dict[str, ModelState], results: dict[str, BranchResult], chosen: str) -> None:
+    def _time_together(self, states: dict[str, ModelState], results: dict[str, BranchResult], chosen: str,
+                       reference: Any) -> None:
+        """Wall clock of all states, interleaved; then quality on the outputs those runs gave."""
         if not self.interleaved:
             return
         thresholds = []
@@ -233,10 +236,14 @@ class Pipeline:
             thresholds.append(("linear", "iterative", self.cfg.gates.latency_pct))
         if self.cfg.rollback.enabled:
             thresholds.append(("pre", chosen, self.cfg.rollback.latency_pct))
+        outputs: dict[str, Any] = {}
         with self.ctx.bus.stage("measure", state="MEASURED", branch="+".join(states),
                                 what="wall clock, interleaved") as meta:
-            self.timing = interleaved_timing(self.ctx, states, results, thresholds)
+            self.timing = interleaved_timing(self.ctx, states, results, thresholds, outputs)
             meta.update(rounds=self.timing["rounds"], stopped_at=self.timing["stopped_at"])
+        for label, state in states.items():
+            with self.ctx.bus.stage("measure", state="MEASURED", branch=label, what="quality"):
+                results[label] = attrs.evolve(results[label], quality=judge_quality(state, outputs[label], reference))
 
     def _rollback(self, trigger: str, why: list[str], branch: str, pre_digest: str) -> dict[str, Any]:
         state, stack = self.current  # type: ignore[misc]
@@ -295,7 +302,7 @@ class Pipeline:
                 finals[branch] = final
                 results[branch] = attrs.evolve(self._measure(branch, final, reference, w0), transforms=tuple(metas))
             chosen = "linear" if self.cfg.pipeline.mode == "linear" else "iterative"
-            self._time_together(finals, results, chosen)
+            self._time_together(finals, results, chosen, reference)
             if self.w_prime:
                 ctx.write_artifact("W_prime.npz", csr_npz_bytes({k: v.matrix for k, v in self.w_prime.items()}))
             why = regressions(results["pre"], results[chosen], self.cfg.rollback, self.cfg.gates.allow_modelled,

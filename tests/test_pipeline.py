@@ -89,8 +89,9 @@ def test_default_run_writes_every_artifact(tmp_path):
     assert events[0]["stage"] == "load_workload" and events[-1]["stage"] == "report"
     states = [e["meta"]["state"] for e in events]
     assert states == ["READY", "W_BUILT", "MEASURED", "PERMUTED", "PERMUTED", "MEASURED", "MEASURED", "MEASURED",
-                      "REPORTED"]
-    timing = events[-2]["meta"]
+                      "MEASURED", "MEASURED", "MEASURED", "REPORTED"]
+    assert [e["meta"].get("what") for e in events[-4:-1]] == ["quality"] * 3  # judged on the timed runs' outputs
+    timing = events[-5]["meta"]
     assert timing["branch"] == "pre+linear+iterative" and timing["what"] == "wall clock, interleaved"
     assert lat["interleaved_with"] == ["pre", "linear", "iterative"] and lat["threads"]["threads"]
     pair = m["comparisons"]["iterative_vs_linear"]["lat_ms"]
@@ -287,3 +288,30 @@ def test_two_four_stays_exact_in_memory_order_after_repermutation(tmp_path):
     pi1 = np.asarray(json.loads((tmp_path / "nm" / "perm.json").read_text())["groups"]["mlp.hidden"]["pi1"])
     blocks = pi1.reshape(-1, 4)
     assert np.all(blocks[:, 0] % 4 == 0) and np.all(np.diff(blocks, axis=1) == 1)
+
+
+def test_every_measure_giving_a_figure_is_kept_under_its_source(tmp_path):
+    """Two measures of one figure (the audit's cache + cachegrind): both reach metrics.json,
+    the measured one shown first, the others as alternatives, in the report too."""
+    from icd_core import Figure
+
+    def register(registry):
+        registry.add("measure", "fake-ncu", summary="a measured L2 hit rate", provides=("l2_hit_pct",))
+        registry.add("measure", "fake-sim", summary="a simulated one", provides=("l2_hit_pct",))
+
+    def measure(ctx, measure, state):
+        if measure.name == "fake-ncu":
+            return {"l2_hit_pct": Figure(42.0, "measured:fake-ncu", unit="%", detail={"deterministic": True})}
+        if measure.name == "fake-sim":
+            return {"l2_hit_pct": Figure(77.0, "simulated:fake", unit="%")}
+        return None
+
+    fakes = plugin("fakes", icd_register=register, icd_measure=measure)
+    _, run = run_pipeline(tmp_path, fakes, overrides={"measure.use": ["wallclock", "cache", "fake-sim", "fake-ncu"]})
+    m = metrics_of(run)
+    pre = m["results"]["pre"]
+    assert pre["figures"]["l2_hit_pct"]["source"] == "measured:fake-ncu"
+    assert [f["source"] for f in pre["alternatives"]["l2_hit_pct"]] == ["simulated:fake", "modelled:cache-sim"]
+    gate = next(v for v in m["gates"]["verdicts"] if v["gate"] == "l2_hit")
+    assert gate["source"] == "measured:fake-ncu" and gate["verdict"] == "fail" and gate["value"] == 0.0
+    assert "l2_hit_pct [simulated:fake]" in (run / "report.csv").read_text()

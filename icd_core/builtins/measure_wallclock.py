@@ -93,26 +93,38 @@ Decided = Callable[[Mapping[str, list[float]]], bool]
 
 
 def interleaved_samples(states: Mapping[str, Any], warmup: int, repeats: int, *, min_rounds: int | None = None,
-                        decided: Decided | None = None, check_every: int = 5,
-                        rng: np.random.Generator | None = None) -> dict[str, list[float]]:
+                        decided: Decided | None = None, check_every: int = 2,
+                        rng: np.random.Generator | None = None,
+                        outputs: dict[str, Any] | None = None) -> dict[str, list[float]]:
     """Per state, one timing per round; each round runs every state once, in an order
     shuffled per round (seeded ``rng``), after ``warmup`` untimed rounds.
 
     At most ``repeats`` rounds; with ``decided``, sampling stops early — after at least
     ``min_rounds`` rounds, checked every ``check_every`` — once ``decided(samples)`` says every
-    comparison that matters is settled.
+    comparison that matters is settled. ``outputs`` (optional) receives each state's first
+    output, so a quality measure need not run the forward again.
     """
     rng = rng or np.random.default_rng(0)
     labels = list(states)
     timers = {label: timer_for(s.workload.device) for label, s in states.items()}
+
+    def run(label: str) -> Callable[[], Any]:
+        def call() -> Any:
+            out = states[label].run()
+            if outputs is not None and label not in outputs:
+                outputs[label] = out
+            return out
+        return call
+
+    calls = {label: run(label) for label in labels}
     for _ in range(warmup):
         for label in rng.permutation(labels):
-            states[label].run()
+            calls[label]()
     samples: dict[str, list[float]] = {label: [] for label in states}
     floor = min(repeats, min_rounds if min_rounds is not None else repeats)
     for done in range(1, repeats + 1):
         for label in rng.permutation(labels):
-            samples[label].append(timers[label](states[label].run))
+            samples[label].append(timers[label](calls[label]))
         if decided is not None and done >= floor and (done - floor) % check_every == 0 and decided(samples):
             break
     return samples

@@ -11,6 +11,8 @@ weights) on CPU; the ``tiles`` measure reports what a BSR kernel would touch.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -66,14 +68,14 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
     pruned: set[str] = set()
     per_group: dict[str, Any] = {}
     constraints: dict[str, Constraints] = {}
+    norms_of = {g: _input_norms(ctx, state, g, notes) if options.score == "wanda" else None for g in targets}
+    searched = _search_groups(ctx, state, layout, options, targets, norms_of) \
+        if options.mode == "nm" and options.permute != "none" else {}
     for group, members in targets.items():
-        norms = _input_norms(ctx, state, group, notes) if options.score == "wanda" else None
+        norms = norms_of[group]
         size = state.group(group).size
-        if options.mode == "nm" and options.permute != "none":
-            a = np.vstack([_as2d(_score(T.to_numpy(state.tensors[m.tensor]), m.axis, norms), m.axis) for m in members])
-            blocks = layout.blocks.get(group) if options.permute == "blocks" else None
-            perm, stats = search(a, options.n, options.m, options.search_s, ctx.seed, blocks=blocks,
-                                 rounds=options.rounds)
+        if group in searched:
+            perm, stats = searched[group]
             state = state.permuted(group, perm)
             if norms is not None:
                 norms = norms[perm]
@@ -107,6 +109,21 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
             constraints[group] = Constraints(supernode=options.m)
     new_state, meta = _finish(state, options, spec, per_group, constraints, skipped, notes, sorted(pruned))
     return TransformResult(state=new_state, meta=meta)
+
+
+def _search_groups(ctx, state, layout, options, targets, norms_of) -> dict[str, tuple[np.ndarray, dict]]:
+    """The N:M channel search of every group, run side by side on the machine's cores (the
+    groups are independent and each search is seeded alike, so the result does not depend
+    on the order threads finish in; numpy and scipy release the GIL in the heavy parts)."""
+    def one(group: str) -> tuple[np.ndarray, dict]:
+        members, norms = targets[group], norms_of[group]
+        a = np.vstack([_as2d(_score(T.to_numpy(state.tensors[m.tensor]), m.axis, norms), m.axis) for m in members])
+        blocks = layout.blocks.get(group) if options.permute == "blocks" else None
+        return search(a, options.n, options.m, options.search_s, ctx.seed, blocks=blocks, rounds=options.rounds)
+
+    groups = list(targets)
+    with ThreadPoolExecutor(max_workers=max(1, min(len(groups), os.cpu_count() or 1))) as pool:
+        return dict(zip(groups, pool.map(one, groups)))
 
 
 def _kept_tiles(a: np.ndarray, options) -> int:
