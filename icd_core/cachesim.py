@@ -56,30 +56,8 @@ def simulate_lru(lines: np.ndarray, sets: int, ways: int) -> np.ndarray:
     return result
 
 
-def gather_trace(accesses: Sequence[np.ndarray], perm: np.ndarray, elements_per_line: int,
-                 rows: int = 1) -> np.ndarray:
-    """Line addresses read when each access gathers its dims, as columns, from a row-major
-    ``rows`` × n matrix whose columns are laid out by ``perm`` (``perm[position] = dim``) —
-    e.g. an activation-sparse product reading the active columns of the next weight. Per
-    access and row, the distinct lines of its columns; accesses in order."""
-    n = len(perm)
-    position = np.empty(n, dtype=np.int64)
-    position[np.asarray(perm)] = np.arange(n)
-    lines_per_row = -(-n // elements_per_line)
-    offsets = (np.arange(rows, dtype=np.int64) * lines_per_row)[:, None]
-    per_access = [(offsets + np.unique(position[np.asarray(a)] // elements_per_line)[None, :]).ravel()
-                  for a in accesses]
-    return np.concatenate(per_access) if per_access else np.zeros(0, dtype=np.int64)
-
-
 def sample(accesses: Sequence[np.ndarray], count: int) -> list[np.ndarray]:
     """At most ``count`` accesses, evenly spaced (deterministic)."""
     if len(accesses) <= count:
         return list(accesses)
     return [accesses[i] for i in np.linspace(0, len(accesses) - 1, count).astype(int)]
-
-
-def hit_rate(lines: np.ndarray, geometry: CacheGeometry) -> tuple[float, int]:
-    """(hit rate, misses) of a line trace."""
-    hits = simulate_lru(lines, geometry.sets, geometry.ways)
-    return (float(hits.mean()) if hits.size else 0.0), int((~hits).sum())

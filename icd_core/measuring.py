@@ -12,7 +12,7 @@ import numpy as np
 from . import calls
 from .cost import layout_metrics
 from .paired import compare, judge
-from .records import Figure, GraphW
+from .records import Figure, GraphW, Samples
 from .results import FIGURE_KEYS, BranchResult, ranked
 from .specs import ComponentSpec
 from .state import ModelState
@@ -101,20 +101,14 @@ def latency_decided(thresholds: list[tuple[str, str, float]], seed: int):
     95 % CI lies wholly on one side of its threshold (%)."""
     def decided(samples: Mapping[str, list[float]]) -> bool:
         for a, b, threshold in thresholds:
-            fa = Figure(float(np.median(samples[a])), "measured:wallclock", samples=_rounds(samples[a]))
-            fb = Figure(float(np.median(samples[b])), "measured:wallclock", samples=_rounds(samples[b]))
+            fa = Figure(float(np.median(samples[a])), "measured:wallclock", samples=Samples("round", samples[a], "median"))
+            fb = Figure(float(np.median(samples[b])), "measured:wallclock", samples=Samples("round", samples[b], "median"))
             change = compare("lat_ms", fa, fb, "relative", seed)
             if isinstance(change, str) or judge(change.ci95, threshold, "lower") == "inconclusive":
                 return False
         return True
 
     return decided
-
-
-def _rounds(values: list[float]):
-    from .records import Samples
-
-    return Samples("round", values, statistic="median")
 
 
 def interleaved_timing(ctx: RunContext, states: Mapping[str, ModelState], results: dict[str, BranchResult],

@@ -1,5 +1,5 @@
-"""The ``metrics.json`` document of a run: run info, results per branch, paired comparisons,
-gates, environment."""
+"""The documents of a run: ``metrics.json`` (run info, results per branch, paired comparisons,
+gates, environment) and ``perm.json`` (π₀ / π₁ per group, and whether they are in effect)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .config import Config
 from .environment import fingerprint
 from .events import EventBus
 from .gates import evaluate_gates
+from .permcache import version_tag
 from .report_model import SCHEMA
 from .results import BranchResult, all_changes
 from .selection import Selection
@@ -57,3 +58,14 @@ def metrics_document(*, cfg: Config, sel: Selection, bus: EventBus, name: str, t
     }
     metrics["verdict"] = verdict(metrics)
     return metrics
+
+
+def perm_document(tag: str, perms: Mapping[str, Mapping[str, Any]], rollback: dict[str, Any] | None) -> dict[str, Any]:
+    """π₀ and π₁ per group with their tags; a rolled-back run says they are not in effect."""
+    doc: dict[str, Any] = {"version_tag": tag, "groups": {
+        name: {**entry, "tag": version_tag(tag, name)} for name, entry in perms.items()}}
+    if rollback is not None:
+        doc["rolled_back"] = {"in_effect": "none: the pre-run order was restored" if rollback["verified"]
+                              else "unknown: the rollback did not verify", "trigger": rollback["trigger"],
+                              "verified": rollback["verified"], "why": rollback["why"]}
+    return doc

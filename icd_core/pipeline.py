@@ -26,14 +26,14 @@ from .events import EventBus
 from .gates import regressions
 from .jsonutil import dumps
 from .measuring import interleaved_timing, judge_quality, measure_state
-from .metrics_doc import metrics_document
+from .metrics_doc import metrics_document, perm_document
 from .permcache import PermutationCache, matrix_digest, version_tag
 from .perms import identity
 from .plugins import PluginManager
 from .records import Accesses, FitResult, GraphW, TransformMeta
 from .report_model import RunRecord
 from .results import BranchResult
-from .rollback import UndoStack, restore, undo_permutation
+from .rollback import UndoStack, restore, roll_back, undo_permutation
 from .selection import Selection, settle
 from .specs import resolve
 from .state import ModelState
@@ -248,16 +248,9 @@ class Pipeline:
     def _rollback(self, trigger: str, why: list[str], branch: str, pre_digest: str) -> dict[str, Any]:
         state, stack = self.current  # type: ignore[misc]
         with self.ctx.bus.stage("rollback", state="ROLLBACK", trigger=trigger, branch=branch) as meta:
-            restored, undone, failed = stack.rollback(state)
-            how = "registered undos, in reverse"
-            if restored.digest() != pre_digest and self.pre_state is not None \
-                    and self.pre_state.digest() == pre_digest:
-                restored, how = self.pre_state, "the retained pre-run state (the undos did not restore it)"
-            verified = restored.digest() == pre_digest
-            meta.update(undone=undone, failed=failed, verified=verified)
-        info = {"trigger": trigger, "branch": branch, "why": why, "undone": undone, "undo_failures": failed,
-                "restored": "pre-run state (π_prev)", "how": how, "verified": verified,
-                "state_digest": restored.digest(), "expected_digest": pre_digest}
+            restored, record = roll_back(stack, state, self.pre_state, pre_digest)
+            meta.update(undone=record["undone"], failed=record["undo_failures"], verified=record["verified"])
+        info = {"trigger": trigger, "branch": branch, "why": why, **record}
         self.ctx.write_artifact("rollback/rollback.json", dumps(info) + "\n")
         self.current = (restored, stack)
         return info
@@ -324,19 +317,10 @@ class Pipeline:
             cfg=self.cfg, sel=self.sel, bus=ctx.bus, name=self.run_dir.name, tag=self.tag, started=started,
             duration=time.perf_counter() - t0, results=results, fits=self.fits, rollback=rollback, error=error,
             final_digest=final_digest, equivalence=self.equivalence, timing=self.timing)
-        self._write_perms(rollback)
+        self.ctx.write_artifact("perm.json", dumps(perm_document(self.tag, self.perms, rollback), indent=None) + "\n")
         record = RunRecord(metrics=metrics, events=list(ctx.bus.events))
         with ctx.bus.stage("report", state="REPORTED"):
             failure = calls.write_reports(self.manager, ctx, record)
         if failure:
             error = (f"{error}; " if error else "") + failure
         return Outcome(record=record, path=self.run_dir.path, ok=error is None, error=error)
-
-    def _write_perms(self, rollback: dict[str, Any] | None) -> None:
-        doc: dict[str, Any] = {"version_tag": self.tag, "groups": {
-            name: {**entry, "tag": version_tag(self.tag, name)} for name, entry in self.perms.items()}}
-        if rollback is not None:
-            doc["rolled_back"] = {"in_effect": "none: the pre-run order was restored" if rollback["verified"]
-                                  else "unknown: the rollback did not verify", "trigger": rollback["trigger"],
-                                  "verified": rollback["verified"], "why": rollback["why"]}
-        self.ctx.write_artifact("perm.json", dumps(doc, indent=None) + "\n")

@@ -139,7 +139,7 @@ def fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return f"{value:.{digits}g}"
+        return f"{value + 0.0:.{digits}g}"  # + 0.0: no signed zero
     return str(value)
 
 

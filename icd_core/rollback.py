@@ -49,3 +49,17 @@ class UndoStack:
                 continue
             undone.append(label)
         return state, undone, failed
+
+
+def roll_back(stack: UndoStack, state: ModelState, pre_state: ModelState | None,
+              pre_digest: str) -> tuple[ModelState, dict]:
+    """Undo everything on ``stack``; if that does not give back the pre-run state, fall back
+    to the retained ``pre_state`` (when it is itself intact). Returns the state reached and
+    the record of what happened (``verified``: its digest is the pre-run one)."""
+    restored, undone, failed = stack.rollback(state)
+    how = "registered undos, in reverse"
+    if restored.digest() != pre_digest and pre_state is not None and pre_state.digest() == pre_digest:
+        restored, how = pre_state, "the retained pre-run state (the undos did not restore it)"
+    digest = restored.digest()
+    return restored, {"undone": undone, "undo_failures": failed, "restored": "pre-run state (π_prev)", "how": how,
+                      "verified": digest == pre_digest, "state_digest": digest, "expected_digest": pre_digest}

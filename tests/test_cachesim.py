@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icd_core.cachesim import CacheGeometry, gather_trace, hit_rate, simulate_lru
+from icd_core.cachesim import CacheGeometry, simulate_lru
+from icd_core.decode_model import Gather, count_lines, gather_lines, gathers_of, replay
 
 
 def reference_lru(lines, sets, ways):
@@ -42,17 +43,57 @@ def test_matches_a_plain_lru_on_random_traces():
         assert np.array_equal(simulate_lru(lines, sets, ways), reference_lru(lines.tolist(), sets, ways))
 
 
-def test_blocked_layout_hits_more_than_scrambled_on_a_block_sparse_trace():
-    rng = np.random.default_rng(1)
-    n, g = 4096, 16
+def _mock_state(hidden=256, d_in=64, d_out=32):
+    from icd_core.builtins.workload_mock import MockOptions, build_mock_state
+
+    return build_mock_state(MockOptions(hidden=hidden, d_in=d_in, d_out=d_out, tokens=8), np.random.default_rng(0))
+
+
+def _block_accesses(n, g, count, seed=1):
+    rng = np.random.default_rng(seed)
     blocks = np.arange(n).reshape(-1, g)
-    accesses = [blocks[b][rng.choice(g, 8, replace=False)] for b in rng.integers(0, n // g, 3000)]
-    geometry = CacheGeometry(size_bytes=64 * 64, line_bytes=64, ways=4)  # 64 lines: 1/4 of the vector
-    blocked, blocked_misses = hit_rate(gather_trace(accesses, np.arange(n), g), geometry)
-    scrambled_perm = rng.permutation(n)
-    scrambled, scrambled_misses = hit_rate(gather_trace(accesses, scrambled_perm, g), geometry)
-    assert blocked_misses < scrambled_misses / 4
+    return [blocks[b][rng.choice(g, 8, replace=False)] for b in rng.integers(0, n // g, count)]
+
+
+def test_a_blocked_layout_reads_and_misses_fewer_lines_than_a_scrambled_one():
+    state = _mock_state()
+    accesses = {"mlp.hidden": _block_accesses(256, 16, 200)}
+    geometry = CacheGeometry(size_bytes=64 * 64, line_bytes=64, ways=4)  # 64 lines: far below the weights
+    blocked = replay(state, accesses, geometry)
+    scrambled = replay(state.permuted("mlp.hidden", np.random.default_rng(2).permutation(256)), accesses, geometry)
+    assert blocked.misses.sum() * 4 < scrambled.misses.sum() and blocked.reads.sum() * 4 < scrambled.reads.sum()
     assert geometry.sets == 16
+
+
+def test_the_cold_gather_shortcut_equals_simulating_the_streamed_weights():
+    """When the weights streamed between gathers exceed the cache, counting each gather's
+    distinct lines as misses is exact: the same stream through the LRU model agrees."""
+    state = _mock_state(d_in=256)  # fc1 (256 × 256 fp32 = 256 KiB) streams between fc2 gathers
+    accesses = {"mlp.hidden": _block_accesses(256, 16, 40)}
+    geometry = CacheGeometry(size_bytes=16 * 1024, line_bytes=64, ways=4)
+    fast = replay(state, accesses, geometry)
+    assert fast.mode.startswith("every gather starts cold")
+    gathers, dense = gathers_of(state, ["mlp.hidden"])
+    top = sum(g.nbytes for g in gathers)
+    dense_lines = np.arange(top, top + dense, 64) // 64
+    trace, owner = [], []
+    for access in accesses["mlp.hidden"]:
+        lines = gather_lines(gathers[0], np.sort(access), 64)
+        trace += [dense_lines, lines]
+        owner += [np.full(len(dense_lines), False), np.full(len(lines), True)]
+    trace, owner = np.concatenate(trace), np.concatenate(owner)
+    hits = simulate_lru(trace, geometry.sets, geometry.ways)
+    assert int((owner & ~hits).sum()) == int(fast.misses.sum()) == int(fast.reads.sum())
+
+
+def test_a_cache_holding_everything_only_misses_first_touches():
+    state = _mock_state()
+    accesses = {"mlp.hidden": _block_accesses(256, 16, 100)}
+    result = replay(state, accesses, CacheGeometry(size_bytes=8 * 2 ** 20, line_bytes=64, ways=16))
+    assert result.mode.startswith("simulated")
+    touched = np.unique(np.concatenate([gather_lines(g, np.sort(a), 64) for a in accesses["mlp.hidden"]
+                                        for g in gathers_of(state, ["mlp.hidden"])[0]]))
+    assert result.misses.sum() == touched.size < result.reads.sum()
 
 
 def test_a_large_trace_matches_the_per_access_model_on_a_sample_of_sets():
@@ -72,8 +113,11 @@ def test_callgrind_totals_are_parsed():
 
 
 def test_rows_multiply_the_lines_of_a_column_gather():
-    trace = gather_trace([np.array([0, 1, 17])], np.arange(32), 16, rows=3)
-    assert trace.tolist() == [0, 1, 2, 3, 4, 5]  # 2 lines per row, 3 rows of 2 lines each
+    gather = Gather("g", rows=3, axis=32, starts=(0,), base=0, element_bytes=4)
+    assert gather_lines(gather, np.array([0, 1, 17]), 64).tolist() == [0, 1, 2, 3, 4, 5]  # 2 lines per row
+    assert count_lines(gather, np.array([0, 1, 17]), 64) == 6
+    odd = Gather("g", rows=3, axis=20, starts=(0,), base=0, element_bytes=4)  # rows straddle lines
+    assert count_lines(odd, np.array([0, 19]), 64) == len(gather_lines(odd, np.array([0, 19]), 64)) == 4
 
 
 @pytest.mark.slow

@@ -2,10 +2,11 @@
 
 ``warmup_iter`` runs are excluded, then ``repeats`` timed runs on the same fixed batch:
 ``perf_counter_ns`` on the CPU, CUDA events (after a synchronise) on a GPU. Reports
-``lat_ms`` (median, p95, bootstrap 95 % CI, outlier count) and ``toks_per_s``; the thread
-count is pinned (``measure.threads``) and recorded. In a run, the pipeline times the pre-run,
-linear and iterative states together, interleaved (A B C A B C …) so drift hits all alike,
-and adds paired ratios with their bootstrap CI.
+``lat_ms`` (median, p95, outlier count, the per-run samples) and ``toks_per_s``; numpy's
+BLAS/OpenMP pools (threadpoolctl) and torch's are pinned (``measure.threads``) and recorded.
+In a run, the pipeline times the pre-run, linear and iterative states together in rounds —
+every state once per round, the order shuffled per round — so drift hits all alike and the
+per-round ratios pair (:mod:`icd_core.paired`).
 """
 
 from __future__ import annotations
