@@ -14,8 +14,10 @@ from .markers import hookimpl, hookspec
 from .records import (
     Constraints,
     Figure,
+    AUTO,
     FitResult,
     GraphW,
+    Knob,
     GroupMember,
     PermutationGroup,
     Samples,
@@ -30,7 +32,7 @@ except metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "ConfigError", "Constraints", "ContractError", "Figure", "FitResult", "GraphW", "GroupMember",
+    "AUTO", "ConfigError", "Knob", "Constraints", "ContractError", "Figure", "FitResult", "GraphW", "GroupMember",
     "IcdError", "InputDataError", "Layout", "ModelState", "PermutationGroup", "PluginError",
     "Samples", "SolverTimeout", "TransformMeta", "TransformResult", "UsageError", "Workload", "__version__",
     "hookimpl", "hookspec",

@@ -212,6 +212,23 @@ class RollbackConfig:
 
 
 @attrs.frozen
+class ExecutionConfig:
+    """How transformed layers execute. ``backend``: ``dense`` (every weight dense, masks
+    applied), ``bsr`` (pruned Linear weights as torch BSR, or CSR where that measures faster),
+    ``paged`` (page-sparse attention over a paged KV cache), ``semi`` (2:4 semi-structured,
+    CUDA only), ``auto`` (per weight the fastest of dense / BSR / CSR as measured, paged
+    attention when a page plan is applied). A rate given as ``auto`` in an adapter spec is
+    searched per arm: at most ``rate_evaluations`` trials, judged on ``rate_metric`` against
+    ``rate_limit`` in its unit (null: the workload's suggestion, else its primary quality
+    against ``gates.quality_drop_pp``)."""
+
+    backend: Literal["dense", "bsr", "paged", "semi", "auto"] = "dense"
+    rate_evaluations: int = attrs.field(default=8, validator=positive())
+    rate_metric: str | None = None
+    rate_limit: float | None = attrs.field(default=None, validator=non_negative())
+
+
+@attrs.frozen
 class Config:
     """The whole configuration (``icd run --print-config`` shows it).
 
@@ -226,6 +243,7 @@ class Config:
     graph: GraphConfig = GraphConfig()
     solver: SolverConfig = SolverConfig()
     transform: TransformConfig = TransformConfig()
+    execution: ExecutionConfig = ExecutionConfig()
     measure: MeasureConfig = MeasureConfig()
     report: ReportConfig = ReportConfig()
     gates: GatesConfig = GatesConfig()

@@ -125,8 +125,9 @@ def interleaved_timing(ctx: RunContext, states: Mapping[str, ModelState], result
     decided = latency_decided(thresholds, ctx.seed) if cfg.stop_when_decided and thresholds else None
     threads = wc.pin_threads(ctx.config.measure.threads)
     try:
+        regions: dict[str, dict[str, list[float]]] = {}
         samples = wc.interleaved_samples(states, cfg.warmup_iter, cfg.repeats, min_rounds=cfg.min_repeats,
-                                         decided=decided, rng=rng, outputs=outputs)
+                                         decided=decided, rng=rng, outputs=outputs, regions=regions)
     finally:
         threads = wc.unpin_threads(threads)
     labels = list(states)
@@ -138,9 +139,14 @@ def interleaved_timing(ctx: RunContext, states: Mapping[str, ModelState], result
         if kernels is not None and kernels(state):
             figures["lat_ms"] = attrs.evolve(figures["lat_ms"], detail={**figures["lat_ms"].detail,
                                                                         "kernels": kernels(state)})
+        for region, values in regions.get(label, {}).items():  # e.g. attention, timed inside the forward
+            figures[f"{region}_ms"] = Figure(float(np.median(values)), wc.SOURCE, unit="ms",
+                                             detail={"region": region, "samples_ms": values},
+                                             samples=Samples("round", values, "median"))
         results[label] = results[label].with_figures(figures)
         for key, figure in figures.items():
-            ctx.bus.counter(COUNTER_OF[key], figure.value, branch=label)
+            if key in COUNTER_OF:
+                ctx.bus.counter(COUNTER_OF[key], figure.value, branch=label)
     stopped = "every latency comparison decided" if decided is not None and rounds < cfg.repeats else \
         f"the maximum of {cfg.repeats} rounds"
     return {"rounds": rounds, "max_rounds": cfg.repeats, "min_rounds": min(cfg.min_repeats, cfg.repeats),

@@ -35,10 +35,48 @@ def execution(results: Mapping[str, BranchResult]) -> dict[str, Any]:
     return {"layout_reading": bool(reading), "kernels": reading or "dense on every state"}
 
 
+COST_FIGURES = ("kv_pages_per_query", "bsr_tiles", "cache_misses_per_access")
+"""What an arm reads, first found wins: KV pages (paged attention), BSR tiles, modelled misses."""
+STEPS = (("layout", "identity", "linear"), ("re-permutation", "linear", "iterative"),
+         ("layout + re-permutation", "identity", "iterative"), ("identity vs dense", "pre", "identity"),
+         ("linear vs dense", "pre", "linear"), ("iterative vs dense", "pre", "iterative"))
+
+
+def decomposition(results: Mapping[str, BranchResult], changes: Mapping[str, Any], searches: Mapping[str, Any],
+                  backend: str, metric: str | None) -> dict[str, Any] | None:
+    """Each arm at its own rate (dense, identity, linear, iterative), and what layout and
+    re-permutation each bought: paired changes of latency, attention time, cost and quality."""
+    if "identity" not in results:
+        return None
+    cost = next((key for key in COST_FIGURES if any(r.best(key) and r.best(key).value is not None
+                                                    for r in results.values())), None)
+    quality = metric or results["pre"].primary_quality
+    reference = results["pre"].quality.get(quality)
+    worse = -1.0 if reference is None or reference.better == "higher" else 1.0  # a loss is positive
+    arms = {}
+    for arm, result in results.items():
+        search = searches.get(arm, {})
+        change = changes.get(f"{arm}_vs_pre", {}).get(quality, {})
+        arms[arm] = {"rate": search.get("chosen"), "rate_met": search.get("met"), "knob": search.get("knob"),
+                     "quality_metric": quality,
+                     "quality_loss": worse * change["estimate"] + 0.0 if change.get("estimate") is not None else
+                     (0.0 if arm == "pre" else None),
+                     "cost": result.best(cost).value if cost and result.best(cost) else None, "cost_unit": cost,
+                     **{key: (result.best(key).value if result.best(key) else None)
+                        for key in ("lat_ms", "attention_ms")}}
+    steps = {}
+    for label, a, b in STEPS:
+        row = changes.get(f"{b}_vs_{a}")
+        if row is not None:
+            steps[label] = {key: row[key] for key in ("lat_ms", "attention_ms", cost, quality) if key and key in row}
+    return {"backend": backend, "cost": cost, "arms": arms, "steps": steps}
+
+
 def metrics_document(*, cfg: Config, sel: Selection, bus: EventBus, name: str, tag: str, started: datetime,
                      duration: float, results: Mapping[str, BranchResult], fits: list[dict[str, Any]],
                      rollback: dict[str, Any] | None, error: str | None, final_digest: str | None,
-                     equivalence: dict[str, Any] | None, timing: dict[str, Any]) -> dict[str, Any]:
+                     equivalence: dict[str, Any] | None, timing: dict[str, Any],
+                     searches: Mapping[str, Any] | None = None, rate_metric: str | None = None) -> dict[str, Any]:
     metrics = {
         "schema": SCHEMA,
         "run": {"name": name, "mode": cfg.pipeline.mode, "ok": error is None, "error": error,
@@ -48,7 +86,8 @@ def metrics_document(*, cfg: Config, sel: Selection, bus: EventBus, name: str, t
                 "started": started.isoformat(timespec="seconds"), "duration_s": duration,
                 "repeats": cfg.pipeline.repeats, "warmup_iter": cfg.pipeline.warmup_iter},
         "results": {b: r.to_json() for b, r in results.items()},
-        "comparisons": all_changes(results, cfg.seed), "timing": timing, "execution": execution(results),
+        "comparisons": all_changes(results, cfg.seed), "timing": timing,
+        "execution": {"backend": cfg.execution.backend, **execution(results)}, "rate_search": dict(searches or {}),
         "fits": fits, "gates": _gates(cfg, results, error), "rollback": rollback, "equivalence": equivalence,
         "final": {"state_digest": final_digest, "rolled_back": rollback is not None},
         "events": {"count": len(bus.events), "overhead_s": bus.overhead_s,
@@ -56,6 +95,8 @@ def metrics_document(*, cfg: Config, sel: Selection, bus: EventBus, name: str, t
                    "counters": bus.counters},
         "env": {**fingerprint(), "fixed_clock_requested": cfg.pipeline.fixed_clock},
     }
+    metrics["decomposition"] = decomposition(results, metrics["comparisons"], searches or {}, cfg.execution.backend,
+                                             rate_metric)
     metrics["verdict"] = verdict(metrics)
     return metrics
 

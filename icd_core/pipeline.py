@@ -10,6 +10,7 @@ not verify bit for bit fails the run.
 
 from __future__ import annotations
 
+import copy
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -21,7 +22,7 @@ from . import calls
 from .artifacts import RunDirectory, csr_npz_bytes
 from .config_io import config_to_dict
 from .context import RunContext
-from .errors import ArtifactWriteError, ContractError, InputDataError, SolverTimeout, UsageError
+from .errors import ArtifactWriteError, ConfigError, ContractError, InputDataError, SolverTimeout, UsageError
 from .events import EventBus
 from .gates import regressions
 from .jsonutil import dumps
@@ -30,6 +31,7 @@ from .metrics_doc import metrics_document, perm_document
 from .permcache import PermutationCache, matrix_digest, version_tag
 from .perms import identity
 from .plugins import PluginManager
+from .ratesearch import Trial, judge_drop, search
 from .records import Accesses, FitResult, GraphW, TransformMeta
 from .report_model import RunRecord
 from .results import BranchResult
@@ -39,6 +41,8 @@ from .specs import resolve
 from .state import ModelState
 
 BRANCHES_OF_MODE = {"linear": ("linear",), "iterative": ("iterative",), "compare": ("linear", "iterative")}
+ARM = "identity"
+"""The transform with no permutation at all (run beside the others in an equal-quality comparison)."""
 
 
 @attrs.define
@@ -97,7 +101,15 @@ class Pipeline:
         self.interleaved = frozenset({"wallclock"}) if any(m.name == "wallclock" for m in selection.measures) \
             else frozenset()
         self.timing: dict[str, Any] = {}
-        self.transformed: dict[tuple[int, str], Any] = {}
+        self.transformed: dict[tuple[int, str, bool], Any] = {}
+        self.auto_index: int | None = None
+        self.searches: dict[str, dict[str, Any]] = {}
+        self.trials: dict[tuple[int, int, float], tuple] = {}
+        self.reference: Any = None
+        self.pre_quality: dict[str, Any] = {}
+        self.rate_metric = ""
+        self.rate_limit = 0.0
+        self.branches: tuple[str, ...] = BRANCHES_OF_MODE[self.cfg.pipeline.mode]
 
     # -- stages --------------------------------------------------------------------------
     def _settle(self, state0: ModelState) -> None:
@@ -167,14 +179,15 @@ class Pipeline:
         return state
 
     def _transform(self, branch: str, spec, state: ModelState, stack: UndoStack) -> tuple[ModelState, TransformMeta]:
-        key = (id(state), spec.key())
+        key = (id(state), spec.key(), branch == "identity")
         with self.ctx.bus.stage("transform", state="TRANSFORMED", adapter=spec.text, branch=branch) as meta:
             result = self.transformed.get(key)  # compare mode: both branches start from one state
             meta["cache"] = "hit" if result is not None else "miss"
             if result is None:
                 before = state.digest()
+                layout = state.layout_for(self.blocks, permute=branch != "identity")
                 try:
-                    result = calls.apply_transform(self.manager, self.ctx, spec, state, state.layout_for(self.blocks))
+                    result = calls.apply_transform(self.manager, self.ctx, spec, state, layout)
                 except Exception as exc:  # a failing adapter becomes a recorded no-op
                     result = exc
                 if state.digest() != before:  # checked whether it raised or not
@@ -193,18 +206,99 @@ class Pipeline:
         self.current = (result.state, stack)
         return result.state, result.meta
 
+    def _step(self, branch: str, spec, state: ModelState, stack: UndoStack, chain: tuple[str, ...],
+              metas: list[TransformMeta]) -> tuple[ModelState, tuple[str, ...]]:
+        """One adapter, then (iterative) W′ and π₁ when it asks for re-permutation."""
+        state, meta = self._transform(branch, spec, state, stack)
+        metas.append(meta)
+        chain += (spec.key(),)
+        if branch == "iterative" and meta.repermute and not meta.noop:
+            w_prime = self._build_w(state, "W'", meta.w_source)
+            self.w_prime.update(w_prime)
+            state = self._permute(state, w_prime, "pi1", branch, stack, chain)
+        return state, chain
+
     def _branch(self, branch: str, state: ModelState, stack: UndoStack) -> tuple[ModelState, list[TransformMeta]]:
-        metas = []
+        metas: list[TransformMeta] = []
         chain: tuple[str, ...] = ()
-        for spec in self.sel.adapters:
-            state, meta = self._transform(branch, spec, state, stack)
-            metas.append(meta)
-            chain += (spec.key(),)
-            if branch == "iterative" and meta.repermute and not meta.noop:
-                w_prime = self._build_w(state, "W'", meta.w_source)
-                self.w_prime.update(w_prime)
-                state = self._permute(state, w_prime, "pi1", branch, stack, chain)
+        for index, spec in enumerate(self.sel.adapters):
+            if index == self.auto_index:
+                return self._search(branch, index, state, stack, chain, metas)
+            state, chain = self._step(branch, spec, state, stack, chain, metas)
         return state, metas
+
+    def _search(self, branch: str, index: int, state: ModelState, stack: UndoStack, chain: tuple[str, ...],
+                metas: list[TransformMeta]) -> tuple[ModelState, list[TransformMeta]]:
+        """The arm at the most aggressive rate of adapter ``index`` whose quality loss stays
+        within the rate limit (the adapters after it re-run for every trial)."""
+        spec, limit = self.sel.adapters[index], self.rate_limit
+        knob = spec.options.auto_knob(state)
+        outcomes: dict[float, tuple] = {}
+
+        def evaluate(value: float) -> Trial:
+            memo = self.trials.get((id(state), index, value))
+            if memo is not None:  # another arm evaluated this very state at this value, with no π₁ in between
+                outcomes[value] = memo[:4]
+                return memo[4]
+            trial_stack, trial_metas, saved = stack.copy(), list(metas), (copy.deepcopy(self.perms), dict(self.w_prime))
+            fits_before = len(self.fits)
+            candidate = attrs.evolve(spec, options=attrs.evolve(spec.options, **{knob.name: value}),
+                                     text=f"{spec.text} ({knob.name}={value:g})")
+            final, trial_chain = self._step(branch, candidate, state, trial_stack, chain, trial_metas)
+            for later in self.sel.adapters[index + 1:]:
+                final, trial_chain = self._step(branch, later, final, trial_stack, trial_chain, trial_metas)
+            figure = judge_quality(final, final.run(), self.reference).get(self.rate_metric)
+            if figure is None:
+                raise ContractError(f"execution.rate_metric {self.rate_metric!r}: the workload reports no such quality")
+            outcomes[value] = (final, trial_stack, trial_metas, (copy.deepcopy(self.perms), dict(self.w_prime)))
+            self.perms, self.w_prime = saved
+            trial = judge_drop(self.rate_metric, self.pre_quality[self.rate_metric], figure, limit, value, self.cfg.seed)
+            if len(self.fits) == fits_before:  # no re-permutation: the result depends on (state, value) only
+                self.trials[(id(state), index, value)] = (*outcomes[value], trial)
+            return trial
+
+        with self.ctx.bus.stage("rate_search", branch=branch, adapter=spec.text, knob=knob.name) as meta:
+            value, trials = search(knob, evaluate, self.cfg.execution.rate_evaluations)
+            meta.update(chosen=value, trials=len(trials))
+        final, trial_stack, chosen_metas, (self.perms, self.w_prime) = outcomes[value]
+        stack.steps[:] = trial_stack.steps
+        self.current = (final, stack)
+        met = any(t.ok for t in trials if t.value == value)
+        self.searches[branch] = {"adapter": spec.text, "knob": knob.name, "chosen": value, "met": met,
+                                 "metric": self.rate_metric, "limit": limit, "rule": "upper end of the 95 % CI "
+                                 "of the paired quality loss vs dense <= limit", "evaluations": len(trials),
+                                 "max_evaluations": self.cfg.execution.rate_evaluations,
+                                 "trials": [t.to_json() for t in trials]}
+        if not met:
+            self.ctx.bus.warn(f"{branch}: no {knob.name} of {spec.name} keeps {self.rate_metric} within "
+                              f"{limit:g}; kept the gentlest ({value:g})")
+        return final, chosen_metas
+
+    def _plan_arms(self, state0: ModelState) -> None:
+        """Which branches run: an ``identity`` arm too (compare mode) when layout-reading
+        kernels run or a rate is searched; which adapter (one at most) has an ``auto`` rate."""
+        auto = [i for i, spec in enumerate(self.sel.adapters)
+                if getattr(spec.options, "auto_knob", None) is not None and spec.options.auto_knob(state0) is not None]
+        if len(auto) > 1:
+            raise ConfigError("transform.adapters: only one adapter may have an auto rate (got "
+                              + ", ".join(self.sel.adapters[i].text for i in auto) + ")")
+        self.auto_index = auto[0] if auto else None
+        branches = BRANCHES_OF_MODE[self.cfg.pipeline.mode]
+        equal_quality = self.auto_index is not None or self.cfg.execution.backend != "dense"
+        self.branches = ((ARM,) if equal_quality and self.cfg.pipeline.mode == "compare" else ()) + branches
+        workload = state0.workload
+        suggested = getattr(workload, "rate_metric", None)
+        self.rate_metric = self.cfg.execution.rate_metric or suggested or workload.primary_quality
+        self.rate_limit = self.cfg.execution.rate_limit if self.cfg.execution.rate_limit is not None else \
+            getattr(workload, "rate_limit", None) if self.rate_metric == suggested else None
+        if self.rate_limit is None:
+            self.rate_limit = self.cfg.gates.quality_drop_pp
+        if self.auto_index is not None:
+            with self.ctx.bus.stage("measure", state="MEASURED", branch="pre", what="quality (rate search reference)"):
+                self.pre_quality = judge_quality(state0, self.reference, self.reference)
+            if self.rate_metric not in self.pre_quality:
+                raise ConfigError(f"execution.rate_metric: {self.rate_metric!r} is not a quality figure of workload "
+                                  f"{workload.name!r} (it reports: {', '.join(sorted(self.pre_quality))})")
 
     def _check_equivalence(self, state: ModelState, reference: Any) -> None:
         """π₀ must leave the model's function unchanged; measured on every run."""
@@ -242,6 +336,9 @@ class Pipeline:
             self.timing = interleaved_timing(self.ctx, states, results, thresholds, outputs)
             meta.update(rounds=self.timing["rounds"], stopped_at=self.timing["stopped_at"])
         for label, state in states.items():
+            if label == "pre" and self.pre_quality:  # judged already, as the rate search's reference
+                results[label] = attrs.evolve(results[label], quality=self.pre_quality)
+                continue
             with self.ctx.bus.stage("measure", state="MEASURED", branch=label, what="quality"):
                 results[label] = attrs.evolve(results[label], quality=judge_quality(state, outputs[label], reference))
 
@@ -278,7 +375,8 @@ class Pipeline:
             self._settle(state0)
             self.blocks = {g.name: ctx.block_size(state0.element_bytes(g.name)) for g in state0.groups}
             self.current, self.pre_state = (state0, UndoStack()), state0
-            reference = state0.run()
+            reference = self.reference = state0.run()
+            self._plan_arms(state0)
             w0 = self._build_w(state0, "W")
             ctx.replay = {k: a for k, a in ((k, Accesses.of(v)) for k, v in w0.items()) if a is not None}
             ctx.write_artifact("W.npz", csr_npz_bytes({k: v.matrix for k, v in w0.items()}))
@@ -288,10 +386,11 @@ class Pipeline:
             state1 = self._permute(state0, w0, "pi0", "shared", shared)
             self._check_equivalence(state1, reference)
             finals = {"pre": state0}
-            for branch in BRANCHES_OF_MODE[self.cfg.pipeline.mode]:
-                stack = shared.copy()
-                self.current = (state1, stack)
-                final, metas = self._branch(branch, state1, stack)
+            for branch in self.branches:
+                stack = UndoStack() if branch == ARM else shared.copy()
+                start = state0 if branch == ARM else state1
+                self.current = (start, stack)
+                final, metas = self._branch(branch, start, stack)
                 finals[branch] = final
                 results[branch] = attrs.evolve(self._measure(branch, final, reference, w0), transforms=tuple(metas))
             chosen = "linear" if self.cfg.pipeline.mode == "linear" else "iterative"
@@ -316,7 +415,8 @@ class Pipeline:
         metrics = metrics_document(
             cfg=self.cfg, sel=self.sel, bus=ctx.bus, name=self.run_dir.name, tag=self.tag, started=started,
             duration=time.perf_counter() - t0, results=results, fits=self.fits, rollback=rollback, error=error,
-            final_digest=final_digest, equivalence=self.equivalence, timing=self.timing)
+            final_digest=final_digest, equivalence=self.equivalence, timing=self.timing, searches=self.searches,
+            rate_metric=self.rate_metric or None)
         self.ctx.write_artifact("perm.json", dumps(perm_document(self.tag, self.perms, rollback), indent=None) + "\n")
         record = RunRecord(metrics=metrics, events=list(ctx.bus.events))
         with ctx.bus.stage("report", state="REPORTED"):

@@ -169,6 +169,33 @@ class TransformMeta:
         return cls(adapter=adapter, spec=spec, noop=True, reason=reason)
 
 
+AUTO = "auto"
+"""An adapter option given as ``auto`` is searched for (see :class:`Knob`)."""
+
+
+@attrs.frozen
+class Knob:
+    """A rate an adapter can search: option ``name`` from ``gentle`` (least aggressive, e.g.
+    rate 0 or every page) towards ``aggressive``; ``integer`` values only (stepped
+    geometrically when ``geometric``); the search stops once two values are within
+    ``resolution``. An options class with an ``auto`` field returns it from
+    ``auto_knob(state)`` (None when nothing is ``auto``)."""
+
+    name: str
+    gentle: float
+    aggressive: float
+    integer: bool = False
+    geometric: bool = False
+    resolution: float = 0.01
+
+    def between(self, good: float, bad: float) -> float | None:
+        """A value strictly between ``good`` and ``bad``, or None when they are adjacent."""
+        if self.integer:
+            middle = round((good * bad) ** 0.5) if self.geometric and good > 0 and bad > 0 else round((good + bad) / 2)
+            return middle if min(good, bad) < middle < max(good, bad) else None
+        return (good + bad) / 2 if abs(good - bad) > self.resolution else None
+
+
 Undo = Callable[["ModelState"], "ModelState"]
 
 
@@ -224,6 +251,7 @@ class Figure:
     ``reason``. ``samples`` (optional, never written to ``metrics.json``) are the per-unit
     values comparisons pair; a figure without them is compared as an exact value only when
     its source is deterministic (anything but ``measured:``, or ``detail["deterministic"]``).
+    ``better``: which way is an improvement, for quality figures (``lower`` for a divergence).
     """
 
     value: float | None
@@ -232,6 +260,7 @@ class Figure:
     unit: str | None = None
     detail: Mapping[str, Any] = attrs.Factory(dict)
     samples: Samples | None = attrs.field(default=None, eq=False, repr=False)
+    better: Literal["higher", "lower"] = "higher"
 
     def __attrs_post_init__(self) -> None:
         if self.value is None and not self.reason:
@@ -245,6 +274,8 @@ class Figure:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"value": self.value, "source": self.source, "unit": self.unit}
+        if self.better != "higher":
+            out["better"] = self.better
         if self.reason:
             out["reason"] = self.reason
         out.update(self.detail)

@@ -11,7 +11,7 @@ import attrs
 from .errors import InputDataError
 from .results import FIGURE_KEYS
 
-BRANCHES = ("pre", "linear", "iterative")
+BRANCHES = ("pre", "identity", "linear", "iterative")
 SCHEMA = "icd.metrics/1"
 
 
@@ -148,3 +148,22 @@ def pairs(mapping: Any) -> str:
     if not isinstance(mapping, dict):
         return fmt(mapping)
     return ", ".join(f"{k}={fmt(v)}" for k, v in mapping.items() if v not in (None, [], {}))
+
+
+def decomposition_rows(decomposition: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Each arm at its own rate, then what layout and re-permutation each changed (paired)."""
+    cost = decomposition.get("cost") or "cost"
+    headers = ["arm / step", "rate", "quality loss", cost, "latency ms", "attention ms"]
+    rows = []
+    for arm in ("pre", "identity", "linear", "iterative"):
+        a = decomposition["arms"].get(arm)
+        if a:
+            rows.append(["dense" if arm == "pre" else arm, fmt(a["rate"]), fmt(a["quality_loss"]), fmt(a["cost"]),
+                         fmt(a["lat_ms"]), fmt(a["attention_ms"])])
+    for step, changes in decomposition.get("steps", {}).items():
+        cells = {k: change_text(v) if v.get("estimate") is not None else v.get("reason", "")
+                 for k, v in changes.items()}
+        quality = next((k for k in changes if k not in ("lat_ms", "attention_ms", cost)), None)
+        rows.append([step, "", cells.get(quality, ""), cells.get(cost, ""), cells.get("lat_ms", ""),
+                     cells.get("attention_ms", "")])
+    return headers, rows

@@ -18,9 +18,11 @@ from .records import Figure, TransformMeta
 FIGURE_KEYS = ("lat_ms", "toks_per_s", "l2_hit_pct", "ept_j_per_tok")
 """Figures every run reports (``null`` with the reason when no measure gave them)."""
 RELATIVE = ("lat_ms", "toks_per_s", "ept_j_per_tok", "cache_misses_per_access", "cache_bytes_per_access",
-            "cache_lines_read_per_access")
+            "cache_lines_read_per_access", "attention_ms", "kv_pages_per_query", "kv_bytes_per_token", "bsr_tiles",
+            "tiles32", "tiles64")
 """Figures compared as a relative change (%); all others as a difference in their unit."""
-BRANCH_PAIRS = (("linear", "iterative"), ("pre", "linear"), ("pre", "iterative"))
+BRANCH_PAIRS = (("linear", "iterative"), ("identity", "linear"), ("pre", "identity"), ("pre", "linear"),
+                ("pre", "iterative"))
 
 
 def ranked(figures: list[Figure]) -> tuple[Figure, ...]:

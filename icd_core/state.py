@@ -45,11 +45,14 @@ class Workload(Protocol):
 
 @attrs.frozen
 class Layout:
-    """The layout a transform sees: per group the current π, cache-line block g, constraints."""
+    """The layout a transform sees: per group the current π, cache-line block g, constraints.
+    ``permute``: whether the adapter may re-order channels itself (False for the ``identity``
+    arm of an equal-quality comparison: the transform with no permutation at all)."""
 
     blocks: Mapping[str, int]
     perms: Mapping[str, np.ndarray]
     constraints: Mapping[str, Constraints]
+    permute: bool = True
 
 
 def identity_layout(groups: tuple[PermutationGroup, ...]) -> dict[str, np.ndarray]:
@@ -163,8 +166,9 @@ class ModelState:
         layout = {f"layout:{k}": v for k, v in self.layout.items()}
         return T.digest({**dict(self.tensors), **layout})
 
-    def layout_for(self, blocks: Mapping[str, int]) -> Layout:
-        return Layout(blocks=dict(blocks), perms=dict(self.layout), constraints=dict(self.constraints))
+    def layout_for(self, blocks: Mapping[str, int], permute: bool = True) -> Layout:
+        return Layout(blocks=dict(blocks), perms=dict(self.layout), constraints=dict(self.constraints),
+                      permute=permute)
 
     def element_bytes(self, group: str) -> int:
         """Bytes per element of the group's first member tensor (sets the default g)."""

@@ -30,6 +30,30 @@ def signed(x: float) -> str:
     return "0" if x == 0 else f"{x:+.3g}"
 
 
+def _decomposition(d: dict[str, Any] | None) -> str | None:
+    """``At equal quality: layout (identity → linear) read 0.69× the pages, attention -18 % …``."""
+    if not d:
+        return None
+    arms = d["arms"]
+    rates = ", ".join(f"{arm} {arms[arm]['knob']} {arms[arm]['rate']:g}" for arm in ("identity", "linear", "iterative")
+                      if arm in arms and arms[arm].get("rate") is not None)
+    parts = []
+    for step in ("layout", "re-permutation"):
+        changes = d["steps"].get(step, {})
+        said = []
+        for key in (d.get("cost"), "attention_ms", "lat_ms"):
+            c = changes.get(key) if key else None
+            if c and c.get("estimate") is not None:
+                ci = f" [{signed(c['ci95'][0])}, {signed(c['ci95'][1])}]" if c.get("ci95") else ""
+                said.append(f"{key} {signed(c['estimate'])} %{ci}")
+        if said:
+            parts.append(f"{step}: " + ", ".join(said))
+    if not parts:
+        return None
+    head = f"At equal quality ({rates})" if rates else "At each arm's rate"
+    return head + " — " + "; ".join(parts) + "."
+
+
 def gate_phrase(v: dict[str, Any]) -> str:
     """``latency -0.3 % (95 % CI -1.0…+1.0): fail, target -20 %`` and the like."""
     if v["verdict"] == "not evaluated":
@@ -80,6 +104,9 @@ def verdict(metrics: dict[str, Any]) -> str:
         sentences.append("Every state ran dense kernels, which read every element whatever the order: a "
                          "permutation cannot change their latency, so the latency gate cannot pass here; the "
                          "layout metrics (C, lines per access) show what the permutation changed.")
+    decomposed = _decomposition(metrics.get("decomposition"))
+    if decomposed:
+        sentences.append(decomposed)
     change = _layout_change(metrics)
     if change:
         sentences.append(change)

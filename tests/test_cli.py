@@ -109,7 +109,7 @@ def test_debug_shows_the_traceback(tmp_path):
     ("sparsity:5:4", "sparsity: n (5) must be < m (4)"),
     ("quant:int3", "quant: unknown option 'int3' (expected int8|int4|fp8, g<N>, tensor, sym|asym, cluster|sort|none)"),
     ("kv:0:0.1", "kv.block: must be > 0 (got 0)"),
-    ("sparsity:unstructured:1.2", "sparsity: rate must be in (0, 1) (got 1.2)"),
+    ("sparsity:unstructured:1.2", "sparsity: rate must be in [0, 1) or auto (got 1.2)"),
 ])
 def test_bad_adapter_specs_exit_2_with_one_line(tmp_path, spec, line):
     done = icd("run", "--adapter", spec, "--out-dir", str(tmp_path))

@@ -20,18 +20,18 @@ def test_reports_render_and_escape(tmp_path):
     assert "<h2>Acceptance gates (iterative vs linear)</h2>" in html
     assert "measured:wallclock" in html and "not measured" in html
     rows = list(csv.reader(io.StringIO((run / "report.csv").read_text())))
-    assert rows[0] == CSV_HEADER == ["metric", "unit", "pre", "linear", "iterative", "source", "reason",
+    assert rows[0] == CSV_HEADER == ["metric", "unit", "pre", "identity", "linear", "iterative", "source", "reason",
                                      "change_iterative_vs_linear", "ci95_low", "ci95_high", "verdict", "rule"]
     assert {r[0] for r in rows} >= {"lat_ms", "l2_hit_pct", "cache_misses_per_access", "quality.cosine_pct",
                                     "layout.mlp.hidden.C", "gate.latency", "gate.quality_drop"}
     l2 = next(r for r in rows if r[0] == "l2_hit_pct")
-    assert l2[5] == "modelled:cache-sim" and all(float(v) > 0 for v in l2[2:5])
+    assert l2[6] == "modelled:cache-sim" and l2[3] == "" and all(float(v) > 0 for v in (l2[2], l2[4], l2[5]))
     lat = next(r for r in rows if r[0] == "lat_ms")
-    assert float(lat[8]) <= float(lat[7]) <= float(lat[9])  # paired change inside its CI
+    assert float(lat[9]) <= float(lat[8]) <= float(lat[10])  # paired change inside its CI
     energy = next(r for r in rows if r[0] == "ept_j_per_tok")
-    assert energy[2:5] == ["", "", ""] and energy[6].startswith("not measured")
+    assert energy[2:6] == ["", "", "", ""] and energy[7].startswith("not measured")
     gate = next(r for r in rows if r[0] == "gate.latency")
-    assert gate[10] in ("pass", "fail", "inconclusive") and gate[11].startswith("pass if the whole 95 % CI")
+    assert gate[11] in ("pass", "fail", "inconclusive") and gate[12].startswith("pass if the whole 95 % CI")
     assert 'class="modelled"' in html and "Rule: a gate passes only when the whole 95 % CI" in html
     metrics = json.loads((run / "metrics.json").read_text())
     metrics["run"]["solver"] = "<script>alert(1)</script>"

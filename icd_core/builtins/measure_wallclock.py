@@ -95,15 +95,17 @@ Decided = Callable[[Mapping[str, list[float]]], bool]
 
 def interleaved_samples(states: Mapping[str, Any], warmup: int, repeats: int, *, min_rounds: int | None = None,
                         decided: Decided | None = None, check_every: int = 2,
-                        rng: np.random.Generator | None = None,
-                        outputs: dict[str, Any] | None = None) -> dict[str, list[float]]:
+                        rng: np.random.Generator | None = None, outputs: dict[str, Any] | None = None,
+                        regions: dict[str, dict[str, list[float]]] | None = None) -> dict[str, list[float]]:
     """Per state, one timing per round; each round runs every state once, in an order
     shuffled per round (seeded ``rng``), after ``warmup`` untimed rounds.
 
     At most ``repeats`` rounds; with ``decided``, sampling stops early — after at least
     ``min_rounds`` rounds, checked every ``check_every`` — once ``decided(samples)`` says every
     comparison that matters is settled. ``outputs`` (optional) receives each state's first
-    output, so a quality measure need not run the forward again.
+    output, so a quality measure need not run the forward again; ``regions`` (optional)
+    receives, per state and round, the milliseconds a workload reports for named regions of
+    its forward (``workload.region_ms()``, e.g. attention).
     """
     rng = rng or np.random.default_rng(0)
     labels = list(states)
@@ -126,6 +128,10 @@ def interleaved_samples(states: Mapping[str, Any], warmup: int, repeats: int, *,
     for done in range(1, repeats + 1):
         for label in rng.permutation(labels):
             samples[label].append(timers[label](calls[label]))
+            region_ms = getattr(states[label].workload, "region_ms", None)
+            if regions is not None and region_ms is not None:
+                for region, ms in region_ms().items():
+                    regions.setdefault(label, {}).setdefault(region, []).append(ms)
         if decided is not None and done >= floor and (done - floor) % check_every == 0 and decided(samples):
             break
     return samples

@@ -9,7 +9,7 @@ import io
 import jinja2
 
 from ..markers import hookimpl
-from ..report_model import BRANCHES, change_text, comparison_rows, fmt, pairs, timeline
+from ..report_model import BRANCHES, change_text, comparison_rows, decomposition_rows, fmt, pairs, timeline
 from ..verdict import RULE, gate_phrase
 
 
@@ -34,7 +34,7 @@ def render_csv(metrics: dict) -> str:
                          row["reason"] or "", _num(change.get("estimate")), _num(ci[0]), _num(ci[1]), "", ""])
     for v in metrics.get("gates", {}).get("verdicts", []):
         ci = v.get("ci95") or [None, None]
-        writer.writerow([f"gate.{v['gate']}", v.get("unit") or "", "", "", "", v.get("source") or "",
+        writer.writerow([f"gate.{v['gate']}", v.get("unit") or "", *[""] * len(BRANCHES), v.get("source") or "",
                          v.get("reason") or "", _num(v.get("value")), _num(ci[0]), _num(ci[1]), v["verdict"],
                          v.get("rule") or ""])
     return buf.getvalue()
@@ -49,7 +49,9 @@ _ENV.filters["change"] = change_text
 
 def render_html(metrics: dict, events: list) -> str:
     return _ENV.get_template("report.html.j2").render(
-        m=metrics, rows=comparison_rows(metrics), branches=BRANCHES, timeline=timeline(events), rule=RULE,
+        m=metrics, rows=comparison_rows(metrics), branches=[b for b in BRANCHES if b in metrics.get("results", {})],
+        timeline=timeline(events), rule=RULE, decomposition=decomposition_rows(metrics["decomposition"])
+        if metrics.get("decomposition") else None,
         gate_phrase=gate_phrase)
 
 

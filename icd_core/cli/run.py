@@ -15,7 +15,8 @@ from .tables import print_summary
 def _cli_settings(**given: Any) -> dict[str, Any]:
     """CLI options → dotted config keys (only the ones the user gave)."""
     keys = {"workload": "workload", "solver": "solver.name", "mode": "pipeline.mode", "seed": "seed",
-            "repeats": "pipeline.repeats", "out_dir": "report.out_dir", "name": "name", "graph": "graph.source"}
+            "repeats": "pipeline.repeats", "out_dir": "report.out_dir", "name": "name", "graph": "graph.source",
+            "backend": "execution.backend"}
     out = {keys[k]: v for k, v in given.items() if k in keys and v is not None}
     if given.get("adapter"):
         out["transform.adapters"] = list(given["adapter"])
@@ -55,6 +56,8 @@ def _progress(record: dict[str, Any]) -> None:
 @click.option("--solver", metavar="SPEC", help="Solver name (default: spectral if installed, else identity).")
 @click.option("--adapter", multiple=True, metavar="SPEC", help="Transform, in order: sparsity:2:4, quant:int8, kv:128:0.1.")
 @click.option("--measure", multiple=True, metavar="NAME", help="Measures to run (default: every installed one).")
+@click.option("--backend", type=click.Choice(["dense", "bsr", "paged", "semi", "auto"]),
+              help="How transformed layers execute (default dense): bsr / paged read the layout.")
 @click.option("--mode", type=click.Choice(["linear", "iterative", "compare"]), help="Pipeline mode (default compare).")
 @click.option("--seed", type=int, help="Seed for every random choice.")
 @click.option("--repeats", type=int, help="Timed repeats per measurement.")

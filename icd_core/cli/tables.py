@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..report_model import BRANCHES, change_text, comparison_rows, fmt
+from ..report_model import BRANCHES, change_text, comparison_rows, decomposition_rows, fmt
 from ..verdict import RULE, signed
 
 
@@ -53,5 +53,10 @@ def print_summary(metrics: dict[str, Any]) -> None:
                                 gate_rows(gates)))
         click.echo(f"rule: {RULE}; modelled figures decide "
                    f"{'gates too (gates.allow_modelled)' if gates.get('allow_modelled') else 'nothing'}.")
+    decomposition = metrics.get("decomposition")
+    if decomposition:
+        click.echo()
+        click.echo(render_table(*decomposition_rows(decomposition)))
     click.echo()
     click.echo(metrics.get("verdict", ""))
+

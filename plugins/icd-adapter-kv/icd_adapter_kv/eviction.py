@@ -2,7 +2,7 @@
 
 A block's importance is the mean L2 norm of its key rows (the group's first member is the
 key cache) or, with ``score=attention``, the attention mass decoding puts on its tokens
-(from the workload). The least important unprotected blocks are dropped from every member
+(from the workload's ``attention_mass(state, group)``). The least important unprotected blocks are dropped from every member
 (keys, values) so attention no longer sees them; the group shrinks accordingly.
 """
 
@@ -33,16 +33,13 @@ def apply_eviction(state, options, spec: str, kind: str) -> TransformResult:
         return TransformResult(state=state, meta=TransformMeta.skipped("kv", spec, reason))
     new_state = state
     stats = {}
-    mass = None
-    if options.score == "attention":
-        attention = getattr(state.workload, "attention_mass", None)
-        if attention is None:
-            reason = f"workload {state.workload.name!r} cannot report attention mass (use score=key_norm)"
-            return TransformResult(state=state, meta=TransformMeta.skipped("kv", spec, reason))
-        mass = attention(state)
+    attention = getattr(state.workload, "attention_mass", None)
+    if options.score == "attention" and attention is None:
+        reason = f"workload {state.workload.name!r} cannot report attention mass (use score=key_norm)"
+        return TransformResult(state=state, meta=TransformMeta.skipped("kv", spec, reason))
     for group in groups:
-        if mass is not None:
-            importance = np.asarray(mass, dtype=np.float64)
+        if options.score == "attention":
+            importance = np.asarray(attention(state, group.name), dtype=np.float64)
         else:
             keys = T.to_numpy(state.tensors[group.members[0].tensor])
             axis = group.members[0].axis
@@ -56,5 +53,7 @@ def apply_eviction(state, options, spec: str, kind: str) -> TransformResult:
     meta = TransformMeta(adapter="kv", spec=spec,
                          kv={"mode": "evict", "block": options.block, "drop": options.drop,
                              "score": options.score},
-                         repermute=False, stats=stats)
+                         repermute=True, w_source="kv",
+                         repermute_reason="evicted tokens closed up the cache and split its pages: π₁ re-packs them",
+                         stats=stats)
     return TransformResult(state=new_state.with_transform({}, meta), meta=meta)

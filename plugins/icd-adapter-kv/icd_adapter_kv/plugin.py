@@ -1,5 +1,6 @@
-"""Entry point of ``icd-adapter-kv``: ``kv:128:0.1`` (drop 10 % of 128-token blocks) and
-``kv:quant:2`` (2-bit K/V cache, channel groups sharing ranges)."""
+"""Entry point of ``icd-adapter-kv``: ``kv:128:0.1`` (drop 10 % of 128-token blocks),
+``kv:quant:2`` (2-bit K/V cache, channel groups sharing ranges) and ``kv:pages:16:auto`` (read
+the cache in 16-token pages, the fewest per query that keep quality)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ from typing import Any, Literal
 
 import attrs
 
-from icd_core import hookimpl
+from icd_core import AUTO, Knob, TransformMeta, TransformResult, hookimpl
 from icd_core.validators import between, non_negative, positive
 
 NAME = "kv"
 KV_GROUP_KIND = "kv_tokens"
+
+
+def _budget(_instance: Any, attribute: Any, value: Any) -> None:
+    if value is None or value == AUTO:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"budget must be a page count >= 1, auto or none (got {value!r})")
 
 
 @attrs.frozen
@@ -21,9 +29,14 @@ class KvOptions:
     ``sinks`` blocks nor the last ``recent`` ones. ``quant``: ``bits``-bit asymmetric K/V;
     ``scheme grouped``: per token, runs of ``group`` channels share a scale, channels first
     re-ordered so runs share ranges (``reorder kmeans``, SKVQ-style); ``kivi``: per-channel
-    keys and per-token values (KIVI, the no-permutation reference)."""
+    keys and per-token values (KIVI, the no-permutation reference). ``pages``: read the cache
+    in pages of ``page`` tokens, each decoding query head at most ``budget`` pages (``auto``:
+    the fewest whose quality drop stays within the limit; ``none``: every page), chosen by a
+    page ``selector`` (``auto``: per head the one, and the order, with the least attention
+    error on the calibration queries; ``quest`` min/max bounds; ``centroid``; ``radius``); the
+    pages of each head's attention sinks are always read."""
 
-    mode: Literal["evict", "quant"] = "evict"
+    mode: Literal["evict", "quant", "pages"] = "evict"
     block: int = attrs.field(default=128, validator=positive())
     drop: float = attrs.field(default=0.1, validator=between(0.0, 0.99))
     sinks: int = attrs.field(default=1, validator=non_negative())
@@ -33,14 +46,30 @@ class KvOptions:
     group: int = attrs.field(default=32, validator=positive())
     scheme: Literal["grouped", "kivi"] = "grouped"
     reorder: Literal["kmeans", "none"] = "kmeans"
+    page: int = attrs.field(default=16, validator=positive())
+    budget: Any = attrs.field(default=AUTO, validator=_budget)
+    selector: Literal["auto", "quest", "centroid", "radius"] = "auto"
 
     def __attrs_post_init__(self) -> None:
         if self.bits not in (2, 3, 4, 8):
             raise ValueError(f"bits must be 2, 3, 4 or 8 (got {self.bits})")
 
+    def auto_knob(self, state: Any) -> Knob | None:
+        """With ``pages`` and ``budget auto``: pages per query, from every page down to one."""
+        if self.mode != "pages" or self.budget != AUTO:
+            return None
+        sizes = [g.size for g in state.groups if g.kind == KV_GROUP_KIND]
+        most = max(1, -(-max(sizes) // self.page)) if sizes else 1
+        return Knob("budget", gentle=most, aggressive=1, integer=True, geometric=True)
+
     @classmethod
     def from_spec_args(cls, args: list[Any]) -> dict[str, Any]:
-        """``[128, 0.1]`` → evict; ``["quant", 2]`` or ``["quant", 2, "kivi"]`` → quant."""
+        """``[128, 0.1]`` → evict; ``["quant", 2]`` or ``["quant", 2, "kivi"]`` → quant;
+        ``["pages", 16, "auto"]`` / ``["pages", 16, 24]`` → pages (page size, budget)."""
+        if args and args[0] == "pages":
+            if len(args) > 3:
+                raise ValueError("expected kv:pages:<page>:<budget>")
+            return {"mode": "pages", **dict(zip(("page", "budget"), args[1:]))}
         if args and args[0] == "quant":
             out: dict[str, Any] = {"mode": "quant"}
             for arg in args[1:]:
@@ -60,7 +89,7 @@ class KvOptions:
 
 @hookimpl
 def icd_register(registry):
-    registry.add("adapter", NAME, summary="KV cache: block eviction (sinks + recent kept) or 2/4-bit quantization",
+    registry.add("adapter", NAME, summary="KV cache: block eviction, 2/4-bit quantization, or reads in pages (a page budget)",
                  options=KvOptions, positional=("block", "drop"))
 
 
@@ -69,6 +98,8 @@ def icd_apply_transform(ctx, adapter, state, layout):
     if adapter.name != NAME:
         return None
     options = adapter.options
+    if options.mode == "pages":
+        return plan_pages(state, options, adapter.text, layout.permute)
     if options.mode == "quant":
         from .quant import apply_kv_quant
 
@@ -76,3 +107,20 @@ def icd_apply_transform(ctx, adapter, state, layout):
     from .eviction import apply_eviction
 
     return apply_eviction(state, options, adapter.text, KV_GROUP_KIND)
+
+
+def plan_pages(state, options: KvOptions, spec: str, permute: bool) -> TransformResult:
+    """Record how the cache is read in pages; the workload plans it (it runs attention)."""
+    plan = getattr(state.workload, "plan_pages", None)
+    if plan is None or not any(g.kind == KV_GROUP_KIND for g in state.groups):
+        reason = f"workload {state.workload.name!r} has no paged KV cache to read"
+        return TransformResult(state=state, meta=TransformMeta.skipped("kv", spec, reason))
+    budget = None if options.budget in (None, AUTO) else options.budget
+    chosen, evidence, restore = plan(state, options.page, options.selector, permute)
+    for group, order in restore.items():  # heads the natural order serves better go back to it
+        state = state.permuted(group, order)
+    meta = TransformMeta(adapter="kv", spec=spec,
+                         kv={"mode": "pages", "page": options.page, "budget": budget, **chosen},
+                         stats={"selector_choice": evidence,
+                                "layout": "as laid out, per head" if permute else "natural order (no permutation)"})
+    return TransformResult(state=state.with_transform({}, meta), meta=meta)

@@ -69,8 +69,9 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
     per_group: dict[str, Any] = {}
     constraints: dict[str, Constraints] = {}
     norms_of = {g: _input_norms(ctx, state, g, notes) if options.score == "wanda" else None for g in targets}
+    may_permute = layout.permute and options.permute != "none"  # the identity arm: no channel re-ordering
     searched = _search_groups(ctx, state, layout, options, targets, norms_of) \
-        if options.mode == "nm" and options.permute != "none" else {}
+        if options.mode == "nm" and may_permute else {}
     for group, members in targets.items():
         norms = norms_of[group]
         size = state.group(group).size
@@ -80,7 +81,7 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
             if norms is not None:
                 norms = norms[perm]
             per_group[group] = {**stats, "permute": options.permute}
-        elif options.mode == "block":
+        elif options.mode == "block" and may_permute:
             first = members[0]
             a = _as2d(_score(T.to_numpy(state.tensors[first.tensor]), first.axis, norms), first.axis)
             before = float(np.sort(tile_scores(a, options.block).ravel())[::-1][: _kept_tiles(a, options)].sum())
@@ -107,6 +108,8 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
         state = state.with_tensors(updates)
         if options.mode == "nm":
             constraints[group] = Constraints(supernode=options.m)
+        elif options.mode == "block" and size % options.block == 0:
+            constraints[group] = Constraints(supernode=options.block)  # kept tiles stay whole and aligned
     new_state, meta = _finish(state, options, spec, per_group, constraints, skipped, notes, sorted(pruned))
     return TransformResult(state=new_state, meta=meta)
 
@@ -142,7 +145,7 @@ def _finish(state, options, spec, per_group, constraints, skipped, notes, tensor
         source = "mask"
     else:
         kind, rate = "block", options.rate
-        reason = "surviving tiles fix what is read together; π₁ from the mask can pack them"
+        reason = "surviving tiles fix what is read together; π₁ from the mask may move whole tiles only"
         source = "mask"
     meta = TransformMeta(
         adapter="sparsity", spec=spec,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import attrs
 
-from icd_core import hookimpl
+from icd_core import AUTO, Knob, hookimpl
 from icd_core.validators import positive
 
 NAME = "sparsity"
@@ -16,7 +16,8 @@ NAME = "sparsity"
 @attrs.frozen
 class SparsityOptions:
     """``mode nm``: keep ``n`` of every ``m`` weights along the input dim; ``unstructured``:
-    drop the ``rate`` smallest; ``block``: drop the ``rate`` weakest ``block``×``block`` tiles.
+    drop the ``rate`` smallest; ``block``: drop the ``rate`` weakest ``block``×``block`` tiles
+    (``rate auto``: the most that keeps quality, searched per arm).
     ``score``: magnitude or Wanda (|w|·‖x‖ over calibration tokens). ``permute`` (N:M): search
     the channel grouping that keeps most score ``global``ly, only ``blocks``-internally (keeps
     π₀'s cache lines), or ``none``; ``rounds`` of search (default by size: 160 for 64 channels,
@@ -25,7 +26,7 @@ class SparsityOptions:
     mode: Literal["nm", "unstructured", "block"] = "nm"
     n: int = attrs.field(default=2, validator=positive())
     m: int = attrs.field(default=4, validator=positive())
-    rate: float = 0.5
+    rate: Any = 0.5
     block: int = attrs.field(default=64, validator=positive())
     score: Literal["magnitude", "wanda"] = "magnitude"
     permute: Literal["global", "blocks", "none"] = "global"
@@ -35,8 +36,16 @@ class SparsityOptions:
     def __attrs_post_init__(self) -> None:
         if self.mode == "nm" and self.n >= self.m:
             raise ValueError(f"n ({self.n}) must be < m ({self.m})")
-        if self.mode != "nm" and not 0.0 < self.rate < 1.0:
-            raise ValueError(f"rate must be in (0, 1) (got {self.rate})")
+        if self.mode == "nm" and self.rate == AUTO:
+            raise ValueError("N:M has no rate to search (the rate is 1 − n/m); use sparsity:unstructured:auto "
+                             "or sparsity:block:<tile>:auto")
+        if self.rate != AUTO and (isinstance(self.rate, bool) or not isinstance(self.rate, (int, float))
+                                  or not 0.0 <= self.rate < 1.0):
+            raise ValueError(f"rate must be in [0, 1) or auto (got {self.rate!r})")
+
+    def auto_knob(self, state) -> Knob | None:
+        """``rate auto``: the share pruned, from none up to 95 %."""
+        return Knob("rate", gentle=0.0, aggressive=0.95, resolution=0.02) if self.rate == AUTO else None
 
     @classmethod
     def from_spec_args(cls, args: list[Any]) -> dict[str, Any]:
@@ -60,7 +69,7 @@ def icd_register(registry):
     registry.add("adapter", NAME, summary="N:M (2:4) with channel search, unstructured or block pruning",
                  options=SparsityOptions, positional=("n", "m"))
     registry.add("measure", "tiles", summary="non-zero 32×32 / 64×64 tiles of every input-dim weight (BSR cost)",
-                 provides=("tiles32", "tiles64", "weight_density"))
+                 provides=("tiles32", "tiles64", "weight_density", "bsr_tiles"))
 
 
 @hookimpl

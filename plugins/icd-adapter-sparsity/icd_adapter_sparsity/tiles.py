@@ -36,6 +36,29 @@ def tile_figures(state) -> dict[str, Figure]:
         reason = "no weight reads a permutation group as its input dim"
         return {"tiles32": Figure.missing(reason), "tiles64": Figure.missing(reason)}
     detail = {"tensors": len(seen)}
-    return {"tiles32": Figure(float(counts[32]), SOURCE, unit="tiles", detail=detail),
-            "tiles64": Figure(float(counts[64]), SOURCE, unit="tiles", detail=detail),
-            "weight_density": Figure(nonzero / total, SOURCE, unit="", detail=detail)}
+    figures = {"tiles32": Figure(float(counts[32]), SOURCE, unit="tiles", detail=detail),
+               "tiles64": Figure(float(counts[64]), SOURCE, unit="tiles", detail=detail),
+               "weight_density": Figure(nonzero / total, SOURCE, unit="", detail=detail)}
+    figures.update(pruned_tiles(state))
+    return figures
+
+
+def pruned_tiles(state) -> dict[str, Figure]:
+    """``bsr_tiles``: non-zero tiles of the weights a sparsity transform pruned, at the tile
+    size a BSR kernel runs them with (the pruning's own, else 32) — what it reads."""
+    tiles = dense_tiles = 0
+    sizes = set()
+    for meta in state.applied:
+        if not meta.sparsity or meta.noop:
+            continue
+        b = int(meta.sparsity.get("block") or 32)
+        sizes.add(b)
+        for name in meta.stats.get("tensors", []):
+            w = T.to_numpy(state.tensors[name])
+            w2d = w.reshape(-1, w.shape[-1])
+            tiles += nonzero_tiles(w2d, b)
+            dense_tiles += -(-w2d.shape[0] // b) * -(-w2d.shape[1] // b)
+    if not sizes:
+        return {}
+    return {"bsr_tiles": Figure(float(tiles), SOURCE, unit="tiles",
+                                detail={"tile": sorted(sizes), "of": dense_tiles, "share": tiles / dense_tiles})}

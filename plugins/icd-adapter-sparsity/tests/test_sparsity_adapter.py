@@ -107,8 +107,10 @@ def test_wanda_without_activations_falls_back_with_a_note(manager):
 @pytest.mark.parametrize("spec,message", [
     ("sparsity:4:2", "sparsity: n (4) must be < m (2)"),
     ("sparsity:5:4", "sparsity: n (5) must be < m (4)"),
-    ("sparsity:unstructured:1.5", "sparsity: rate must be in (0, 1) (got 1.5)"),
-    ("sparsity:block:64:0", "sparsity: rate must be in (0, 1) (got 0.0)"),
+    ("sparsity:unstructured:1.5", "sparsity: rate must be in [0, 1) or auto (got 1.5)"),
+    ("sparsity:block:64:1", "sparsity: rate must be in [0, 1) or auto (got 1)"),
+    ("sparsity:2:4:rate=auto", "sparsity: N:M has no rate to search (the rate is 1 − n/m); use "
+                               "sparsity:unstructured:auto or sparsity:block:<tile>:auto"),
     ("sparsity:unstructured", "sparsity: expected sparsity:unstructured:<rate>"),
     ("sparsity:2:4:permute=all", "sparsity.permute: must be one of 'global', 'blocks', 'none' (got 'all')"),
 ])

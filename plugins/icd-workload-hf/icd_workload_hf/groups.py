@@ -96,8 +96,8 @@ def bert_groups(n_layers: int, hidden: int, heads: int, intermediate: int, kinds
 # -- Llama (SmolLM2) ------------------------------------------------------------------------
 def llama_groups(n_layers: int, hidden: int, heads: int, kv_heads: int, intermediate: int, kinds: set[str],
                  tied: bool, prefix: str = "model", cache: bool = False) -> list[GroupSpec]:
-    """``cache``: the state also holds a KV cache (``cache.<layer>.value`` as batch × tokens ×
-    (kv_heads·d)), whose value dims belong to the V/O groups."""
+    """``cache``: the state also holds a KV cache (``cache.<layer>.<head>.value`` as batch ×
+    tokens × d), whose value dims belong to the V/O groups."""
     d = hidden // heads
     per_kv = heads // kv_heads
     out: list[GroupSpec] = []
@@ -115,7 +115,7 @@ def llama_groups(n_layers: int, hidden: int, heads: int, kv_heads: int, intermed
                 members += [GroupMember(f"{p}.self_attn.o_proj.weight", 1, "in", offset=h * d)
                             for h in range(j * per_kv, (j + 1) * per_kv)]
                 if cache:
-                    members.append(GroupMember(f"cache.{layer}.value", 2, offset=j * d))
+                    members.append(GroupMember(f"cache.{layer}.{j}.value", 2))
                 out.append(_g(f"L{layer}.kv{j}.vo", d, "heads", members,
                               [Probe(f"{p}.self_attn.v_proj", "output", j * d)]))
     if "hidden" in kinds:
@@ -136,13 +136,13 @@ def llama_groups(n_layers: int, hidden: int, heads: int, kv_heads: int, intermed
     return out
 
 
-def kv_cache_group(n_layers: int, tokens: int) -> GroupSpec:
-    """The token axis of every layer's cached keys and values (positions already applied);
-    cache tensors are batch × tokens × (kv_heads·d)."""
-    members = []
-    for layer in range(n_layers):
-        members += [GroupMember(f"cache.{layer}.key", 1), GroupMember(f"cache.{layer}.value", 1)]
-    return _g("kv.tokens", tokens, "kv_tokens", members, [])
+def kv_cache_groups(n_layers: int, kv_heads: int, tokens: int) -> list[GroupSpec]:
+    """One group per (layer, KV head): the token axis of its cached keys and values
+    (``cache.<layer>.<head>.key`` / ``.value``, batch × tokens × d, positions already applied),
+    so each head's cache can be laid out in pages of its own."""
+    return [_g(f"kv.L{layer}.h{j}", tokens, "kv_tokens",
+               [GroupMember(f"cache.{layer}.{j}.key", 1), GroupMember(f"cache.{layer}.{j}.value", 1)], [])
+            for layer in range(n_layers) for j in range(kv_heads)]
 
 
 # -- Mamba ----------------------------------------------------------------------------------

@@ -1,19 +1,85 @@
-"""Sparse kernels for pruned weights on CUDA (the CPU runs them dense).
+"""Kernels that read the layout, for pruned Linear weights.
 
-2:4 → ``torch.sparse.to_sparse_semi_structured`` (fp16/bf16, CUDA); unstructured or block →
-BSR with 32×32 blocks, kept only if ``F.linear`` accepts it. A weight that cannot take a
-sparse kernel runs dense and the reason is returned, never hidden.
+``backend bsr`` on the CPU: a pruned weight runs as torch BSR (MKL, fp32/fp64; blocks of the
+pruning's tile size, else 32) or as CSR, whichever a timed product on the workload's own
+token count says is faster; ``auto`` also lets dense win. Time and bytes then follow the
+non-zero tiles, which the layout decides. On CUDA: 2:4 → semi-structured (fp16/bf16),
+unstructured or block → BSR. A kernel that cannot run here is an error naming the backend
+and the reason, or — with ``auto`` — a recorded dense fallback.
+
+Linear modules get a forward that dispatches on their weight's layout (``F.linear`` with a
+BSR weight takes a slow path on the CPU): ``y = (W @ xᵀ)ᵀ + b`` for sparse weights.
 """
 
 from __future__ import annotations
 
+import time
+import warnings
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
+from icd_core.errors import InputDataError
+
 BSR_BLOCK = 32
+SPARSE_LAYOUTS = (torch.sparse_bsr, torch.sparse_csr)
+TIMED_CALLS = 3
 
 
-def sparse_kernel(w: torch.Tensor, kind: str) -> tuple[torch.Tensor, str]:
+def sparse_linear(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """The Linear forward for a BSR / CSR weight (a dense one takes ``F.linear``)."""
+    w = module.weight
+    if w.layout not in SPARSE_LAYOUTS:
+        return F.linear(x, w, module.bias)
+    y = (w @ x.reshape(-1, x.shape[-1]).T.contiguous()).T.reshape(*x.shape[:-1], w.shape[0])
+    return y if module.bias is None else y + module.bias
+
+
+def make_sparse_aware(model: torch.nn.Module) -> None:
+    """Give every Linear of ``model`` the layout-dispatching forward."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.forward = lambda x, m=module: sparse_linear(m, x)
+
+
+def _time(call, x: torch.Tensor) -> float:
+    call(x)
+    t0 = time.perf_counter()
+    for _ in range(TIMED_CALLS):
+        call(x)
+    return (time.perf_counter() - t0) / TIMED_CALLS * 1e3
+
+
+def _block_of(w: torch.Tensor, sparsity: dict[str, Any]) -> int | None:
+    b = int(sparsity.get("block") or BSR_BLOCK)
+    return b if w.shape[0] % b == 0 and w.shape[1] % b == 0 else None
+
+
+def cpu_kernel(w: torch.Tensor, sparsity: dict[str, Any], backend: str, tokens: int) -> tuple[torch.Tensor, str]:
+    """The CPU format of one pruned weight for ``backend`` (bsr | auto), chosen by timing."""
+    if w.dtype not in (torch.float32, torch.float64):
+        if backend == "auto":
+            return w, f"dense (auto: torch's CPU BSR/CSR kernels take float32/float64, weight is {w.dtype})"
+        raise InputDataError(f"execution.backend bsr: torch's CPU BSR/CSR kernels take float32 or float64, "
+                             f"the workload runs {w.dtype} (use --backend auto or dense)")
+    x = torch.randn(tokens, w.shape[1], dtype=w.dtype)
+    block = _block_of(w, sparsity)
+    with warnings.catch_warnings():  # torch: "sparse CSR/BSR support is in beta" on every conversion
+        warnings.simplefilter("ignore", UserWarning)
+        formats = {"csr": w.to_sparse_csr()}
+        if block:
+            formats[f"bsr {block}×{block}"] = w.to_sparse_bsr((block, block))
+    if backend == "auto":
+        formats["dense"] = w
+    times = {name: _time(lambda v, t=t: (t @ v.T.contiguous()).T if t.layout in SPARSE_LAYOUTS else F.linear(v, t), x)
+             for name, t in formats.items()}
+    best = min(times, key=times.get)
+    others = "; ".join(f"{n} {ms:.2f} ms" for n, ms in times.items() if n != best)
+    return formats[best], f"{best} ({times[best]:.2f} ms on {tokens} tokens; {others})"
+
+
+def cuda_kernel(w: torch.Tensor, kind: str) -> tuple[torch.Tensor, str]:
     if w.dim() != 2 or not w.is_cuda:
         return w, "dense (not a 2-D CUDA weight)"
     if kind == "2:4":
@@ -31,3 +97,16 @@ def sparse_kernel(w: torch.Tensor, kind: str) -> tuple[torch.Tensor, str]:
         except (RuntimeError, ValueError, NotImplementedError, TypeError) as exc:
             return w, f"dense (BSR linear unavailable: {str(exc).splitlines()[0]})"
     return w, f"dense (no sparse kernel for {kind})"
+
+
+def kernel_for(w: torch.Tensor, sparsity: dict[str, Any], backend: str, device: str,
+               tokens: int) -> tuple[torch.Tensor, str]:
+    """The executed form of a pruned weight and what it is (or why it stayed dense)."""
+    if device.startswith("cuda"):
+        return cuda_kernel(w, sparsity["type"])
+    if backend == "semi":
+        raise InputDataError("execution.backend semi: 2:4 semi-structured kernels need CUDA "
+                             "(torch.sparse.to_sparse_semi_structured); this workload runs on the CPU")
+    if w.dim() != 2:
+        return w, "dense (not a 2-D weight)"
+    return cpu_kernel(w, sparsity, backend, tokens)

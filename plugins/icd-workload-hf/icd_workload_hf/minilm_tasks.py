@@ -56,6 +56,7 @@ class TaskSuite:
 
     def __init__(self, tasks: LabelledTasks, tokenizer, max_length: int = 256, device: str = "cpu") -> None:
         self.tasks = tasks
+        self.reference: np.ndarray | None = None  # the dense model's embeddings of every task item
         words = sorted({w for a, b, _ in tasks.wordsim + tasks.simlex for w in (a, b)})
         self.word_index = {w: i for i, w in enumerate(words)}
         self.lee = Batches.of(tokenizer, tasks.lee_docs, max_length, 25, device)
@@ -73,9 +74,14 @@ class TaskSuite:
         b = np.array([self.word_index[y] for _, y, _ in pairs])
         return np.column_stack([(vectors[a] * vectors[b]).sum(1), [s for _, _, s in pairs]])
 
-    def evaluate(self, embed: Embed) -> dict[str, Figure]:
+    def evaluate(self, embed: Embed, dense: Embed | None = None, pristine: bool = False) -> dict[str, Figure]:
         """Each task's score in percent, with its per-item values as samples (pairs for the
-        correlations, sentences for polarity) so two states can be compared item by item."""
+        correlations, sentences for polarity) so two states can be compared item by item; and
+        ``task_fidelity_pct``: the cosine of every task item's embedding to the unmodified
+        model's (1,591 items: what decides a rate search). The reference embeddings are those
+        of the first ``pristine`` (unmodified) state judged — free — else ``dense``'s."""
+        if not pristine and dense is not None and self.reference is None:
+            self.reference = np.concatenate([self._embed_all(dense, b) for b in (self.lee, self.words, self.polarity)])
         lee = self._embed_all(embed, self.lee)
         upper = np.triu_indices(len(lee), 1)
         lee_pairs = Samples("pair", np.column_stack([(lee @ lee.T)[upper], self.tasks.lee_human[upper]]),
@@ -90,7 +96,15 @@ class TaskSuite:
         def figure(samples: Samples, **detail) -> Figure:
             return Figure(float(statistic(samples)), SOURCE, unit="%", detail=detail, samples=samples)
 
-        return {
+        figures = {}
+        every = np.concatenate([lee, words, sentences])
+        if pristine and self.reference is None:
+            self.reference = every
+        if self.reference is not None:
+            cosine = Samples("example", 100.0 * (every * self.reference).sum(1))
+            figures["task_fidelity_pct"] = Figure(float(statistic(cosine)), "measured:output-fidelity", unit="%",
+                                                  detail={"items": len(cosine)}, samples=cosine)
+        return figures | {
             "lee_pearson_pct": figure(lee_pairs, pairs=len(lee_pairs)),
             "wordsim_spearman_pct": figure(wordsim, pairs=len(wordsim)),
             "simlex_spearman_pct": figure(simlex, pairs=len(simlex)),

@@ -104,6 +104,8 @@ def icd_register(registry):
         registry.add("workload", name, summary=summary, options=options, check=_transformers_missing)
     for name, summary in SOURCES.items():
         registry.add("graph", name, summary=summary)
+    registry.add("measure", "kv-pages", summary="KV pages and bytes a paged decode reads per query and per token",
+                 provides=("kv_pages_per_query", "kv_bytes_per_token"))
 
 
 @hookimpl
@@ -111,16 +113,27 @@ def icd_load_workload(ctx, workload):
     if workload.name not in WORKLOADS:
         return None
     options = workload.options or WORKLOADS[workload.name][0]()
-    seed = ctx.seed
+    seed, backend = ctx.seed, ctx.config.execution.backend
     if workload.name == "smollm2":
         from .smollm2 import load_smollm2
 
-        return load_smollm2(options, seed)
+        return load_smollm2(options, seed, backend=backend)
     from . import models
 
     loader = {"mlp": models.load_mlp, "minilm": models.load_minilm, "bert-base": models.load_bert_base,
               "mamba": models.load_mamba}[workload.name]
-    return loader(options, seed)
+    state = loader(options, seed)
+    state.workload.backend = backend
+    return state
+
+
+@hookimpl
+def icd_measure(ctx, measure, state):
+    if measure.name != "kv-pages":
+        return None
+    from .kvpages import page_figures
+
+    return page_figures(state)
 
 
 @hookimpl

@@ -3,9 +3,11 @@
 The GGUF is found with ``importlib.util.find_spec`` (the package's ``__init__`` imports
 another CLI, so it is never imported) and read by transformers + ``gguf`` (and
 ``accelerate``), dequantised to float32 on load. The state holds every layer's cached keys and
-values for a ``prompt``-token prefix of a fixed text; one forward decodes the next
+values (per KV head) for a ``prompt``-token prefix of a fixed text (the committed continuation
+text, or gensim's news corpus for contexts longer than it); one forward decodes the next
 ``decode`` tokens of that text against the cache (teacher forcing). Quality: next-token
 KL and top-1 agreement vs the dense model, and perplexity of the decoded continuation.
+Attention runs through :mod:`.paged`: exact (SDPA), or page-sparse with ``backend paged``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from icd_core import Figure, ModelState, Samples
 from icd_core.errors import InputDataError
 
 from .corpus import calibration_texts, continuation_text
-from .groups import kv_cache_group, llama_groups
+from .groups import kv_cache_groups, llama_groups
 from .models import CALIBRATION, HELDOUT, kinds_of, quiet_transformers, text_batches
+from .paged import SELECTORS, AttentionRuntime, LayerPages, PagePlan, Summaries, install, page_scores, read_error
 from .torchmodel import TorchWorkload, state_tensors
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -64,42 +67,121 @@ def load_model(gguf: Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+SINKS = 4  # per head, the tokens the calibration queries attend most: their pages are always read
+PLAN_STRIDE = 3
+CALIBRATION_QUERIES = 512
+"""Post-RoPE queries of the prompt's last tokens, captured at prefill: what the ``kv`` graph
+source lays pages out by (decoding queries stay held out)."""
+
+
 @attrs.define(eq=False)
 class DecoderWorkload(TorchWorkload):
-    """Decodes ``decode_ids`` against the cache held in the state (``cache.<layer>.key/value``)."""
+    """Decodes ``decode_ids`` against the cache held in the state, stored per layer and KV
+    head (``cache.<layer>.<head>.key`` / ``.value``: batch × tokens × d, positions already
+    applied, so any token order gives the same exact attention). ``backend paged`` reads the
+    cache in pages (:mod:`.paged`) as the state's page plan says."""
 
     decode_ids: torch.Tensor = attrs.field(default=None)
     targets: torch.Tensor = attrs.field(default=None)
     prompt_length: int = 0
     layers: int = 0
     kv_heads: int = 1
+    backend: str = "dense"
+    rate_metric: str = "kl_nats"  # smooth and per token: decides a rate search (top-1 flips on near-ties are noisy)
+    rate_limit: float = 0.005  # nats per decoded token
+    runtime: AttentionRuntime = attrs.Factory(AttentionRuntime)
+    calibration_queries: dict[int, torch.Tensor] = attrs.Factory(dict)
+    _decoded: tuple[int, dict[int, torch.Tensor]] | None = attrs.field(default=None, init=False, repr=False)
+    _summaries: tuple[tuple, dict] | None = attrs.field(default=None, init=False, repr=False)
+    _plans: dict[tuple, tuple[dict[str, str], dict[str, Any], dict[str, np.ndarray]]] = attrs.field(
+        factory=dict, init=False, repr=False)
 
     def _cache(self, state: ModelState) -> Any:
-        """A fresh transformers cache from the state's (batch, tokens, kv_heads·d) tensors."""
+        """A fresh transformers cache from the state's per-head tensors."""
         from transformers import DynamicCache
 
         cache = DynamicCache()
         for layer in range(self.layers):
-            key, value = state.tensors[f"cache.{layer}.key"], state.tensors[f"cache.{layer}.value"]
-            b, t, _ = key.shape
-            cache.update(key.reshape(b, t, self.kv_heads, -1).transpose(1, 2),
-                         value.reshape(b, t, self.kv_heads, -1).transpose(1, 2), layer)
+            keys = torch.stack([state.tensors[f"cache.{layer}.{j}.key"] for j in range(self.kv_heads)], dim=1)
+            values = torch.stack([state.tensors[f"cache.{layer}.{j}.value"] for j in range(self.kv_heads)], dim=1)
+            cache.update(keys, values, layer)
         return cache
 
-    def decode(self, state: ModelState, output_attentions: bool = False) -> Any:
-        cached = state.tensors["cache.0.key"].shape[1]
-        steps = self.decode_ids.shape[1]
+    def cached_tokens(self, state: ModelState) -> int:
+        return int(state.tensors["cache.0.0.key"].shape[1])
+
+    def page_plan(self, state: ModelState) -> PagePlan | None:
+        """The plan of the last paging transform applied to ``state`` (None: none applied)."""
+        for meta in reversed(state.applied):
+            if meta.kv and meta.kv.get("mode") == "pages" and not meta.noop:
+                selectors = {tuple(map(int, key.split("."))): value for key, value in meta.kv["selectors"].items()}
+                pinned = {tuple(map(int, key.split("."))): torch.as_tensor(value, dtype=torch.long)
+                          for key, value in meta.kv.get("pinned", {}).items()}
+                return PagePlan(page=meta.kv["page"], budget=meta.kv["budget"], selectors=selectors, pinned=pinned)
+        return None
+
+    def _prepare(self, state: ModelState, mode: str) -> None:
+        runtime = self.runtime
+        runtime.begin()
+        runtime.mode, runtime.cached = mode, self.cached_tokens(state)
+        if mode == "capture":
+            runtime.captured, runtime.capture_last = {}, 1
+        runtime.plan = self.page_plan(state) if mode == "paged" else None
+        if runtime.plan is not None:
+            key = (runtime.plan.page, *(id(state.tensors[f"cache.{layer}.{j}.key"])
+                                        for layer in range(self.layers) for j in range(self.kv_heads)))
+            if not self._summaries or self._summaries[0] != key:  # shared by states with the same cache
+                self._summaries = (key, {
+                    (layer, j): Summaries.of(state.tensors[f"cache.{layer}.{j}.key"][0], runtime.plan.page)
+                    for layer in range(self.layers) for j in range(self.kv_heads)})
+            plan = runtime.plan
+            runtime.layers = {layer: LayerPages.of([self._summaries[1][(layer, j)] for j in range(self.kv_heads)],
+                                                   [plan.selectors[(layer, j)] for j in range(self.kv_heads)],
+                                                   [plan.pinned.get((layer, j)) for j in range(self.kv_heads)])
+                              for layer in range(self.layers)}
+
+    def decode(self, state: ModelState, mode: str | None = None) -> torch.Tensor:
+        """Decode ``decode_ids`` one token at a time against the state's cache (teacher forcing,
+        as serving does: each step attends to the cache and the tokens decoded before it) and
+        return the logits (1 × steps × vocab). ``mode``: exact, capture (records the queries)
+        or paged (default: paged when the backend is and a page plan is applied, else exact)."""
+        mode = mode or ("paged" if self.backend == "paged" and self.page_plan(state) is not None else "exact")
+        self._prepare(state, mode)
+        cached = self.cached_tokens(state)
+        cache = self._cache(state)
         cache_arg = "cache" if "cache" in inspect.signature(self.module.forward).parameters else "past_key_values"
-        kwargs = {"input_ids": self.decode_ids, cache_arg: self._cache(state), "use_cache": True,
-                  "position_ids": torch.arange(self.prompt_length, self.prompt_length + steps).unsqueeze(0),
-                  "cache_position": torch.arange(cached, cached + steps),
-                  "output_attentions": output_attentions}
         params = {k: v for k, v in state.tensors.items() if not k.startswith("cache.")}
-        with torch.no_grad():
-            return functional_call(self.module, params, args=(), kwargs=kwargs, strict=False)
+        logits = []
+        try:
+            with torch.no_grad():
+                for step in range(self.decode_ids.shape[1]):
+                    kwargs = {"input_ids": self.decode_ids[:, step:step + 1], cache_arg: cache, "use_cache": True,
+                              "position_ids": torch.tensor([[self.prompt_length + step]]),
+                              "cache_position": torch.tensor([cached + step])}
+                    logits.append(functional_call(self.module, params, args=(), kwargs=kwargs, strict=False).logits)
+        finally:
+            self.runtime.mode, self.runtime.cached = "exact", 0
+        return torch.cat(logits, dim=1)
 
     def forward(self, state: ModelState) -> torch.Tensor:
-        return self.decode(state).logits.float()
+        return self.decode(state).float()
+
+    def kernels(self, state: ModelState) -> dict[str, str]:
+        """What reads the layout: paged attention when the backend is paged and a plan applies."""
+        plan = self.page_plan(state)
+        if self.backend != "paged" or plan is None:
+            return {}
+        budget = f"at most {plan.budget} pages per query head" if plan.budget else "every page"
+        return {"attention": f"paged over {plan.page}-token pages, {budget}"}
+
+    def region_ms(self) -> dict[str, float]:
+        """Time spent in attention during the last forward (ms)."""
+        return {"attention": self.runtime.attention_ms}
+
+    def pages_read(self) -> float | None:
+        """Mean pages read per (layer, KV head, decoded token) in the last paged forward."""
+        read = self.runtime.pages_read
+        return float(torch.cat(read).float().mean()) if read else None
 
     def quality(self, state: ModelState, output: Any, reference: Any) -> dict[str, Figure]:
         logp = torch.log_softmax(output, -1)
@@ -111,68 +193,162 @@ class DecoderWorkload(TorchWorkload):
         figures = super().quality(state, output, reference)
         figures.update({
             "top1_agree_pct": Figure(float(agree.mean()), source, unit="%", samples=Samples("token", agree)),
-            "kl_nats": Figure(float(kl.mean()), source, unit="nats/token", samples=Samples("token", kl)),
+            "kl_nats": Figure(float(kl.mean()), source, unit="nats/token", samples=Samples("token", kl),
+                              better="lower"),
             "perplexity": Figure(float(np.exp(nll)), "measured:continuation-text", unit="",
-                                 detail={"tokens": int(self.targets.shape[1])}),
+                                 detail={"tokens": int(self.targets.shape[1])}, better="lower"),
         })
         return figures
 
-    def attention_mass(self, state: ModelState) -> np.ndarray:
-        """Attention each cached token receives while decoding, summed over layers, heads, steps."""
-        out = self.decode(state, output_attentions=True)
-        cached = state.tensors["cache.0.key"].shape[1]
-        return sum(a[0, :, :, :cached].sum(dim=(0, 1)).numpy().astype(np.float64) for a in out.attentions)
+    def decode_queries(self, state: ModelState) -> dict[int, torch.Tensor]:
+        """Post-RoPE queries of the decoded tokens per layer (Hq × steps × d); cached per state."""
+        if not self._decoded or self._decoded[0] != id(state):
+            self.decode(state, mode="capture")
+            self._decoded = (id(state), {layer: torch.cat(parts, dim=1) for layer, parts in self.runtime.captured.items()})
+        return self._decoded[1]
 
-    def kv_accesses(self, state: ModelState, top: int) -> tuple[list[int], list[np.ndarray]]:
-        """Per (layer, head, decode step): the step, and the ``top`` cached positions it attends most."""
-        out = self.decode(state, output_attentions=True)
-        cached = state.tensors["cache.0.key"].shape[1]
-        steps, sets = [], []
-        for attn in out.attentions:  # (1, heads, steps, cached + steps)
-            heads, count = attn.shape[1], attn.shape[2]
-            scores = attn[0, :, :, :cached].reshape(-1, cached).numpy()
-            k = min(top, cached)
-            best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            sets += [np.sort(row) for row in best]
-            steps += list(np.tile(np.arange(count), heads))
-        return steps, sets
+    def head_probs(self, state: ModelState, layer: int, head: int, queries: torch.Tensor) -> np.ndarray:
+        """Attention of ``queries`` (the query heads of KV head ``head``, … × d) over its cache."""
+        keys = state.tensors[f"cache.{layer}.{head}.key"][0]
+        group = queries.shape[0] // self.kv_heads
+        q = queries[head * group:(head + 1) * group].reshape(-1, keys.shape[1])
+        return torch.softmax(q @ keys.T / keys.shape[1] ** 0.5, dim=-1).numpy()
+
+    def plan_pages(self, state: ModelState, page: int, selector: str,
+                   permute: bool = True) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+        """Per (layer, KV head): the pages always read (those of the ``SINKS`` tokens the
+        calibration queries attend most), and the order and page selector whose reads give the
+        smallest attention-output error on the calibration queries at a budget of 1/8 of the
+        pages — measured, so each layout gets the selector that suits it; with ``permute`` a
+        head the run's layout serves worse than the natural order goes back to it (layer 0's
+        broad, positional heads do). Returns the plan (``selectors``, ``pinned``), the evidence
+        and, per group sent back, the permutation that restores its natural order."""
+        key = (id(state), page, selector, permute)
+        if key in self._plans:
+            return self._plans[key]
+        names = SELECTORS if selector == "auto" else (selector,)
+        plan: dict[str, Any] = {"selectors": {}, "pinned": {}}
+        restore: dict[str, np.ndarray] = {}
+        errors: dict[str, list[float]] = {}
+        for group in (g for g in state.groups if g.kind == "kv_tokens"):
+            layer, head = self.kv_head(group.name)
+            keys = state.tensors[f"cache.{layer}.{head}.key"][0]
+            values = state.tensors[f"cache.{layer}.{head}.value"][0]
+            group_q = self.calibration_queries[layer].shape[0] // self.kv_heads
+            q = self.calibration_queries[layer][head * group_q:(head + 1) * group_q].reshape(-1, keys.shape[1])
+            q = q[::PLAN_STRIDE]  # every 3rd calibration query judges a plan (the layout used them all)
+            probs = torch.softmax(q @ keys.T / keys.shape[1] ** 0.5, dim=-1)
+            sinks = probs.mean(0).topk(min(SINKS, keys.shape[0])).indices
+            natural = torch.as_tensor(np.argsort(np.asarray(state.layout[group.name]), kind="stable"))
+            orders = {"as laid out": torch.arange(natural.numel())}
+            if permute and not torch.equal(natural, orders["as laid out"]):
+                orders["natural order"] = natural
+            scored = {}
+            for order_name, order in orders.items():
+                position = torch.empty_like(order)
+                position[order] = torch.arange(order.numel())
+                pinned = torch.unique(position[sinks] // page)
+                k, v, p = keys[order], values[order], probs[:, order]
+                for name in names:
+                    scores = page_scores(q, Summaries.of(k, page), name)
+                    scored[(order_name, name)] = (read_error(p, v, scores, page, pinned), pinned)
+            for (order_name, name), (error, _) in scored.items():
+                errors.setdefault(f"{name}, {order_name}", []).append(error)
+            (order_name, name), (_, pinned) = min(scored.items(), key=lambda item: item[1][0])
+            plan["selectors"][f"{layer}.{head}"] = name
+            plan["pinned"][f"{layer}.{head}"] = pinned.tolist()
+            if order_name == "natural order":
+                restore[group.name] = orders["natural order"].numpy()
+        evidence = {"rule": f"least attention-output error of the calibration queries reading 1/8 of the pages "
+                            f"(the pages of the {SINKS} most attended tokens always read)",
+                    "mean_error": {k: float(np.mean(v)) for k, v in errors.items()},
+                    "chosen": {name: sum(1 for v in plan["selectors"].values() if v == name) for name in SELECTORS},
+                    "heads_back_in_natural_order": sorted(restore)}
+        self._plans = {k: v for k, v in self._plans.items() if k[0] == id(state)}  # one state's plans at a time
+        self._plans[key] = (plan, evidence, restore)
+        return plan, evidence, restore
+
+    @staticmethod
+    def kv_head(group: str) -> tuple[int, int]:
+        """(layer, KV head) of a ``kv.L<layer>.h<head>`` group."""
+        layer, head = group.split(".")[1:]
+        return int(layer[1:]), int(head[1:])
+
+    def kv_keys(self, state: ModelState, group: str) -> np.ndarray:
+        """The cached keys of one KV group, in their stored order (tokens × d)."""
+        layer, head = self.kv_head(group)
+        return state.tensors[f"cache.{layer}.{head}.key"][0].numpy()
+
+    def attention_mass(self, state: ModelState, group: str) -> np.ndarray:
+        """Attention each cached token of one KV group receives from the prompt's last queries
+        (the observation window SnapKV-style eviction scores by: known when the cache is built,
+        unlike the decoding queries)."""
+        layer, head = self.kv_head(group)
+        return self.head_probs(state, layer, head, self.calibration_queries[layer]).sum(0).astype(np.float64)
+
+    def kv_accesses(self, state: ModelState, group: str, top: int, calibration: bool) -> list[np.ndarray]:
+        """The ``top`` cached positions each query attends most: the calibration queries
+        (captured at prefill) or the decoding ones (held out from W)."""
+        layer, head = self.kv_head(group)
+        queries = self.calibration_queries[layer] if calibration else self.decode_queries(state)[layer]
+        probs = self.head_probs(state, layer, head, queries)
+        k = min(top, probs.shape[1])
+        best = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+        return [np.sort(row) for row in best]
+
+
+def text_ids(tokenizer: Any, need: int) -> torch.Tensor:
+    """The committed continuation text, or — for a longer context — gensim's news corpus."""
+    ids = tokenizer(continuation_text(), return_tensors="pt")["input_ids"]
+    if ids.shape[1] >= need:
+        return ids
+    return tokenizer("\n".join(calibration_texts(None)), return_tensors="pt")["input_ids"]
 
 
 def decoder_state(model: Any, ids: torch.Tensor, prompt: int, decode: int, kinds: set[str],
-                  calibration: list[dict], name: str = "smollm2") -> ModelState:
+                  calibration: list[dict], name: str = "smollm2", backend: str = "dense") -> ModelState:
     """A Llama-family decoder with the first ``prompt`` tokens of ``ids`` in its KV cache."""
-    model.config._attn_implementation = "eager"  # attention weights are read by the kv source
     need = prompt + decode + 1
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and prompt + decode > limit:
+        raise InputDataError(f"{name}: prompt + decode = {prompt + decode} tokens exceeds the model's context "
+                             f"limit of {limit}")
     if ids.shape[1] < need:
         raise InputDataError(f"{name}: the text has {ids.shape[1]} tokens, prompt + decode needs {need}")
+    runtime = AttentionRuntime(mode="capture", capture_last=min(CALIBRATION_QUERIES, prompt))
+    install(model, runtime)
     with torch.no_grad():
         prefill = model(input_ids=ids[:, :prompt], use_cache=True)
+    calibration_queries = {layer: torch.cat(parts, dim=1) for layer, parts in runtime.captured.items()}
+    runtime.mode, runtime.captured = "exact", {}
     c = model.config
     tensors = state_tensors(model)
-    for layer, cached in enumerate(prefill.past_key_values.layers):  # (b, heads, t, d) → (b, t, heads·d)
-        for kind, value in (("key", cached.keys), ("value", cached.values)):
-            b, h, t, d = value.shape
-            tensors[f"cache.{layer}.{kind}"] = value.detach().transpose(1, 2).reshape(b, t, h * d).clone()
+    for layer, cached in enumerate(prefill.past_key_values.layers):  # (b, heads, t, d) per layer
+        for j in range(c.num_key_value_heads):
+            tensors[f"cache.{layer}.{j}.key"] = cached.keys[:, j].detach().clone()
+            tensors[f"cache.{layer}.{j}.value"] = cached.values[:, j].detach().clone()
     for b in calibration:
         b["use_cache"] = False
     workload = DecoderWorkload(name=name, module=model, batch={}, tokens=decode, output=None, probes={},
                                calibration=calibration[:CALIBRATION], heldout=calibration[CALIBRATION:],
-                               primary_quality="top1_agree_pct", repeats=20, warmup=3,
+                               primary_quality="top1_agree_pct", repeats=20 if prompt < 1024 else 10,
+                               warmup=3 if prompt < 1024 else 1,  # long decodes: the first round warms enough
                                decode_ids=ids[:, prompt:prompt + decode], targets=ids[:, prompt + 1:need],
-                               prompt_length=prompt, layers=c.num_hidden_layers, kv_heads=c.num_key_value_heads)
+                               prompt_length=prompt, layers=c.num_hidden_layers, kv_heads=c.num_key_value_heads,
+                               backend=backend, runtime=runtime, calibration_queries=calibration_queries)
     tied = bool(getattr(c, "tie_word_embeddings", False))
     specs = llama_groups(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_key_value_heads,
                          c.intermediate_size, kinds, tied, cache=True)
     if "kv" in kinds:
-        specs.append(kv_cache_group(c.num_hidden_layers, prompt))
+        specs += kv_cache_groups(c.num_hidden_layers, c.num_key_value_heads, prompt)
     workload.probes = {s.group.name: s.probes for s in specs}
     return ModelState.initial(workload, tensors, tuple(s.group for s in specs))
 
 
-def load_smollm2(options: Any, seed: int) -> ModelState:
+def load_smollm2(options: Any, seed: int, backend: str = "dense") -> ModelState:
     model, tokenizer = load_model(gguf_path(options.model_path))
-    ids = tokenizer(continuation_text(), return_tensors="pt")["input_ids"]
+    ids = text_ids(tokenizer, options.prompt + options.decode + 1)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     batches = text_batches(tokenizer, calibration_texts(options.calibration), 4, 128, CALIBRATION + HELDOUT, 0)
     kinds = kinds_of(options.groups, {"ffn", "heads", "hidden", "kv"}, "smollm2")
-    return decoder_state(model, ids, options.prompt, options.decode, kinds, batches)
+    return decoder_state(model, ids, options.prompt, options.decode, kinds, batches, backend=backend)

@@ -7,8 +7,8 @@ entries and is made symmetric by taking the larger of W_ij, W_ji. The accessed s
 for ``lines_per_access`` and the capture is written to ``correlation/<group>.npz``; the
 tokens of a held-out batch (never used for W) are what measures replay.
 ``mask``: dims read by the same output rows of the group's (pruned) weights, |M|ᵀ|M| — the
-gather pattern of a sparse kernel. ``kv``: KV-cache tokens co-selected by attention (each
-head's top cached positions per decoded token; every 4th decode step is held out of W). For a
+gather pattern of a sparse kernel. ``kv``: per (layer, KV head) cache, tokens co-selected by the
+prefill's last queries plus key-similarity edges; the decoding queries are held out. For a
 KV-token group ``activations`` means the same as ``kv``.
 """
 
@@ -22,9 +22,10 @@ from icd_core import tensors as T
 from icd_core.artifacts import csr_npz_bytes
 from icd_core.errors import ConfigError
 
-KV_TOP = 16
+KV_TOP = 64  # kv: strongest positions per calibration query counted as co-selected
+KV_HELDOUT_TOP = 16  # kv: positions per decoding query replayed by measures
+KV_KNN = 8  # kv: nearest keys by cosine joined to each key
 HELDOUT_BATCHES = 1  # held-out calibration batches whose tokens measures replay
-HELDOUT_EVERY = 4  # kv: every 4th decode step's queries are held out of W
 
 
 def active_sets(acts: np.ndarray, relu: bool, top_frac: float) -> sp.csr_matrix:
@@ -62,9 +63,14 @@ def accesses_of(incidence: sp.csr_matrix) -> tuple[np.ndarray, ...]:
 
 
 def co_access(incidence: sp.csr_matrix) -> np.ndarray:
-    """AᵀA of a binary incidence, as a dense float32 product (BLAS; far faster than sparse here)."""
-    dense = incidence.astype(np.float32).toarray()
-    return dense.T @ dense
+    """AᵀA of a binary incidence as a dense float32 array: a BLAS product when the incidence
+    is dense enough (activations: ~10 % of dims per token), a sparse one when it is not (KV
+    co-selection: 64 of thousands of tokens per query)."""
+    incidence = incidence.astype(np.float32)
+    if incidence.nnz > 0.05 * incidence.shape[0] * incidence.shape[1]:
+        dense = incidence.toarray()
+        return dense.T @ dense
+    return (incidence.T @ incidence).toarray()
 
 
 def _persist(ctx, group: str, w: sp.csr_matrix, incidence: sp.csr_matrix) -> None:
@@ -120,21 +126,45 @@ def mask_w(ctx, state, group: PermutationGroup) -> GraphW:
 
 
 def kv_w(ctx, state, group: PermutationGroup) -> GraphW:
+    """Co-selection of the group's cached tokens by the calibration queries (each one's
+    ``KV_TOP`` strongest positions, counted) plus key-similarity edges (each key's
+    ``KV_KNN`` nearest keys by cosine, at the mean co-selection weight): pages of tokens that
+    are read together and whose keys a page summary describes well. Held out: the decoding
+    queries' choices."""
     workload = state.workload
     if group.kind != "kv_tokens" or not hasattr(workload, "kv_accesses"):
         raise ConfigError(f"graph.source kv: group {group.name!r} is not a KV-cache token axis")
-    steps, sets = workload.kv_accesses(state, KV_TOP)
-    held = [s for step, s in zip(steps, sets) if step % HELDOUT_EVERY == HELDOUT_EVERY - 1]
-    sets = [s for step, s in zip(steps, sets) if step % HELDOUT_EVERY != HELDOUT_EVERY - 1] if held else sets
+    sets = workload.kv_accesses(state, group.name, KV_TOP, calibration=True)
     rows = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
     incidence = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, np.concatenate(sets))),
                               shape=(len(sets), group.size))
-    w = sparsify(co_access(incidence), ctx.config.graph.activations.topk_per_row)
+    selected = sparsify(co_access(incidence), ctx.config.graph.activations.topk_per_row)
+    w = (selected + key_neighbours(workload.kv_keys(state, group.name), KV_KNN,
+                                   float(selected.data.mean()) if selected.nnz else 1.0)).tocsr()
+    w.setdiag(0)
+    w.eliminate_zeros()
+    w.sort_indices()
+    heldout = workload.kv_accesses(state, group.name, KV_HELDOUT_TOP, calibration=False)
     _persist(ctx, group.name, w, incidence)
-    meta = {"source": "kv", "queries": len(sets), "heldout_queries": len(held), "top": KV_TOP,
+    meta = {"source": "kv", "queries": len(sets), "heldout_queries": len(heldout), "top": KV_TOP, "knn": KV_KNN,
             "shape": list(w.shape), "format": "csr", "nnz": int(w.nnz), "seed": None}
-    return GraphW(matrix=w, meta=meta, access_groups=accesses_of(incidence),
-                  heldout=tuple(np.asarray(s, dtype=np.int64) for s in held) or None)
+    return GraphW(matrix=w.astype(np.float32), meta=meta, access_groups=accesses_of(incidence),
+                  heldout=tuple(np.asarray(s, dtype=np.int64) for s in heldout))
+
+
+def key_neighbours(keys: np.ndarray, k: int, weight: float) -> sp.csr_matrix:
+    """Symmetric edges from each key to its ``k`` nearest keys by cosine, all of ``weight``."""
+    n = keys.shape[0]
+    k = min(k, n - 1)
+    if k < 1:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    unit = keys / np.maximum(np.linalg.norm(keys, axis=1, keepdims=True), 1e-12)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    edges = sp.csr_matrix((np.full(n * k, weight, dtype=np.float32), (np.repeat(np.arange(n), k), nearest.ravel())),
+                          shape=(n, n))
+    return edges.maximum(edges.T).tocsr()
 
 
 SOURCES = {"activations": activations_w, "mask": mask_w, "kv": kv_w}

@@ -55,23 +55,26 @@ class TorchWorkload:
     repeats: int = 30
     warmup: int = 5
     equivalence_tol: float = 1e-4
+    backend: str = "dense"
     _captured: dict[tuple[int, int, bool], dict[str, np.ndarray]] = attrs.field(factory=dict, init=False, repr=False)
     _executable: tuple[int, dict[str, Any], dict[str, str]] | None = attrs.field(default=None, init=False, repr=False)
 
     def parameters(self, state: ModelState) -> dict[str, Any]:
-        """The tensors to run with. On CUDA, weights a sparsity transform pruned run on a
-        sparse kernel where torch has one (2:4 → semi-structured, else BSR); cached per state."""
+        """The tensors to run with; cached per state. With a layout-reading backend (``bsr``,
+        ``auto``, ``semi``; or any on CUDA) the weights a sparsity transform pruned run on the
+        sparse kernel :mod:`.kernels` chooses, and why is recorded."""
         if self._executable and self._executable[0] == id(state):
             return self._executable[1]
         params = {k: v for k, v in state.tensors.items() if not k.startswith("cache.")}
         notes: dict[str, str] = {}
-        if self.device.startswith("cuda"):
-            from .kernels import sparse_kernel
+        if self.backend in ("bsr", "auto", "semi") or self.device.startswith("cuda"):
+            from .kernels import kernel_for
 
             for meta in state.applied:
-                if meta.sparsity:
+                if meta.sparsity and not meta.noop:
                     for name in meta.stats.get("tensors", []):
-                        params[name], notes[name] = sparse_kernel(params[name], meta.sparsity["type"])
+                        params[name], notes[name] = kernel_for(params[name], dict(meta.sparsity), self.backend,
+                                                               self.device, self.tokens)
         self._executable = (id(state), params, notes)
         return params
 

@@ -157,13 +157,16 @@ def test_kv_source_and_eviction_on_a_decoder():
     group = next(g for g in state.groups if g.kind == "kv_tokens")
     w = manager.pm.hook.icd_build_w(ctx=context(manager), source=resolve(manager.registry, "graph", "kv"),
                                     state=state, group=group)
-    # 2 layers × 4 heads × 8 decode steps; every 4th step's queries are held out of W
-    assert w.matrix.shape == (32, 32) and w.meta["queries"] == 2 * 4 * 6 and w.matrix.nnz > 0
-    assert w.meta["heldout_queries"] == 2 * 4 * 2 and len(w.heldout) == 16
+    # one group per (layer, KV head): its 2 query heads × the 32 prompt positions captured at prefill
+    # make W; its 2 query heads × 8 decoding steps are held out
+    assert group.name == "kv.L0.h0" and len([g for g in state.groups if g.kind == "kv_tokens"]) == 2 * 2
+    assert w.matrix.shape == (32, 32) and w.meta["queries"] == 2 * 32 and w.matrix.nnz > 0
+    assert w.meta["heldout_queries"] == 2 * 8 and len(w.heldout) == 16
     result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=resolve(manager.registry, "adapter",
                                                                                        "kv:8:0.5"),
                                                  state=state, layout=state.layout_for({}))
-    assert result.meta.stats["kv.tokens"]["tokens_after"] == 24
+    assert all(s["tokens_after"] == 24 for s in result.meta.stats.values()) and len(result.meta.stats) == 4
+    assert result.state.tensors["cache.1.1.key"].shape == (1, 24, 16)
     figures = state.workload.quality(result.state, result.state.run(), state.run())
     assert 0 < figures["kl_nats"].value < 5 and figures["perplexity"].value > 1
 

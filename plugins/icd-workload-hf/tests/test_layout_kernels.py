@@ -1,0 +1,142 @@
+"""Kernels that read the layout: paged attention over a KV cache, BSR / CSR pruned weights.
+
+Both must compute what the dense model computes (within 1e-5 relative) whenever they read
+everything, and say plainly when they cannot run here.
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import pytest
+import torch
+
+from icd_core import InputDataError, TransformMeta
+from icd_core.builtins.workload_mock import max_rel_diff
+from icd_workload_hf.kernels import cpu_kernel, kernel_for
+from icd_workload_hf.models import load_bert_base
+from icd_workload_hf.paged import Summaries, page_scores, pages_for_mass
+from icd_workload_hf.plugin import BertBaseOptions
+
+from .test_hf_workloads import tiny_llama
+
+KV_KIND = "kv_tokens"
+
+
+def paged(state, budget, page=4, selector="quest"):
+    """``state`` with a page plan applied and the workload reading the cache in pages."""
+    groups = [g for g in state.groups if g.kind == KV_KIND]
+    selectors = {".".join(map(str, state.workload.kv_head(g.name))): selector for g in groups}
+    meta = TransformMeta(adapter="kv", spec="test", kv={"mode": "pages", "page": page, "budget": budget,
+                                                       "selectors": selectors})
+    state.workload.backend = "paged"
+    return state.with_transform({}, meta)
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return tiny_llama(("kv",))
+
+
+def test_paged_attention_over_every_page_is_exact_attention(llama):
+    llama.workload.backend = "dense"
+    exact = llama.run()
+    every = paged(llama, budget=None)
+    assert every.workload.kernels(every) == {"attention": "paged over 4-token pages, every page"}
+    out = every.run()
+    assert max_rel_diff(out.numpy(), exact.numpy()) < 1e-5
+    assert every.workload.pages_read() == 8.0  # 32 cached tokens in pages of 4
+    rng = np.random.default_rng(0)
+    shuffled = every
+    for group in (g for g in llama.groups if g.kind == KV_KIND):
+        shuffled = shuffled.permuted(group.name, rng.permutation(group.size))
+    assert max_rel_diff(shuffled.run().numpy(), exact.numpy()) < 1e-5  # any token order: exact attention
+    llama.workload.backend = "dense"
+
+
+def test_the_gathering_and_the_masked_paths_agree(llama):
+    few = paged(llama, budget=1)
+    runtime = few.workload.runtime
+    out = few.run()  # at most 2 pages (two query heads share a KV head) of 4 tokens < 32 cached: gathers
+    assert runtime.masked == 0 and 1 <= few.workload.pages_read() <= 2
+    runtime.path = "masked"
+    try:
+        masked = few.run()
+        assert runtime.masked == 8 * 2  # every decoding step and layer (all KV heads at once)
+    finally:
+        runtime.path = "auto"
+    assert max_rel_diff(masked.numpy(), out.numpy()) < 1e-5
+    llama.workload.backend = "dense"
+    assert 0 < max_rel_diff(out.numpy(), llama.run().numpy()) < 1.0  # 1 of 8 pages: changed, boundedly
+
+
+def test_pages_for_mass_and_selectors_on_a_planted_cache():
+    keys = torch.zeros(32, 4)
+    keys[8:12, 0] = 5.0  # page 2 holds the keys a query along axis 0 wants
+    q = torch.tensor([[1.0, 0, 0, 0]])
+    probs = torch.softmax(q @ keys.T, dim=-1)
+    summaries = Summaries.of(keys, 4)
+    for selector in ("quest", "centroid", "radius"):
+        scores = page_scores(q, summaries, selector)
+        assert int(scores.argmax()) == 2
+        assert pages_for_mass(probs, scores, 4, 0.9) == 1.0
+    assert pages_for_mass(probs, -page_scores(q, summaries, "quest"), 4, 0.9) == 8.0  # worst order: every page
+
+
+@pytest.fixture(scope="module")
+def bert():
+    state = load_bert_base(BertBaseOptions(layers=1, batch=2, seq=16, groups="ffn"), 0)
+    group = state.groups[0]
+    name = next(m.tensor for m in group.members if m.role == "in")
+    w = state.tensors[name]
+    tiles = w.reshape(w.shape[0] // 32, 32, w.shape[1] // 32, 32)
+    keep = tiles.abs().sum((1, 3)) > tiles.abs().sum((1, 3)).median()
+    pruned = w * keep.repeat_interleave(32, 0).repeat_interleave(32, 1)
+    meta = TransformMeta(adapter="sparsity", spec="test", sparsity={"type": "block", "rate": 0.5, "block": 32},
+                         stats={"tensors": [name]})
+    return state.with_transform({name: pruned}, meta), name
+
+
+def test_bsr_or_csr_execution_equals_the_masked_dense_model(bert):
+    state, name = bert
+    state.workload.backend = "dense"
+    dense = state.run()
+    state.workload.backend = "bsr"
+    state.workload._executable = None
+    sparse = state.run()
+    kernel = state.workload.kernels(state)[name]
+    assert kernel.startswith(("bsr 32×32", "csr")) and "ms on 32 tokens" in kernel
+    assert max_rel_diff(sparse.numpy(), dense.numpy()) < 1e-5
+    state.workload.backend = "dense"
+    state.workload._executable = None
+
+
+def test_auto_may_keep_dense_and_names_the_timings():
+    w = torch.randn(64, 64)
+    tensor, note = cpu_kernel(w, {"type": "block", "block": 32}, "auto", 8)
+    assert note.split(" (")[0] in ("dense", "csr", "bsr 32×32") and "ms on 8 tokens" in note
+    assert tensor.shape == w.shape
+
+
+def test_kernels_that_cannot_run_here_say_why():
+    half = torch.randn(64, 64, dtype=torch.bfloat16)
+    with pytest.raises(InputDataError, match=r"^execution.backend bsr: torch's CPU BSR/CSR kernels take float32"):
+        cpu_kernel(half, {"type": "block"}, "bsr", 8)
+    kept, note = cpu_kernel(half, {"type": "block"}, "auto", 8)
+    assert kept is half and note.startswith("dense (auto: torch's CPU BSR/CSR kernels take float32/float64")
+    with pytest.raises(InputDataError, match=r"^execution.backend semi: 2:4 semi-structured kernels need CUDA"):
+        kernel_for(torch.randn(8, 8), {"type": "2:4"}, "semi", "cpu", 8)
+
+
+def test_a_context_beyond_the_model_limit_is_one_line():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from icd_workload_hf.smollm2 import decoder_state
+
+    model = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1, vocab_size=50,
+                                         max_position_embeddings=64)).eval()
+    with pytest.raises(InputDataError, match=r"^smollm2: prompt \+ decode = 80 tokens exceeds the model's context "
+                                             r"limit of 64$"):
+        decoder_state(model, torch.zeros(1, 100, dtype=torch.long), 64, 16, {"kv"}, [])
+    assert attrs.has(TransformMeta)
