@@ -44,7 +44,7 @@ def paths(quick: bool) -> list[dict]:
          "args": [*kv, "--adapter", "kv:1:0.05:score=attention", "--adapter", "kv:pages:16:auto"],
          "transform": "kv:1:0.05:score=attention → kv:pages:16:auto"},
         {"name": "minilm-bsr", "workload": "minilm", "backend": "bsr",
-         "args": ["--backend", "bsr", "--measure", "wallclock", "--measure", "tiles", *light, "--adapter",
+         "args": ["--backend", "bsr", "--measure", "wallclock", "--measure", "tiles", *light[2:], "--adapter",
                   "sparsity:block:32:auto", "--set", "execution.rate_limit=1.0"],
          "transform": "sparsity:block:32:auto (fidelity loss <= 1 pp)"},
     ]
@@ -67,6 +67,7 @@ def run_path(path: dict, out: Path) -> dict:
     for arm, row in decomposition.get("arms", {}).items():
         arms["dense" if arm == "pre" else arm] = {
             "rate": row["rate"], "rate_met": row["rate_met"], "quality_loss": row["quality_loss"],
+            "quality_unit": row["quality_metric"],
             "cost": row["cost"], "cost_unit": row["cost_unit"], "latency_ms": row["lat_ms"],
             "attention_ms": row["attention_ms"], "latency_source": "measured:wallclock"}
     comparisons = m.get("comparisons", {})
@@ -78,7 +79,8 @@ def run_path(path: dict, out: Path) -> dict:
             change = row.get(key) if key else None
             if change and change.get("estimate") is not None:
                 out_row[label] = 1 + change["estimate"] / 100
-                out_row[f"{label}_ci95"] = [1 + x / 100 for x in change["ci95"]] if change.get("ci95") else None
+                ci = [1 + x / 100 for x in change["ci95"]] if change.get("ci95") else None
+                out_row["ci95" if label == "latency" else f"{label}_ci95"] = ci
         return out_row
 
     search = m.get("rate_search", {})
@@ -186,9 +188,10 @@ def print_table(doc: dict) -> None:
                 print(f"  {arm:<10} {fmt(a['rate']):>6} {fmt(a['quality_loss']):>8} {fmt(a['cost'], 4):>9} "
                       f"{a['cost_unit'] or '':<20} {fmt(a['latency_ms'], 4):>11} {fmt(a['attention_ms'], 4):>13}")
         for name, r in p["ratios"].items():
-            parts = [f"{k} {v:.3f}" + (f" [{r[k + '_ci95'][0]:.3f}, {r[k + '_ci95'][1]:.3f}]"
-                                        if r.get(k + "_ci95") else "") for k, v in r.items()
-                     if not k.endswith("_ci95") and v is not None]
+            def ci_of(k):
+                return r.get("ci95" if k == "latency" else f"{k}_ci95")
+            parts = [f"{k} {v:.3f}" + (f" [{ci_of(k)[0]:.3f}, {ci_of(k)[1]:.3f}]" if ci_of(k) else "")
+                     for k, v in r.items() if not k.endswith("ci95") and v is not None]
             print(f"  {name:<20} " + "; ".join(parts))
         if p.get("selectors"):
             print(f"  page selectors chosen per head: {p['selectors']}")
@@ -213,8 +216,8 @@ def summary(doc: dict) -> str:
                          + (f", attention {1 / lvi['attention']:.2f}x faster (target {TARGETS['attention_vs_identity']}x)"
                             if "attention" in lvi else "")
                          + (f"; iterative vs linear latency {100 * (ivl['latency'] - 1):+.1f} % "
-                            f"[{100 * (ivl['latency_ci95'][0] - 1):+.1f}, {100 * (ivl['latency_ci95'][1] - 1):+.1f}]"
-                            if ivl.get("latency_ci95") else ""))
+                            f"[{100 * (ivl['ci95'][0] - 1):+.1f}, {100 * (ivl['ci95'][1] - 1):+.1f}]"
+                            if ivl.get("ci95") else ""))
     return "\n".join(lines)
 
 
@@ -223,17 +226,20 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--only", nargs="*", help="path names to run (smollm2-pages, smollm2-evict-pages, minilm-bsr)")
+    parser.add_argument("--keep", metavar="DIR", help="keep the run directories here")
     args = parser.parse_args()
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="icd-layout-") as tmp:
+        out = Path(args.keep) if args.keep else Path(tmp)
         chosen = [p for p in paths(args.quick) if not args.only or p["name"] in args.only]
         results = []
         for p in chosen:
             print(f"running {p['name']} …", file=sys.stderr, flush=True)
-            results.append(run_path(p, Path(tmp)))
+            results.append(run_path(p, out))
     tokens = 2048 if args.quick else 4096
     doc = {"quick": args.quick, "paths": results,
            "curves": {"tokens": tokens, "paged_attention": paged_curve(tokens), "bsr": bsr_curve()}}
-    doc["summary"] = summary(doc)
+    doc["summary"] = summary(doc) + f"\nbenchmark wall time {time.perf_counter() - t0:.0f} s"
     if args.json:
         print(json.dumps(doc, indent=1))
     else:

@@ -107,13 +107,18 @@ def icd_apply_transform(ctx: RunContext, adapter: ComponentSpec, state: ModelSta
     :param adapter: the selected adapter spec with its validated options.
     :param state: the state to transform. Never modify it or its tensors in place: return
         a new state (``state.with_transform(updates, meta)``), so rollback stays exact.
-    :param layout: current π per group, cache-line block ``g`` and constraints.
+    :param layout: current π per group, cache-line block ``g`` and constraints;
+        ``layout.permute`` is False in the ``identity`` arm of an equal-quality comparison,
+        and then the adapter must not re-order channels itself (no grouping search).
     :return: :class:`TransformResult` (new state, :class:`TransformMeta`, optional undo).
         When the transform cannot apply (dtype, shape, missing kernel), return the input
         state with ``TransformMeta.skipped(…, reason)``. Raising makes the core record a
         no-op with the exception as the reason.
 
-    Called at TRANSFORMED, once per selected adapter, in order.
+    Called at TRANSFORMED, once per selected adapter, in order. An option given as ``auto``
+    is searched by the core: the options class returns a :class:`Knob` from
+    ``auto_knob(state)`` (its name, gentlest and most aggressive values), and the core calls
+    this hook once per trial value, keeping the most aggressive one within the quality limit.
     """
 
 
@@ -123,7 +128,12 @@ def icd_measure(ctx: RunContext, measure: ComponentSpec, state: ModelState) -> M
     ``l2_hit_pct``, ``ept_j_per_tok`` …).
 
     :return: a mapping of :class:`Figure`; each carries its ``source`` (``measured:…``,
-        ``modelled:…``) or ``value=None`` with the reason it could not be measured.
+        ``simulated:…``, ``modelled:…``, ``computed:…``) or ``value=None`` with the reason it
+        could not be measured. Attach per-unit ``samples`` (:class:`Samples`: interleaved
+        rounds, evaluation items, or independent windows) so comparisons get a CI; a measured
+        figure without them is compared without one and decides no gate. Flag a figure that
+        must never decide (a hit rate that rises when more is read) with
+        ``detail["secondary"]``, a repeatable one with ``detail["deterministic"]``.
 
     Called at MEASURED for the pre-run state and each branch's final state. The run's
     ``repeats`` and ``warmup_iter`` are in ``ctx.config.pipeline``.

@@ -179,7 +179,7 @@ class Pipeline:
         return state
 
     def _transform(self, branch: str, spec, state: ModelState, stack: UndoStack) -> tuple[ModelState, TransformMeta]:
-        key = (id(state), spec.key(), branch == "identity")
+        key = (state, spec.key(), branch == "identity")  # the state itself: an id can be reused
         with self.ctx.bus.stage("transform", state="TRANSFORMED", adapter=spec.text, branch=branch) as meta:
             result = self.transformed.get(key)  # compare mode: both branches start from one state
             meta["cache"] = "hit" if result is not None else "miss"
@@ -236,7 +236,7 @@ class Pipeline:
         outcomes: dict[float, tuple] = {}
 
         def evaluate(value: float) -> Trial:
-            memo = self.trials.get((id(state), index, value))
+            memo = self.trials.get((state, index, value))
             if memo is not None:  # another arm evaluated this very state at this value, with no π₁ in between
                 outcomes[value] = memo[:4]
                 return memo[4]
@@ -254,7 +254,7 @@ class Pipeline:
             self.perms, self.w_prime = saved
             trial = judge_drop(self.rate_metric, self.pre_quality[self.rate_metric], figure, limit, value, self.cfg.seed)
             if len(self.fits) == fits_before:  # no re-permutation: the result depends on (state, value) only
-                self.trials[(id(state), index, value)] = (*outcomes[value], trial)
+                self.trials[(state, index, value)] = (*outcomes[value], trial)
             return trial
 
         with self.ctx.bus.stage("rate_search", branch=branch, adapter=spec.text, knob=knob.name) as meta:

@@ -60,6 +60,8 @@ def _block_order(score2d: np.ndarray, b: int) -> np.ndarray:
 
 
 def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
+    if options.mode != "nm" and options.rate == 0:
+        return TransformResult(state=state, meta=TransformMeta.skipped("sparsity", spec, "rate 0 prunes nothing"))
     multiple = options.m if options.mode == "nm" else 1
     targets, skipped = state.reduction_weights(multiple_of=multiple)
     if not targets:

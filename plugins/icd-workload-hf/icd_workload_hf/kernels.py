@@ -24,7 +24,7 @@ from icd_core.errors import InputDataError
 
 BSR_BLOCK = 32
 SPARSE_LAYOUTS = (torch.sparse_bsr, torch.sparse_csr)
-TIMED_CALLS = 3
+TIMED_CALLS = 5
 
 
 def sparse_linear(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
@@ -44,11 +44,14 @@ def make_sparse_aware(model: torch.nn.Module) -> None:
 
 
 def _time(call, x: torch.Tensor) -> float:
+    """The fastest of ``TIMED_CALLS`` timed calls (ms): robust to another process's burst."""
     call(x)
-    t0 = time.perf_counter()
+    best = float("inf")
     for _ in range(TIMED_CALLS):
+        t0 = time.perf_counter()
         call(x)
-    return (time.perf_counter() - t0) / TIMED_CALLS * 1e3
+        best = min(best, time.perf_counter() - t0)
+    return best * 1e3
 
 
 def _block_of(w: torch.Tensor, sparsity: dict[str, Any]) -> int | None:
@@ -56,8 +59,10 @@ def _block_of(w: torch.Tensor, sparsity: dict[str, Any]) -> int | None:
     return b if w.shape[0] % b == 0 and w.shape[1] % b == 0 else None
 
 
-def cpu_kernel(w: torch.Tensor, sparsity: dict[str, Any], backend: str, tokens: int) -> tuple[torch.Tensor, str]:
-    """The CPU format of one pruned weight for ``backend`` (bsr | auto), chosen by timing."""
+def cpu_kernel(w: torch.Tensor, sparsity: dict[str, Any], backend: str, tokens: int,
+               choices: dict[tuple, str] | None = None) -> tuple[torch.Tensor, str]:
+    """The CPU format of one pruned weight for ``backend`` (bsr | auto), chosen by timing
+    (once per sparsity structure, remembered in ``choices``)."""
     if w.dtype not in (torch.float32, torch.float64):
         if backend == "auto":
             return w, f"dense (auto: torch's CPU BSR/CSR kernels take float32/float64, weight is {w.dtype})"
@@ -72,11 +77,18 @@ def cpu_kernel(w: torch.Tensor, sparsity: dict[str, Any], backend: str, tokens: 
             formats[f"bsr {block}×{block}"] = w.to_sparse_bsr((block, block))
     if backend == "auto":
         formats["dense"] = w
+    structure = (backend, tokens, tuple(w.shape), int(formats["csr"].values().numel()),
+                 int(formats[f"bsr {block}×{block}"].values().shape[0]) if block else None)
+    choices = {} if choices is None else choices
+    if structure in choices:
+        name = choices[structure].split(" (")[0]
+        return formats[name], choices[structure]
     times = {name: _time(lambda v, t=t: (t @ v.T.contiguous()).T if t.layout in SPARSE_LAYOUTS else F.linear(v, t), x)
              for name, t in formats.items()}
     best = min(times, key=times.get)
     others = "; ".join(f"{n} {ms:.2f} ms" for n, ms in times.items() if n != best)
-    return formats[best], f"{best} ({times[best]:.2f} ms on {tokens} tokens; {others})"
+    choices[structure] = f"{best} ({times[best]:.2f} ms on {tokens} tokens; {others})"
+    return formats[best], choices[structure]
 
 
 def cuda_kernel(w: torch.Tensor, kind: str) -> tuple[torch.Tensor, str]:
@@ -100,8 +112,10 @@ def cuda_kernel(w: torch.Tensor, kind: str) -> tuple[torch.Tensor, str]:
 
 
 def kernel_for(w: torch.Tensor, sparsity: dict[str, Any], backend: str, device: str,
-               tokens: int) -> tuple[torch.Tensor, str]:
-    """The executed form of a pruned weight and what it is (or why it stayed dense)."""
+               tokens: int, choices: dict[tuple, str] | None = None) -> tuple[torch.Tensor, str]:
+    """The executed form of a pruned weight and what it is (or why it stayed dense).
+    ``choices`` remembers the timed choice per shape, non-zero count and non-zero tile count,
+    so that weights of the same sparsity structure (arms at the same rate) run one kernel."""
     if device.startswith("cuda"):
         return cuda_kernel(w, sparsity["type"])
     if backend == "semi":
@@ -109,4 +123,4 @@ def kernel_for(w: torch.Tensor, sparsity: dict[str, Any], backend: str, device: 
                              "(torch.sparse.to_sparse_semi_structured); this workload runs on the CPU")
     if w.dim() != 2:
         return w, "dense (not a 2-D weight)"
-    return cpu_kernel(w, sparsity, backend, tokens)
+    return cpu_kernel(w, sparsity, backend, tokens, choices)

@@ -55,7 +55,7 @@ class Summaries:
         tokens, d = keys.shape
         pages = -(-tokens // page)
         pad = pages * page - tokens
-        mask = torch.ones(pages * page, dtype=torch.bool)
+        mask = torch.ones(pages * page, dtype=torch.bool, device=keys.device)
         if pad:
             mask[tokens:] = False
         padded = torch.cat([keys, keys[-1:].expand(pad, d)]) if pad else keys
@@ -149,9 +149,9 @@ def attend(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     return out
 
 
-def _causal(query_len: int, new: int) -> torch.Tensor:
+def _causal(query_len: int, new: int, device: Any = None) -> torch.Tensor:
     """Which of the ``new`` tokens after the cache each of the last ``query_len`` queries sees."""
-    return torch.arange(new)[None, :] <= (new - query_len + torch.arange(query_len))[:, None]
+    return torch.arange(new, device=device)[None, :] <= (new - query_len + torch.arange(query_len, device=device))[:, None]
 
 
 def grouped_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
@@ -162,7 +162,9 @@ def grouped_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     _, heads, steps, d = query.shape
     kv_heads = key.shape[1]
     q = query[0].reshape(kv_heads, -1, d)  # Hkv × (G·L) × d: rows are (query head, step)
-    visible = torch.cat([torch.ones(steps, cached, dtype=torch.bool), _causal(steps, key.shape[2] - cached)], dim=1)
+    device = query.device
+    visible = torch.cat([torch.ones(steps, cached, dtype=torch.bool, device=device),
+                         _causal(steps, key.shape[2] - cached, device)], dim=1)
     visible = visible.repeat(heads // kv_heads, 1)  # the same per query head
     scores = torch.bmm(q, key[0].transpose(1, 2)).mul_(scaling).masked_fill_(~visible, float("-inf"))
     out = torch.bmm(torch.softmax(scores, dim=-1), value[0])  # Hkv × (G·L) × d
@@ -182,7 +184,7 @@ class LayerPages:
     def of(cls, per_head: list[Summaries], selectors: list[str], pinned: list[torch.Tensor | None]) -> LayerPages:
         stacked = Summaries(*(torch.stack([getattr(s, f) for s in per_head]) for f in ("low", "high", "centroid",
                                                                                           "radius")))
-        mask = torch.zeros(len(per_head), stacked.centroid.shape[1], dtype=torch.bool)
+        mask = torch.zeros(len(per_head), stacked.centroid.shape[1], dtype=torch.bool, device=stacked.centroid.device)
         for head, pages in enumerate(pinned):
             if pages is not None and len(pages):
                 mask[head, pages] = True
@@ -218,22 +220,23 @@ def paged_attention(layer: int, query: torch.Tensor, key: torch.Tensor, value: t
     pages = pages_of.pinned.shape[1]
     budget = pages if plan.budget is None else min(plan.budget, pages)
     scores = pages_of.scores(q).masked_fill_(pages_of.pinned[:, None, :], float("inf"))
-    read = torch.zeros(kv_heads, group * steps, pages, dtype=torch.bool)
+    device = query.device
+    read = torch.zeros(kv_heads, group * steps, pages, dtype=torch.bool, device=device)
     read.scatter_(-1, scores.topk(budget, dim=-1).indices, True)
     union = read.reshape(kv_heads, group, steps, pages).any(1)  # Hkv × L × pages: read once per KV head
     counts = union.sum(-1)
     runtime.pages_read.append(counts.flatten())
-    causal = _causal(steps, key.shape[2] - cached).repeat(group, 1)
+    causal = _causal(steps, key.shape[2] - cached, device).repeat(group, 1)
     s_new = torch.bmm(q, k_new.transpose(1, 2)).mul_(scaling).masked_fill_(~causal, float("-inf"))
     gather = int(counts.max()) * plan.page < cached if runtime.path == "auto" else runtime.path == "gather"
     if gather:  # gather the pages: work and bytes follow the pages read
         ids = union.float().topk(int(counts.max()), dim=-1).indices  # Hkv × L × U (the union, padded)
-        tokens = (ids.unsqueeze(-1) * plan.page + torch.arange(plan.page)).flatten(-2)  # Hkv × L × U·P
+        tokens = (ids.unsqueeze(-1) * plan.page + torch.arange(plan.page, device=device)).flatten(-2)  # Hkv×L×U·P
         own = read.reshape(kv_heads, group, steps, pages).gather(
             -1, ids.unsqueeze(1).expand(-1, group, -1, -1)).repeat_interleave(plan.page, dim=-1)
         valid = (own & (tokens < cached).unsqueeze(1)).reshape(kv_heads, group * steps, -1)
         tokens = tokens.clamp(max=cached - 1)
-        head = torch.arange(kv_heads)[:, None, None]
+        head = torch.arange(kv_heads, device=device)[:, None, None]
         k_sel, v_sel = k_cache[head, tokens], v_cache[head, tokens]  # Hkv × L × U·P × d
         qs = q.reshape(kv_heads, group, steps, d)
         s_cache = torch.einsum("hgld,hlnd->hgln", qs, k_sel).reshape(kv_heads, group * steps, -1)

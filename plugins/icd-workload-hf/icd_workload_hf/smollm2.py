@@ -91,7 +91,7 @@ class DecoderWorkload(TorchWorkload):
     rate_limit: float = 0.005  # nats per decoded token
     runtime: AttentionRuntime = attrs.Factory(AttentionRuntime)
     calibration_queries: dict[int, torch.Tensor] = attrs.Factory(dict)
-    _decoded: tuple[int, dict[int, torch.Tensor]] | None = attrs.field(default=None, init=False, repr=False)
+    _decoded: tuple[ModelState, dict[int, torch.Tensor]] | None = attrs.field(default=None, init=False, repr=False)
     _summaries: tuple[tuple, dict] | None = attrs.field(default=None, init=False, repr=False)
     _plans: dict[tuple, tuple[dict[str, str], dict[str, Any], dict[str, np.ndarray]]] = attrs.field(
         factory=dict, init=False, repr=False)
@@ -128,9 +128,11 @@ class DecoderWorkload(TorchWorkload):
             runtime.captured, runtime.capture_last = {}, 1
         runtime.plan = self.page_plan(state) if mode == "paged" else None
         if runtime.plan is not None:
-            key = (runtime.plan.page, *(id(state.tensors[f"cache.{layer}.{j}.key"])
-                                        for layer in range(self.layers) for j in range(self.kv_heads)))
-            if not self._summaries or self._summaries[0] != key:  # shared by states with the same cache
+            keys = [state.tensors[f"cache.{layer}.{j}.key"] for layer in range(self.layers) for j in range(self.kv_heads)]
+            held = self._summaries[0] if self._summaries else None  # the tensors themselves: ids are reused
+            if not (held and held[0] == runtime.plan.page and len(held[1]) == len(keys)
+                    and all(a is b for a, b in zip(held[1], keys))):  # shared by states with the same cache
+                key = (runtime.plan.page, keys)
                 self._summaries = (key, {
                     (layer, j): Summaries.of(state.tensors[f"cache.{layer}.{j}.key"][0], runtime.plan.page)
                     for layer in range(self.layers) for j in range(self.kv_heads)})
@@ -202,9 +204,9 @@ class DecoderWorkload(TorchWorkload):
 
     def decode_queries(self, state: ModelState) -> dict[int, torch.Tensor]:
         """Post-RoPE queries of the decoded tokens per layer (Hq × steps × d); cached per state."""
-        if not self._decoded or self._decoded[0] != id(state):
+        if not self._decoded or self._decoded[0] is not state:
             self.decode(state, mode="capture")
-            self._decoded = (id(state), {layer: torch.cat(parts, dim=1) for layer, parts in self.runtime.captured.items()})
+            self._decoded = (state, {layer: torch.cat(parts, dim=1) for layer, parts in self.runtime.captured.items()})
         return self._decoded[1]
 
     def head_probs(self, state: ModelState, layer: int, head: int, queries: torch.Tensor) -> np.ndarray:
@@ -223,7 +225,7 @@ class DecoderWorkload(TorchWorkload):
         head the run's layout serves worse than the natural order goes back to it (layer 0's
         broad, positional heads do). Returns the plan (``selectors``, ``pinned``), the evidence
         and, per group sent back, the permutation that restores its natural order."""
-        key = (id(state), page, selector, permute)
+        key = (state, page, selector, permute)
         if key in self._plans:
             return self._plans[key]
         names = SELECTORS if selector == "auto" else (selector,)
@@ -264,7 +266,7 @@ class DecoderWorkload(TorchWorkload):
                     "mean_error": {k: float(np.mean(v)) for k, v in errors.items()},
                     "chosen": {name: sum(1 for v in plan["selectors"].values() if v == name) for name in SELECTORS},
                     "heads_back_in_natural_order": sorted(restore)}
-        self._plans = {k: v for k, v in self._plans.items() if k[0] == id(state)}  # one state's plans at a time
+        self._plans = {k: v for k, v in self._plans.items() if k[0] is state}  # one state's plans at a time
         self._plans[key] = (plan, evidence, restore)
         return plan, evidence, restore
 

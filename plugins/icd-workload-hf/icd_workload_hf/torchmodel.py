@@ -9,6 +9,8 @@ the output's last axis is a permuted group (the residual stream), the layout is 
 
 from __future__ import annotations
 
+import weakref
+
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -56,15 +58,17 @@ class TorchWorkload:
     warmup: int = 5
     equivalence_tol: float = 1e-4
     backend: str = "dense"
-    _captured: dict[tuple[int, int, bool], dict[str, np.ndarray]] = attrs.field(factory=dict, init=False, repr=False)
-    _executable: tuple[int, dict[str, Any], dict[str, str]] | None = attrs.field(default=None, init=False, repr=False)
+    _captured: dict[tuple[ModelState, int, bool], dict[str, np.ndarray]] = attrs.field(factory=dict, init=False, repr=False)
+    _executable: weakref.WeakKeyDictionary = attrs.field(factory=weakref.WeakKeyDictionary, init=False, repr=False)
+    _kernel_choices: dict[tuple, str] = attrs.field(factory=dict, init=False, repr=False)
 
     def parameters(self, state: ModelState) -> dict[str, Any]:
         """The tensors to run with; cached per state. With a layout-reading backend (``bsr``,
         ``auto``, ``semi``; or any on CUDA) the weights a sparsity transform pruned run on the
         sparse kernel :mod:`.kernels` chooses, and why is recorded."""
-        if self._executable and self._executable[0] == id(state):
-            return self._executable[1]
+        held = self._executable.get(state)  # keyed by the state itself (weakly): ids are reused
+        if held is not None and held[2] == self.backend:
+            return held[0]
         params = {k: v for k, v in state.tensors.items() if not k.startswith("cache.")}
         notes: dict[str, str] = {}
         if self.backend in ("bsr", "auto", "semi") or self.device.startswith("cuda"):
@@ -74,14 +78,14 @@ class TorchWorkload:
                 if meta.sparsity and not meta.noop:
                     for name in meta.stats.get("tensors", []):
                         params[name], notes[name] = kernel_for(params[name], dict(meta.sparsity), self.backend,
-                                                               self.device, self.tokens)
-        self._executable = (id(state), params, notes)
+                                                               self.device, self.tokens, self._kernel_choices)
+        self._executable[state] = (params, notes, self.backend)  # every live state keeps its kernels: no conversion while timed
         return params
 
     def kernels(self, state: ModelState) -> dict[str, str]:
         """Which kernel each pruned weight ran on (or why it stayed dense)."""
         self.parameters(state)
-        return dict(self._executable[2]) if self._executable else {}
+        return dict(self._executable[state][1])
 
     def call(self, state: ModelState, batch: Batch) -> Any:
         params = self.parameters(state)
@@ -108,8 +112,8 @@ class TorchWorkload:
         """Per group, the activity of its probes: (tokens, group size) float32 (padding
         tokens left out), over the first ``batches`` calibration batches — or, with
         ``heldout``, over held-out batches never used for W. Cached for the last state seen."""
-        key = (id(state), batches, heldout)
-        if any(k[0] != id(state) for k in self._captured):
+        key = (state, batches, heldout)
+        if any(k[0] is not state for k in self._captured):
             self._captured.clear()
         if key in self._captured:
             return self._captured[key]

@@ -102,13 +102,11 @@ def test_bsr_or_csr_execution_equals_the_masked_dense_model(bert):
     state.workload.backend = "dense"
     dense = state.run()
     state.workload.backend = "bsr"
-    state.workload._executable = None
     sparse = state.run()
     kernel = state.workload.kernels(state)[name]
     assert kernel.startswith(("bsr 32×32", "csr")) and "ms on 32 tokens" in kernel
     assert max_rel_diff(sparse.numpy(), dense.numpy()) < 1e-5
     state.workload.backend = "dense"
-    state.workload._executable = None
 
 
 def test_auto_may_keep_dense_and_names_the_timings():
@@ -140,3 +138,18 @@ def test_a_context_beyond_the_model_limit_is_one_line():
                                              r"limit of 64$"):
         decoder_state(model, torch.zeros(1, 100, dtype=torch.long), 64, 16, {"kv"}, [])
     assert attrs.has(TransformMeta)
+
+
+def test_interleaved_states_keep_their_kernels_and_one_structure_gets_one_choice(bert):
+    """Timing rounds alternate states: none may convert (or re-time) its weights again, and
+    two states with the same sparsity structure run the same kernel."""
+    state, name = bert
+    other = state.with_transform({}, TransformMeta(adapter="noop", spec="copy", noop=True))
+    state.workload.backend = "bsr"
+    try:
+        first = state.workload.parameters(state)
+        second = state.workload.parameters(other)
+        assert state.workload.parameters(state) is first and state.workload.parameters(other) is second
+        assert state.workload.kernels(state)[name] == state.workload.kernels(other)[name]
+    finally:
+        state.workload.backend = "dense"
