@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from icd_core.artifacts import RunDirectory
-from icd_core.config_io import load_config
-from icd_core.pipeline import Pipeline
-from icd_core.plugins import load_plugin_manager
-from icd_core.selection import select
+from icd_core.run.artifacts import RunDirectory
+from icd_core.config.files import load_config
+from icd_core.run.pipeline import Pipeline
+from icd_core.plugin.manager import load_plugin_manager
+from icd_core.run.selection import select
 
 COST_GATES = ("latency", "l2_hit", "energy_per_token")
 SETTINGS = {"workload": "mock", "solver.name": "identity", "transform.adapters": [], "gates.allow_modelled": True,

@@ -15,11 +15,11 @@ import time
 import attrs
 import numpy as np
 
-from icd_core.config import Config
-from icd_core.context import Deadline
-from icd_core.cost import lines_per_access
-from icd_core.records import Constraints
-from icd_core.specs import resolve
+from icd_core.config.schema import Config
+from icd_core.run.context import Deadline
+from icd_core.layout.metrics import lines_per_access
+from icd_core.contract.records import Constraints
+from icd_core.plugin.specs import resolve
 from icd_core.testing import context, fresh_manager
 from icd_solver_spectral.solve import fit_spectral
 from icd_workload_hf import plugin

@@ -35,11 +35,11 @@ def fig(results: dict, branch: str, key: str) -> str:
 
 
 def one_run(workload: str, adapter: str, index: int) -> list[str]:
-    from icd_core.artifacts import RunDirectory
-    from icd_core.config_io import load_config
-    from icd_core.pipeline import Pipeline
-    from icd_core.plugins import load_plugin_manager
-    from icd_core.selection import select
+    from icd_core.run.artifacts import RunDirectory
+    from icd_core.config.files import load_config
+    from icd_core.run.pipeline import Pipeline
+    from icd_core.plugin.manager import load_plugin_manager
+    from icd_core.run.selection import select
 
     t0 = time.perf_counter()
     manager = load_plugin_manager()
@@ -71,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the 2.8B model")
     args = parser.parse_args()
-    from icd_core.environment import gpu_fingerprint
+    from icd_core.report.environment import gpu_fingerprint
 
     env = gpu_fingerprint()
     header = ["model", "adapter", "kernel", "lat lin ms", "lat it ms", "L2 lin %", "L2 it %", "J/tok lin",

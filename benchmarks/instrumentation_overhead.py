@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from icd_core.builtins import measure_wallclock as wc
+from icd_core.builtins.measures import wallclock as wc
 from icd_core.builtins.workload_mock import MockOptions, build_mock_state
-from icd_core.cachesim import simulate_lru
-from icd_core.events import EventBus
+from icd_core.layout.cachesim import simulate_lru
+from icd_core.run.events import EventBus
 
 ROUNDS = 7
 

@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from icd_core.channel_order import cluster_order, sort_order
+from icd_core.layout.channel_order import cluster_order, sort_order
 from icd_adapter_quant.minmax import quantize_dequantize
 
 SCHEMES = (("int4", 32), ("int8", 32))
@@ -44,7 +44,7 @@ def header() -> str:
 def minilm():
     from safetensors.numpy import load_file
 
-    from icd_core.config import Config
+    from icd_core.config.schema import Config
     from icd_workload_hf.models import _minilm_path, load_minilm
     from icd_workload_hf.plugin import MiniLMOptions
 

@@ -22,8 +22,8 @@ import torch
 
 from icd_adapter_sparsity.apply import _block_order
 from icd_adapter_sparsity.nm import block_mask, magnitude_mask, nonzero_tiles
-from icd_core.context import Deadline
-from icd_core.records import Constraints, GraphW
+from icd_core.run.context import Deadline
+from icd_core.contract.records import Constraints, GraphW
 from icd_solver_spectral.solve import fit_spectral
 from icd_workload_hf.sources import co_access, sparsify
 
@@ -57,8 +57,8 @@ def bsr_times(matrices: dict[str, np.ndarray], b: int) -> dict[str, float]:
 
 def activity_orders(layers: list[int]) -> tuple[dict[int, np.ndarray], object]:
     """π₀ per FFN layer (spectral on W from MiniLM's activity), and the MiniLM state."""
-    from icd_core.config import Config
-    from icd_core.specs import resolve
+    from icd_core.config.schema import Config
+    from icd_core.plugin.specs import resolve
     from icd_core.testing import context, fresh_manager
     from icd_workload_hf import plugin
     from icd_workload_hf.models import load_minilm

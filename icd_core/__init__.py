@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from .errors import ConfigError, ContractError, IcdError, InputDataError, PluginError, SolverTimeout, UsageError
-from .markers import hookimpl, hookspec
-from .records import (
+from icd_core.contract.errors import ConfigError, ContractError, IcdError, InputDataError, PluginError, SolverTimeout, UsageError
+from icd_core.contract.hookmarkers import hookimpl, hookspec
+from icd_core.contract.records import (
     Constraints,
     Figure,
     AUTO,
@@ -24,7 +24,7 @@ from .records import (
     TransformMeta,
     TransformResult,
 )
-from .state import Layout, ModelState, Workload
+from icd_core.contract.state import Layout, ModelState, Workload
 
 try:
     __version__ = metadata.version("icd-co")

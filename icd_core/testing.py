@@ -1,4 +1,5 @@
-"""Helpers for plugin authors' tests: a fresh manager and a conformance check.
+"""Helpers for plugin authors' tests: a fresh manager, a context, component specs, the mock
+workload's state (a small real model) and a conformance check.
 
     from icd_core.testing import fresh_manager, check_conformance
     import my_plugin
@@ -13,11 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .config import Config
-from .context import RunContext
-from .hookspecs import PHASE_HOOKS
-from .plugins import PluginManager, load_plugin_manager
-from .specs import ComponentSpec
+from icd_core.builtins.workload_mock import MockOptions, build_mock_state
+from icd_core.config.schema import Config, GraphConfig
+from icd_core.contract.hookspecs import PHASE_HOOKS
+from icd_core.plugin.manager import PluginManager, load_plugin_manager
+from icd_core.plugin.specs import ComponentSpec, resolve
+from icd_core.run.context import RunContext
+
+__all__ = ["Config", "GraphConfig", "MockOptions", "build_mock_state", "check_conformance", "conformance_report",
+           "context", "fresh_manager", "resolve"]
 
 PROBE_NAME = "__icd_conformance_probe__"
 
@@ -48,19 +53,18 @@ def check_conformance(manager: PluginManager, plugin: Any) -> list[str]:
     ctx = context(manager)
     probe_args: dict[str, Any] = {"state": None, "group": None, "w": None, "constraints": None, "layout": None}
     for hook, spec_param in PHASE_HOOKS.items():
-        for impl in getattr(manager.pm.hook, hook).get_hookimpls():
-            if impl.plugin is not plugin:
-                continue
-            spec = ComponentSpec(kind="probe", name=PROBE_NAME)
-            kwargs = {a: probe_args.get(a) for a in impl.argnames}
-            kwargs.update(ctx=ctx, **{spec_param: spec})
-            try:
-                answer = impl.function(**{a: kwargs[a] for a in impl.argnames})
-            except Exception as exc:
-                problems.append(f"{hook} raised {type(exc).__name__} for a name it does not own: {exc}")
-                continue
-            if answer is not None:
-                problems.append(f"{hook} answered for a name it does not own ({PROBE_NAME!r})")
+        caller = getattr(manager.pm.hook, hook)
+        if not any(impl.plugin is plugin for impl in caller.get_hookimpls()):
+            continue
+        kwargs = {a: probe_args.get(a) for a in caller.spec.argnames}
+        kwargs.update(ctx=ctx, **{spec_param: ComponentSpec(kind="probe", name=PROBE_NAME)})
+        try:
+            answers = manager.call_one(hook, plugin, **kwargs)
+        except Exception as exc:
+            problems.append(f"{hook} raised {type(exc).__name__} for a name it does not own: {exc}")
+            continue
+        if any(answer is not None for answer in answers):
+            problems.append(f"{hook} answered for a name it does not own ({PROBE_NAME!r})")
     return problems
 
 

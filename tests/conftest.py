@@ -13,10 +13,10 @@ import types
 import pytest
 
 from icd_core import hookimpl
-from icd_core.artifacts import RunDirectory
-from icd_core.config_io import load_config
-from icd_core.pipeline import Pipeline
-from icd_core.selection import select
+from icd_core.run.artifacts import RunDirectory
+from icd_core.config.files import load_config
+from icd_core.run.pipeline import Pipeline
+from icd_core.run.selection import select
 from icd_core.testing import fresh_manager
 
 ROOT = Path(__file__).resolve().parents[1]

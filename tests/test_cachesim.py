@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icd_core.cachesim import CacheGeometry, simulate_lru
-from icd_core.decode_model import Gather, count_lines, gather_lines, gathers_of, replay
+from icd_core.layout.cachesim import CacheGeometry, simulate_lru
+from icd_core.layout.decode_model import Gather, count_lines, gather_lines, gathers_of, replay
 
 
 def reference_lru(lines, sets, ways):
@@ -105,7 +105,7 @@ def test_a_large_trace_matches_the_per_access_model_on_a_sample_of_sets():
 
 
 def test_callgrind_totals_are_parsed():
-    from icd_core.builtins.measure_cachegrind import parse_totals
+    from icd_core.builtins.measures.cachegrind import parse_totals
 
     text = "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\nfn=(1) PyArray_TakeFrom\nsummary: 10 5 2 1 4 0 0 3 0\n"
     assert parse_totals(text) == {"Ir": 10, "Dr": 5, "Dw": 2, "I1mr": 1, "D1mr": 4, "D1mw": 0, "ILmr": 0,
@@ -124,7 +124,7 @@ def test_rows_multiply_the_lines_of_a_column_gather():
 def test_cachegrind_sees_the_blocked_layout_miss_less():
     import shutil
 
-    from icd_core.builtins.measure_cachegrind import run_kernel
+    from icd_core.builtins.measures.cachegrind import run_kernel
 
     if shutil.which("valgrind") is None:
         pytest.skip("valgrind not installed")
@@ -141,7 +141,7 @@ def test_cachegrind_sees_the_blocked_layout_miss_less():
 
 
 def test_perf_stat_output_is_parsed_and_absent_counters_say_why():
-    from icd_core.builtins.measure_perf import parse, unavailable
+    from icd_core.builtins.measures.perf import parse, unavailable
 
     text = "123456,,cache-references,2000,100.00,,\n7890,,cache-misses,2000,100.00,6.39,of all cache refs\n"
     assert parse(text) == {"cache-references": 123456.0, "cache-misses": 7890.0}

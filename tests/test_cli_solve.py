@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from icd_core.artifacts import csr_npz_bytes
+from icd_core.run.artifacts import csr_npz_bytes
 
 from .conftest import icd
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from icd_core.config import Config
-from icd_core.config_io import dump_yaml, load_config, parse_override
-from icd_core.errors import ConfigError
+from icd_core.config.schema import Config
+from icd_core.config.files import dump_yaml, load_config, parse_override
+from icd_core.contract.errors import ConfigError
 
 
 def test_defaults_are_the_product_defaults():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from icd_core import AUTO, Figure, Knob, Samples, TransformMeta, TransformResult
-from icd_core.ratesearch import Trial, judge_drop, search
+from icd_core.run.ratesearch import Trial, judge_drop, search
 
 from .conftest import make_plugin, run_pipeline
 
@@ -96,7 +96,7 @@ def test_each_arm_is_searched_to_its_own_rate_and_the_run_decomposes(tmp_path):
 
 
 def test_two_auto_rates_and_an_unknown_rate_metric_are_refused(tmp_path):
-    from icd_core.errors import ConfigError
+    from icd_core.contract.errors import ConfigError
 
     with pytest.raises(ConfigError, match="only one adapter may have an auto rate"):
         run_pipeline(tmp_path, DAMAGE, name="two", overrides={"transform.adapters": ["damage:auto", "damage:auto"]})

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from icd_core.artifacts import RunDirectory, csr_npz_bytes, load_w, write_bytes_atomic
-from icd_core.errors import InputDataError, RunDirectoryError
-from icd_core.events import EventBus
+from icd_core.run.artifacts import RunDirectory, csr_npz_bytes, load_w, write_bytes_atomic
+from icd_core.contract.errors import InputDataError, RunDirectoryError
+from icd_core.run.events import EventBus
 
 
 def test_stage_lines_and_counters(tmp_path):

@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from icd_core import artifacts
-from icd_core.artifacts import RunDirectory, clean_stale
+from icd_core.run import artifacts
+from icd_core.run.artifacts import RunDirectory, clean_stale
 
 from .conftest import ICD, icd, pythonpath, run_pipeline
 

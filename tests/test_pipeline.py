@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from icd_core import SolverTimeout, TransformMeta, TransformResult
-from icd_core import tensors as T
-from icd_core.artifacts import load_w
+from icd_core.layout import tensors as T
+from icd_core.run.artifacts import load_w
 from icd_core.testing import fresh_manager
 
 from .conftest import make_plugin as plugin, run_pipeline
@@ -213,8 +213,8 @@ def test_worse_permutations_are_not_applied(tmp_path):
     def reverse_fit(ctx, solver, w, constraints):
         if solver.name != "reverse":
             return None
-        from icd_core.cost import fit_stats
-        from icd_core.records import FitResult
+        from icd_core.layout.metrics import fit_stats
+        from icd_core.contract.records import FitResult
 
         perm = np.arange(w.n)[::-1].copy()
         return FitResult(perm=perm, stats=fit_stats(w.matrix, perm, w.block, method="reverse", time_s=0.0))
@@ -238,7 +238,7 @@ def test_an_incomplete_group_fails_the_equivalence_check(tmp_path):
     import attrs
 
     from icd_core.builtins.workload_mock import MockOptions, build_mock_state
-    from icd_core.records import FitResult
+    from icd_core.contract.records import FitResult
 
     def register(registry):
         registry.add("workload", "broken-groups", summary="mock MLP whose group forgets fc1.bias")
@@ -267,10 +267,10 @@ def test_an_incomplete_group_fails_the_equivalence_check(tmp_path):
 
 def test_two_four_stays_exact_in_memory_order_after_repermutation(tmp_path):
     from icd_adapter_sparsity import plugin as sparsity
-    from icd_core.artifacts import RunDirectory
-    from icd_core.config_io import load_config
-    from icd_core.pipeline import Pipeline
-    from icd_core.selection import select
+    from icd_core.run.artifacts import RunDirectory
+    from icd_core.config.files import load_config
+    from icd_core.run.pipeline import Pipeline
+    from icd_core.run.selection import select
     from icd_solver_spectral import plugin as spectral
 
     manager = fresh_manager(sparsity, spectral)

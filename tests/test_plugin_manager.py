@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from icd_core.errors import PluginError
-from icd_core.plugins import load_plugin_manager
+from icd_core.contract.errors import PluginError
+from icd_core.plugin.manager import load_plugin_manager
 from icd_core.testing import check_conformance, fresh_manager
 
 from .conftest import make_plugin

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icd_core.builtins import measure_wallclock as wc
+from icd_core.builtins.measures import wallclock as wc
 from icd_core.builtins.workload_mock import MockOptions, build_mock_state
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from icd_core.builtins.graph_trace import read_events, trace_w
-from icd_core.errors import InputDataError
+from icd_core.contract.errors import InputDataError
 
 from .conftest import run_pipeline
 

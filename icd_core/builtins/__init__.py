@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from . import (
-    graph_mock,
-    graph_trace,
-    measure_cache,
-    measure_cachegrind,
-    measure_perf,
-    measure_wallclock,
-    reporters,
-    solver_identity,
-    workload_mock,
-)
+from icd_core.builtins import graph_mock, graph_trace, reporters, solver_identity, workload_mock
+from icd_core.builtins.measures import cache, cachegrind, perf, wallclock
 
-BUILTIN_MODULES = (workload_mock, graph_mock, graph_trace, solver_identity, measure_wallclock, measure_cache,
-                   measure_cachegrind, measure_perf, reporters)
+BUILTIN_MODULES = (workload_mock, graph_mock, graph_trace, solver_identity, wallclock, cache, cachegrind, perf,
+                   reporters)

@@ -8,9 +8,9 @@ import io
 
 import jinja2
 
-from ..markers import hookimpl
-from ..report_model import BRANCHES, change_text, comparison_rows, decomposition_rows, fmt, pairs, timeline
-from ..verdict import RULE, gate_phrase
+from icd_core.contract.hookmarkers import hookimpl
+from icd_core.report.model import BRANCHES, change_text, comparison_rows, decomposition_rows, fmt, pairs, timeline
+from icd_core.report.verdict import RULE, gate_phrase
 
 
 CSV_HEADER = ["metric", "unit", *BRANCHES, "source", "reason", "change_iterative_vs_linear", "ci95_low",
@@ -40,7 +40,7 @@ def render_csv(metrics: dict) -> str:
     return buf.getvalue()
 
 
-_ENV = jinja2.Environment(loader=jinja2.PackageLoader("icd_core", "templates"), autoescape=True,
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("icd_core.report", "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _ENV.filters["fmt"] = fmt
 _ENV.filters["pairs"] = pairs

@@ -13,10 +13,11 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..markers import hookimpl
-from ..records import Figure, GroupMember, PermutationGroup, Samples
-from ..state import ModelState
-from ..validators import positive
+from icd_core.contract.hookmarkers import hookimpl
+from icd_core.contract.records import Figure, GroupMember, PermutationGroup
+from icd_core.contract.state import ModelState
+from icd_core.config.validators import positive
+from icd_core.run.outputs import max_rel_diff, output_quality
 
 NAME = "mock"
 
@@ -27,37 +28,6 @@ class MockOptions:
     d_in: int = attrs.field(default=256, validator=positive())
     d_out: int = attrs.field(default=256, validator=positive())
     tokens: int = attrs.field(default=256, validator=positive())
-
-
-def max_rel_diff(output: Any, reference: Any) -> float:
-    """max |output − reference| / max |reference| (0 when both are zero)."""
-    from .. import tensors as T
-
-    a = np.asarray(T.to_numpy(output), dtype=np.float64)
-    b = np.asarray(T.to_numpy(reference), dtype=np.float64)
-    scale = float(np.abs(b).max()) if b.size else 0.0
-    diff = float(np.abs(a - b).max()) if a.size else 0.0
-    return diff / scale if scale else diff
-
-
-def output_quality(output: np.ndarray, reference: np.ndarray) -> dict[str, Figure]:
-    """Per output row (token): cosine and relative error (percent) vs ``reference``, averaged;
-    the per-token values ride along as samples so two states can be compared token by token."""
-    a = np.asarray(output, dtype=np.float64)
-    b = np.asarray(reference, dtype=np.float64)
-    a, b = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1), b.reshape(-1, b.shape[-1]) if b.ndim else b.reshape(1, 1)
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    dot = (a * b).sum(1)
-    both = (na > 0) & (nb > 0)
-    cosine = np.where(both, dot / np.where(both, na * nb, 1.0), (na == nb).astype(np.float64))
-    rel = np.linalg.norm(a - b, axis=1) / np.maximum(nb, 1e-30)
-    source = "measured:output-fidelity"
-    return {
-        "cosine_pct": Figure(100.0 * float(cosine.mean()), source, unit="%",
-                             samples=Samples("token", 100.0 * cosine)),
-        "rel_err_pct": Figure(100.0 * float(rel.mean()), source, unit="%", samples=Samples("token", 100.0 * rel),
-                              better="lower"),
-    }
 
 
 @attrs.define(eq=False)

@@ -7,8 +7,8 @@ import traceback
 
 import click
 
-from ..errors import IcdError
-from .versions import version_text
+from icd_core.contract.errors import IcdError
+from icd_core.cli.versions import version_text
 
 
 class IcdGroup(click.Group):
@@ -53,11 +53,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from .doctor import doctor
-    from .plugins import plugins
-    from .reports import compare, report
-    from .run import run
-    from .solve import solve
+    from icd_core.cli.doctor import doctor
+    from icd_core.cli.plugins import plugins
+    from icd_core.cli.reports import compare, report
+    from icd_core.cli.run import run
+    from icd_core.cli.solve import solve
 
     for command in (run, solve, plugins, report, compare, doctor):
         cli.add_command(command)

@@ -1,5 +1,5 @@
 """``python -m icd_core.cli`` runs the CLI."""
 
-from . import main
+from icd_core.cli import main
 
 main()

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from .tables import render_table
+from icd_core.cli.tables import render_table
 
 
 def _perf_counters() -> str:
@@ -26,8 +26,8 @@ def _perf_counters() -> str:
 @click.command()
 def doctor() -> None:
     """Environment fingerprint, measurement tools and plugin health."""
-    from ..environment import fingerprint
-    from ..plugins import load_plugin_manager
+    from icd_core.report.environment import fingerprint
+    from icd_core.plugin.manager import load_plugin_manager
 
     env = fingerprint()
     click.echo(render_table(["key", "value"], sorted((k, v) for k, v in env.items())))

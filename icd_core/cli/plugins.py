@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .tables import render_table
+from icd_core.cli.tables import render_table
 
 
 @click.group()
@@ -20,7 +20,7 @@ def plugins() -> None:
 @click.option("--all", "include_builtins", is_flag=True, help="Include the core's built-in components.")
 def list_plugins(as_json: bool, include_builtins: bool) -> None:
     """Plugins with their distribution, version, components, hooks and status."""
-    from ..plugins import load_plugin_manager
+    from icd_core.plugin.manager import load_plugin_manager
 
     manager = load_plugin_manager()
     rows = manager.list_rows(include_builtins=include_builtins)
@@ -46,8 +46,8 @@ def list_plugins(as_json: bool, include_builtins: bool) -> None:
 @plugins.command("check")
 def check_plugins() -> None:
     """Load every plugin and check the contract; exits 1 on any failure."""
-    from ..plugins import load_plugin_manager
-    from ..testing import conformance_report
+    from icd_core.plugin.manager import load_plugin_manager
+    from icd_core.testing import conformance_report
 
     manager = load_plugin_manager()
     failures = [f"{r.name} ({r.distribution}): {r.status}" for r in manager.failures()]

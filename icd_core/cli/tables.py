@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from ..report_model import BRANCHES, change_text, comparison_rows, decomposition_rows, fmt
-from ..verdict import RULE, signed
+from icd_core.report.model import BRANCHES, change_text, comparison_rows, decomposition_rows, fmt
+from icd_core.report.verdict import RULE, signed
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from icd_core import TransformMeta, TransformResult
-from icd_core import tensors as T
+from icd_core.toolkit import tensors as T
 
 
 def blocks_to_keep(key_norms: np.ndarray, block: int, drop: float, sinks: int, recent: int) -> np.ndarray:

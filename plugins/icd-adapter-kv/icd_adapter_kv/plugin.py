@@ -9,7 +9,7 @@ from typing import Any, Literal
 import attrs
 
 from icd_core import AUTO, Knob, TransformMeta, TransformResult, hookimpl
-from icd_core.validators import between, non_negative, positive
+from icd_core.toolkit import between, non_negative, positive
 
 NAME = "kv"
 KV_GROUP_KIND = "kv_tokens"

@@ -11,8 +11,9 @@ import pytest
 from icd_adapter_kv import plugin
 from icd_adapter_kv.eviction import blocks_to_keep
 from icd_core import Figure, GroupMember, ModelState, PermutationGroup
-from icd_core.builtins.workload_mock import MockOptions, build_mock_state, max_rel_diff, output_quality
-from icd_core.specs import resolve
+from icd_core.toolkit import max_rel_diff, output_quality
+from icd_core.testing import MockOptions, build_mock_state
+from icd_core.testing import resolve
 from icd_core.testing import check_conformance, context, fresh_manager
 
 
@@ -86,7 +87,7 @@ def test_no_cache_is_a_recorded_noop(manager):
 
 def test_grouped_quant_with_reorder_beats_no_reorder():
     from icd_adapter_kv.quant import grouped, kivi, relative_error
-    from icd_core.channel_order import cluster_order
+    from icd_core.toolkit import cluster_order
 
     rng = np.random.default_rng(0)
     keys = rng.standard_normal((256, 64)) * rng.choice([0.1, 1.0, 6.0], size=64) + rng.standard_normal(64) * 3
@@ -104,7 +105,7 @@ def test_kv_quant_on_a_cache_and_specs(manager):
     assert output_quality(result.state.run(), state.run())["cosine_pct"].value > 99.0
     kivi_result = apply(manager, "kv:quant:2:kivi", state)
     assert kivi_result.meta.kv["scheme"] == "kivi" and kivi_result.meta.kv["group"] is None
-    from icd_core.errors import ConfigError
+    from icd_core import ConfigError
 
     for spec, message in (("kv:0:0.1", "kv.block: must be > 0 (got 0)"),
                           ("kv:quant:5", "kv: bits must be 2, 3, 4 or 8 (got 5)"),

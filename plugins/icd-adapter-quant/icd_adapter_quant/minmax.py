@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from icd_core import Constraints, TransformMeta, TransformResult
-from icd_core import tensors as T
-from icd_core.state import no_target_reason
+from icd_core.toolkit import tensors as T
+from icd_core.toolkit import no_target_reason
 
-from icd_core.channel_order import order_for
+from icd_core.toolkit import order_for
 
 BITS = {"int8": 8, "int4": 4, "fp8": 8}
 FP8_MAX = 448.0

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import attrs
 
 from icd_core import hookimpl
-from icd_core.validators import non_negative
+from icd_core.toolkit import non_negative
 
 NAME = "quant"
 

@@ -7,9 +7,9 @@ import pytest
 
 from icd_adapter_quant import plugin
 from icd_adapter_quant.minmax import quantize_dequantize
-from icd_core.builtins.workload_mock import MockOptions, build_mock_state
-from icd_core.errors import ConfigError
-from icd_core.specs import resolve
+from icd_core.testing import MockOptions, build_mock_state
+from icd_core import ConfigError
+from icd_core.testing import resolve
 from icd_core.testing import check_conformance, context, fresh_manager
 
 
@@ -82,7 +82,7 @@ def test_transform_metadata_and_constraints(manager):
 
 
 def test_range_grouping_beats_identity_on_a_fixed_seed():
-    from icd_core.channel_order import cluster_order, sort_order
+    from icd_core.toolkit import cluster_order, sort_order
     from icd_adapter_quant.minmax import _group_error
     from icd_adapter_quant.plugin import QuantOptions
 
@@ -95,7 +95,7 @@ def test_range_grouping_beats_identity_on_a_fixed_seed():
 
 
 def test_quantizing_the_permuted_model_equals_the_quantized_model(manager):
-    from icd_core.perms import inverse
+    from icd_core.toolkit import inverse
 
     state = build_mock_state(MockOptions(hidden=64, d_in=16, d_out=8, tokens=6), np.random.default_rng(1))
     adapter = resolve(manager.registry, "adapter", "quant:int4:g16")

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from icd_core import Constraints, TransformMeta, TransformResult
-from icd_core import tensors as T
-from icd_core.state import no_target_reason
+from icd_core.toolkit import tensors as T
+from icd_core.toolkit import no_target_reason
 
 from .efficacy import search
 from .nm import block_mask, magnitude_mask, nm_mask, tile_scores

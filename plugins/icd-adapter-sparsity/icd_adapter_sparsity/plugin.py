@@ -8,7 +8,7 @@ from typing import Any, Literal
 import attrs
 
 from icd_core import AUTO, Knob, hookimpl
-from icd_core.validators import positive
+from icd_core.toolkit import positive
 
 NAME = "sparsity"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from icd_core import Figure
-from icd_core import tensors as T
+from icd_core.toolkit import tensors as T
 
 from .nm import nonzero_tiles
 

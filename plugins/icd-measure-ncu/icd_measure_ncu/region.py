@@ -16,17 +16,10 @@ import torch
 
 
 def main(path: str) -> None:
-    from icd_core import calls
-    from icd_core.config_io import load_config
-    from icd_core.plugins import load_plugin_manager
-    from icd_core.selection import select
-    from icd_core.testing import context
+    from icd_core.toolkit import load_workload
 
     spec = json.loads(open(path).read())
-    config = load_config(cli={"workload": spec["workload"], "seed": spec["seed"]})
-    manager = load_plugin_manager()
-    selection = select(config, manager.registry)
-    state = calls.load_workload(manager, context(manager, selection.config), selection.workload)
+    state = load_workload(spec["workload"], spec["seed"])
     tensors = torch.load(spec["tensors"], map_location="cuda", weights_only=True)
     layout = {k: np.asarray(v, dtype=np.int32) for k, v in spec["layout"].items()}
     state = attrs.evolve(state, tensors=tensors, layout=layout)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from icd_core.context import Deadline
+from icd_core.toolkit import Deadline
 
 from .kl import edges_of
 

@@ -6,10 +6,10 @@ import time
 
 import numpy as np
 
-from icd_core.context import Deadline
-from icd_core.cost import fit_stats, linear_arrangement, modularity, partition_modularity
-from icd_core.perms import contract, expand, pin_fixed, supernode_count
-from icd_core.records import Constraints, FitResult, GraphW
+from icd_core.toolkit import Deadline
+from icd_core.toolkit import fit_stats, linear_arrangement, modularity, partition_modularity
+from icd_core.toolkit import contract, expand, pin_fixed, supernode_count
+from icd_core import Constraints, FitResult, GraphW
 
 from .baselines import BASELINES
 from .bisection import recursive_bisection

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from icd_core.graphs import symmetric_csr
+from icd_core.toolkit import symmetric_csr
 
 
 def community_sizes(n: int, mean_size: float, rng: np.random.Generator, exact: int | None = None) -> np.ndarray:

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from icd_core.context import Deadline
-from icd_core.cost import cut_g, modularity
-from icd_core.graphs import symmetric_csr
-from icd_core.perms import check_permutation
-from icd_core.records import Constraints, GraphW
-from icd_core.specs import resolve
+from icd_core.toolkit import Deadline
+from icd_core.toolkit import cut_g, modularity
+from icd_core.toolkit import symmetric_csr
+from icd_core.toolkit import check_permutation
+from icd_core import Constraints, GraphW
+from icd_core.testing import resolve
 from icd_core.testing import check_conformance, context, fresh_manager
 from icd_solver_spectral import plugin
 from icd_solver_spectral.bisection import split_position
@@ -70,7 +70,7 @@ def test_deterministic_for_a_seed():
 def grouped_planted(n: int, community: int, supernode: int, seed: int) -> sp.csr_matrix:
     """Planted communities relabelled by moving whole aligned groups of ``supernode`` only,
     so a constrained solver can still recover them."""
-    from icd_core.perms import expand
+    from icd_core.toolkit import expand
 
     w, planted = planted_communities(n, exact=community, noise=0.02, inter=0.0, degree=10, seed=seed)
     w = w[planted][:, planted]  # back to the planted order

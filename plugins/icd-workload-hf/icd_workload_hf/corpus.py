@@ -14,7 +14,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from icd_core.errors import InputDataError
+from icd_core import InputDataError
 
 HERE = Path(__file__).parent / "data"
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from icd_core.errors import InputDataError
+from icd_core import InputDataError
 
 BSR_BLOCK = 32
 SPARSE_LAYOUTS = (torch.sparse_bsr, torch.sparse_csr)

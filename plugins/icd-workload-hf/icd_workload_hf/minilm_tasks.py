@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from icd_core import Figure, Samples
-from icd_core.paired import statistic
+from icd_core.toolkit import statistic
 
 from .corpus import LabelledTasks
 

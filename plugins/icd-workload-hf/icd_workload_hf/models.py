@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from icd_core import ModelState
-from icd_core.errors import InputDataError
+from icd_core import InputDataError
 
 from .corpus import calibration_texts, labelled_tasks
 from .groups import GroupSpec, bert_groups, mamba_groups, mlp_groups
@@ -111,12 +111,16 @@ def load_mlp(options: Any, seed: int) -> ModelState:
     so activity is sparse and clustered as in trained FFNs; later layers are random.
     """
     widths = [options.d_in, *options.hidden, options.d_out]
-    layers: OrderedDict[str, torch.nn.Module] = OrderedDict()
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]), start=1):
-        layers[f"fc{i}"] = torch.nn.Linear(a, b)
-        if i < len(widths) - 1:
-            layers[f"act{i}"] = torch.nn.ReLU()
-    module = seeded(seed, lambda: torch.nn.Sequential(layers)).eval()
+
+    def build() -> torch.nn.Sequential:  # every layer's initial weights drawn under the seed
+        layers: OrderedDict[str, torch.nn.Module] = OrderedDict()
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]), start=1):
+            layers[f"fc{i}"] = torch.nn.Linear(a, b)
+            if i < len(widths) - 1:
+                layers[f"act{i}"] = torch.nn.ReLU()
+        return torch.nn.Sequential(layers)
+
+    module = seeded(seed, build).eval()
     gen = torch.Generator().manual_seed(seed + 1)
     topics = max(2, widths[1] // 16)
     directions = torch.nn.functional.normalize(torch.randn(topics, options.d_in, generator=gen), dim=1)

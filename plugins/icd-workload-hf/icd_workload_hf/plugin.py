@@ -8,7 +8,7 @@ from typing import Literal
 import attrs
 
 from icd_core import hookimpl
-from icd_core.validators import positive
+from icd_core.toolkit import positive
 
 
 @attrs.frozen

@@ -25,7 +25,7 @@ import torch
 from torch.func import functional_call
 
 from icd_core import Figure, ModelState, Samples
-from icd_core.errors import InputDataError
+from icd_core import InputDataError
 
 from .corpus import calibration_texts, continuation_text
 from .groups import kv_cache_groups, llama_groups

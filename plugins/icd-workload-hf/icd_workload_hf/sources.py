@@ -18,9 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from icd_core import GraphW, PermutationGroup
-from icd_core import tensors as T
-from icd_core.artifacts import csr_npz_bytes
-from icd_core.errors import ConfigError
+from icd_core.toolkit import tensors as T
+from icd_core.toolkit import csr_npz_bytes
+from icd_core import ConfigError
 
 KV_TOP = 64  # kv: strongest positions per calibration query counted as co-selected
 KV_HELDOUT_TOP = 16  # kv: positions per decoding query replayed by measures

@@ -20,8 +20,8 @@ import torch
 from torch.func import functional_call
 
 from icd_core import Figure, ModelState
-from icd_core.builtins.workload_mock import max_rel_diff, output_quality
-from icd_core.perms import inverse
+from icd_core.toolkit import max_rel_diff, output_quality
+from icd_core.toolkit import inverse
 
 from .groups import Probe
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from icd_core import InputDataError, TransformMeta
-from icd_core.builtins.workload_mock import max_rel_diff
+from icd_core.toolkit import max_rel_diff
 from icd_workload_hf.kernels import cpu_kernel, kernel_for
 from icd_workload_hf.models import load_bert_base
 from icd_workload_hf.paged import Summaries, page_scores, pages_for_mass

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from icd_core import TransformMeta, TransformResult, hookimpl
-from icd_core import tensors as T
+from icd_core.layout import tensors as T
 
 
 @hookimpl

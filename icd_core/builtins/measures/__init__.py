@@ -1,0 +1,1 @@
+"""Built-in measures: wall clock, the cache model, cachegrind and perf."""

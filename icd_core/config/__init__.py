@@ -1,0 +1,1 @@
+"""The product configuration: its schema, the one converter, validators, config files."""

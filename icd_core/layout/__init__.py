@@ -1,0 +1,1 @@
+"""Layout maths: permutations, co-access graphs, layout metrics, tensors, the cache model."""

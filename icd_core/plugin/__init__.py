@@ -1,0 +1,1 @@
+"""Plugin machinery: discovery and isolation, the component registry, specs, typed hook calls."""

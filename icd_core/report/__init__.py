@@ -1,0 +1,1 @@
+"""Reporting: the metrics document, gates, the verdict, tables, comparisons, the environment."""

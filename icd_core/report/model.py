@@ -1,0 +1,169 @@
+"""The run record reporters receive, and the tables every report format shares."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from icd_core.contract.errors import InputDataError
+from icd_core.run.results import FIGURE_KEYS
+
+BRANCHES = ("pre", "identity", "linear", "iterative")
+SCHEMA = "icd.metrics/1"
+
+
+@attrs.frozen
+class RunRecord:
+    """``metrics``: the ``metrics.json`` document; ``events``: the ``events.jsonl`` lines."""
+
+    metrics: dict[str, Any]
+    events: list[dict[str, Any]] = attrs.Factory(list)
+
+
+def load_run(run: Path) -> RunRecord:
+    """Read a finished run directory back (for ``icd report`` / ``icd compare``)."""
+    metrics_path = run / "metrics.json"
+    if not metrics_path.is_file():
+        raise InputDataError(f"{run}: not an icd run directory (no metrics.json)")
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"{metrics_path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"{metrics_path}: cannot read ({exc})") from None
+    if not isinstance(metrics, dict) or metrics.get("schema") != SCHEMA or not isinstance(metrics.get("run"), dict):
+        raise InputDataError(f"{metrics_path}: not an icd metrics document (expected a JSON object with "
+                             f"\"schema\": \"{SCHEMA}\" and a \"run\" table)")
+    events = []
+    events_path = run / "events.jsonl"
+    if events_path.is_file():
+        for number, line in enumerate(events_path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    events.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise InputDataError(f"{events_path}:{number}: invalid JSON ({exc.msg})") from None
+    return RunRecord(metrics=metrics, events=events)
+
+
+def value_of(entry: dict[str, Any] | None) -> float | None:
+    return None if not entry else entry.get("value")
+
+
+def _figure_rows(results: dict[str, Any], changes: dict[str, Any]) -> list[dict[str, Any]]:
+    extra = sorted({k for r in results.values() for k in r.get("figures", {})} - set(FIGURE_KEYS))
+    keys: list[tuple[str, str]] = [("figures", k) for k in (*FIGURE_KEYS, *extra)]
+    quality_keys = sorted({k for r in results.values() for k in r.get("quality", {})})
+    keys += [("quality", k) for k in quality_keys]
+    rows = []
+    for section, key in keys:
+        cells = {b: results.get(b, {}).get(section, {}).get(key) for b in BRANCHES}
+        present = [c for c in cells.values() if c]
+        if not present:
+            continue
+        source = next((c.get("source") for c in present if c.get("source")), None)
+        reason = next((c.get("reason") for c in present if c.get("reason")), None)
+        rows.append({"metric": key if section == "figures" else f"quality.{key}",
+                     "unit": present[0].get("unit"), "source": source, "reason": reason,
+                     "change": changes.get(key),
+                     **{b: value_of(cells[b]) for b in BRANCHES},
+                     **{f"{b}_present": cells[b] is not None for b in BRANCHES}})
+        if section == "figures":
+            rows += _alternative_rows(results, key)
+    return rows
+
+
+def _alternative_rows(results: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The same figure from other sources (e.g. cachegrind beside the cache model)."""
+    sources = sorted({f.get("source") for r in results.values() for f in r.get("alternatives", {}).get(key, [])})
+    rows = []
+    for source in sources:
+        cells = {b: next((f for f in results.get(b, {}).get("alternatives", {}).get(key, [])
+                          if f.get("source") == source), None) for b in BRANCHES}
+        unit = next((c.get("unit") for c in cells.values() if c), None)
+        rows.append({"metric": f"{key} [{source}]", "unit": unit, "source": source, "reason": None, "change": None,
+                     **{b: value_of(cells[b]) for b in BRANCHES},
+                     **{f"{b}_present": cells[b] is not None for b in BRANCHES}})
+    return rows
+
+
+def _layout_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    groups = sorted({g for r in results.values() for g in r.get("layout", {})})
+    for group in groups:
+        for key in ("C", "Q", "la", "lines_per_access"):
+            cells = {b: results.get(b, {}).get("layout", {}).get(group, {}).get(key) for b in BRANCHES}
+            if all(v is None for v in cells.values()):
+                continue
+            rows.append({"metric": f"layout.{group}.{key}", "unit": None, "source": "computed:layout",
+                         "reason": None, "change": None, **cells, **{f"{b}_present": b in results for b in BRANCHES}})
+    return rows
+
+
+def comparison_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per metric: pre, linear and iterative values, unit, source (or reason), and the
+    paired change iterative vs linear (``change``: estimate, CI and basis, when computed)."""
+    results = metrics.get("results", {})
+    changes = {k: v for k, v in metrics.get("comparisons", {}).get("iterative_vs_linear", {}).items()
+               if v.get("estimate") is not None}
+    return _figure_rows(results, changes) + _layout_rows(results)
+
+
+def change_text(change: dict[str, Any] | None) -> str:
+    """``-0.34 % [-1.0, +1.0]`` for a paired change, or ``""``."""
+    if not change:
+        return ""
+    from icd_core.report.verdict import signed
+
+    ci = change.get("ci95")
+    interval = f" [{signed(ci[0])}, {signed(ci[1])}]" if ci else " (no CI)"
+    return f"{signed(change['estimate'])} {change['unit']}{interval}".replace("  ", " ")
+
+
+def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stage events with start offset and duration in seconds, in order."""
+    stages = [e for e in events if e.get("event") == "stage"]
+    if not stages:
+        return []
+    t0 = min(e["t_start"] for e in stages)
+    return [{"stage": e["stage"], "start_s": e["t_start"] - t0, "duration_s": e["t_end"] - e["t_start"],
+             "ok": e["ok"], "meta": e.get("meta", {})} for e in stages]
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value + 0.0:.{digits}g}"  # + 0.0: no signed zero
+    return str(value)
+
+
+def pairs(mapping: Any) -> str:
+    """``{"a": 0.123456, "b": [1]}`` → ``a=0.1235, b=[1]`` for table cells."""
+    if not isinstance(mapping, dict):
+        return fmt(mapping)
+    return ", ".join(f"{k}={fmt(v)}" for k, v in mapping.items() if v not in (None, [], {}))
+
+
+def decomposition_rows(decomposition: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Each arm at its own rate, then what layout and re-permutation each changed (paired)."""
+    cost = decomposition.get("cost") or "cost"
+    headers = ["arm / step", "rate", "quality loss", cost, "latency ms", "attention ms"]
+    rows = []
+    for arm in ("pre", "identity", "linear", "iterative"):
+        a = decomposition["arms"].get(arm)
+        if a:
+            rows.append(["dense" if arm == "pre" else arm, fmt(a["rate"]), fmt(a["quality_loss"]), fmt(a["cost"]),
+                         fmt(a["lat_ms"]), fmt(a["attention_ms"])])
+    for step, changes in decomposition.get("steps", {}).items():
+        cells = {k: change_text(v) if v.get("estimate") is not None else v.get("reason", "")
+                 for k, v in changes.items()}
+        quality = next((k for k in changes if k not in ("lat_ms", "attention_ms", cost)), None)
+        rows.append([step, "", cells.get(quality, ""), cells.get(cost, ""), cells.get("lat_ms", ""),
+                     cells.get("attention_ms", "")])
+    return headers, rows

@@ -1,0 +1,80 @@
+"""Resolving the config's component names against the registry, before anything runs."""
+
+from __future__ import annotations
+
+import attrs
+
+from icd_core.config.schema import Config
+from icd_core.contract.errors import ConfigError
+from icd_core.plugin.registry import Registry
+from icd_core.plugin.specs import ComponentSpec, resolve
+
+PREFERRED_SOLVER = "spectral"
+FALLBACK_SOLVER = "identity"
+AUTO = "auto"
+PREFERRED_WORKLOAD = "minilm"
+FALLBACK_WORKLOAD = "mock"
+DEFAULT_REPEATS = 30
+DEFAULT_WARMUP = 5
+DEFAULT_EQUIVALENCE_TOL = 1e-4
+
+
+@attrs.frozen
+class Selection:
+    """Every component a run uses, validated, and the effective config (``auto`` resolved)."""
+
+    config: Config
+    workload: ComponentSpec
+    graph: ComponentSpec | None  # None: "auto", settled by the workload once loaded
+    graph_prime: ComponentSpec | None  # source of W′ (None: the same as graph)
+    solver: ComponentSpec
+    adapters: tuple[ComponentSpec, ...]
+    measures: tuple[ComponentSpec, ...]
+
+
+def select(config: Config, registry: Registry) -> Selection:
+    """Resolve names and options; unknown names raise with a did-you-mean (exit 2)."""
+    solver_raw = config.solver.name
+    if solver_raw == "auto":
+        solver_raw = PREFERRED_SOLVER if PREFERRED_SOLVER in registry.names("solver") else FALLBACK_SOLVER
+    solver = resolve(registry, "solver", solver_raw)
+    adapters = tuple(resolve(registry, "adapter", raw) for raw in config.transform.chain())
+    measure_names = config.measure.use if config.measure.use is not None else \
+        [n for n in registry.names("measure") if not registry.get("measure", n).opt_in]
+    measures = tuple(resolve(registry, "measure", name) for name in measure_names)
+    for name in config.report.formats or ():
+        if name not in registry.names("reporter"):
+            registry.get("reporter", name)  # raises the did-you-mean error
+    if not measures:
+        raise ConfigError("measure.use: empty (at least wallclock is needed)")
+    workload_raw = config.workload
+    if workload_raw == AUTO:
+        usable = PREFERRED_WORKLOAD in registry.names("workload") and \
+            registry.get("workload", PREFERRED_WORKLOAD).unavailable_reason() is None
+        workload_raw = PREFERRED_WORKLOAD if usable else FALLBACK_WORKLOAD
+    effective = attrs.evolve(config, workload=workload_raw, solver=attrs.evolve(config.solver, name=solver_raw))
+    source, prime = config.graph.source, config.graph.reperm_source
+    return Selection(
+        config=effective,
+        workload=resolve(registry, "workload", workload_raw),
+        graph=None if source == AUTO else resolve(registry, "graph", source, prefix="graph.source"),
+        graph_prime=None if prime is None else resolve(registry, "graph", prime, prefix="graph.reperm_source"),
+        solver=solver, adapters=adapters, measures=measures)
+
+
+def settle(selection: Selection, registry: Registry, workload: object) -> Selection:
+    """Fill what depends on the loaded workload: an ``auto`` graph source, and the measurement
+    repeats / warm-up and equivalence tolerance it suggests when the config leaves them unset."""
+    config = selection.config
+    graph = selection.graph
+    if graph is None:
+        name = getattr(workload, "graph_source", "mock")
+        graph = resolve(registry, "graph", name, prefix="graph.source (the workload's choice)")
+        config = attrs.evolve(config, graph=attrs.evolve(config.graph, source=name))
+    pipeline = config.pipeline
+    repeats = pipeline.repeats or getattr(workload, "repeats", DEFAULT_REPEATS)
+    warmup = pipeline.warmup_iter if pipeline.warmup_iter is not None else getattr(workload, "warmup", DEFAULT_WARMUP)
+    tolerance = pipeline.equivalence_tol or getattr(workload, "equivalence_tol", DEFAULT_EQUIVALENCE_TOL)
+    config = attrs.evolve(config, pipeline=attrs.evolve(pipeline, repeats=repeats, warmup_iter=warmup,
+                                                        equivalence_tol=tolerance))
+    return attrs.evolve(selection, config=config, graph=graph)

@@ -1,0 +1,64 @@
+"""Helpers that plugins share, in one place: the only part of ``icd_core`` besides its root
+and :mod:`icd_core.testing` that a plugin imports (a test enforces it).
+
+- permutations: :func:`identity`, :func:`inverse`, :func:`check_permutation`, and for solvers
+  working on supernodes :func:`contract`, :func:`expand`, :func:`pin_fixed`,
+  :func:`supernode_count`;
+- co-access graphs and layout metrics: :func:`symmetric_csr`, :func:`cut_g`,
+  :func:`modularity`, :func:`partition_modularity`, :func:`linear_arrangement`,
+  :func:`lines_per_access`, :func:`fit_stats` (the stats every solver reports);
+- channel orders for shared quantization scales: :func:`sort_order`, :func:`cluster_order`,
+  :func:`order_for`;
+- array helpers that take numpy arrays and torch tensors alike: :mod:`tensors`;
+- comparing outputs: :func:`max_rel_diff`, :func:`output_quality`; a paired
+  :func:`statistic` over a figure's samples;
+- adapters: :func:`undo_permutation`, :func:`no_target_reason`; options: :func:`positive`,
+  :func:`non_negative`, :func:`between`, :func:`power_of_two`;
+- solvers: :class:`Deadline` (``ctx.deadline``'s type);
+- artifacts: :func:`csr_npz_bytes` (what ``ctx.write_artifact`` takes for sparse matrices);
+- out-of-process runners: :func:`load_workload` (a run's workload rebuilt from its spec and seed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from icd_core.config.validators import between, non_negative, positive, power_of_two
+from icd_core.contract.state import ModelState, no_target_reason
+from icd_core.layout import tensors
+from icd_core.layout.channel_order import cluster_order, order_for, sort_order
+from icd_core.layout.graphs import symmetric_csr
+from icd_core.layout.metrics import cut_g, fit_stats, linear_arrangement, lines_per_access, modularity, \
+    partition_modularity
+from icd_core.layout.permutations import check_permutation, contract, expand, identity, inverse, pin_fixed, \
+    supernode_count
+from icd_core.run.artifacts import csr_npz_bytes
+from icd_core.run.context import Deadline
+from icd_core.run.outputs import max_rel_diff, output_quality
+from icd_core.run.paired import statistic
+from icd_core.run.rollback import undo_permutation
+
+
+def load_workload(workload: str | dict[str, Any], seed: int = 0) -> ModelState:
+    """The workload named by ``workload`` (a spec such as ``"smollm2:prompt=2048"``), loaded
+    with every installed plugin exactly as ``icd run --seed seed`` loads it."""
+    from icd_core.config.files import load_config
+    from icd_core.plugin import dispatch
+    from icd_core.plugin.manager import load_plugin_manager
+    from icd_core.run.context import RunContext
+    from icd_core.run.selection import select
+
+    config = load_config(cli={"workload": workload, "seed": seed})
+    manager = load_plugin_manager()
+    selection = select(config, manager.registry)
+    ctx = RunContext(config=selection.config, registry=manager.registry)
+    return dispatch.load_workload(manager, ctx, selection.workload)
+
+
+__all__ = [
+    "Deadline", "between", "check_permutation", "cluster_order", "contract", "csr_npz_bytes", "cut_g", "expand",
+    "fit_stats", "identity", "inverse", "linear_arrangement", "lines_per_access", "load_workload", "max_rel_diff",
+    "modularity", "no_target_reason", "non_negative", "order_for", "output_quality", "partition_modularity",
+    "pin_fixed", "positive", "power_of_two", "sort_order", "statistic", "supernode_count", "symmetric_csr",
+    "tensors", "undo_permutation",
+]
