@@ -26,8 +26,10 @@ def test_the_core_has_at_most_twelve_top_level_entries():
 
 
 def test_plugins_import_only_the_root_the_toolkit_and_testing():
+    """Shipped plugins and the third-party test distributions alike."""
+    files = [*(ROOT / "plugins").rglob("*.py"), *(ROOT / "tests" / "thirdparty").rglob("*.py")]
     offences = [f"{path.relative_to(ROOT)}:{line}: {module}"
-                for path in sorted((ROOT / "plugins").rglob("*.py"))
+                for path in sorted(files)
                 for line, module in imported_modules(path) if module not in PUBLIC]
     assert offences == []
 

@@ -74,7 +74,7 @@ def test_duplicate_names_from_two_distributions(thirdparty, tmp_path):
     assert statuses["icd-dup-sparsity"] == "error: duplicate adapter 'sparsity' (also provided by icd-adapter-sparsity)"
     assert statuses["icd-adapter-sparsity"] == "error: duplicate adapter 'sparsity' (also provided by icd-dup-sparsity)"
     done = icd("run", *FAST, "--adapter", "sparsity:2:4", "--out-dir", str(tmp_path), env=env)
-    assert done.returncode == 1
+    assert done.returncode == 2  # a usage error: disable one of them
     assert "adapter 'sparsity' is provided by both icd-adapter-sparsity and icd-dup-sparsity" in done.stderr
     assert icd("plugins", "check", env=env).returncode == 1
 
@@ -116,3 +116,46 @@ def test_testkit_failure_and_regression_through_the_cli(thirdparty, tmp_path):
     assert metrics["rollback"]["verified"] is True
     assert metrics["final"]["state_digest"] == metrics["results"]["pre"]["state_digest"]
     assert (tmp_path / "d" / "rollback" / "rollback.json").is_file()
+
+
+def test_a_misspelled_hook_argument_shows_pluggys_whole_reason(thirdparty, tmp_path):
+    env = pythonpath(thirdparty["icd-misspelled"])
+    listed = icd("plugins", "list", env=env)
+    line = next(line for line in listed.stdout.splitlines() if line.startswith("misspelled"))
+    assert "error: invalid hooks: PluginValidationError:" in line
+    assert "{'measur'}" in line and "hookspec" in line  # pluggy's second and third lines, not only its first
+    checked = icd("plugins", "check", env=env)
+    assert checked.returncode == 1 and "{'measur'}" in checked.stdout
+    run = icd("run", *FAST, "--measure", "typo", "--out-dir", str(tmp_path), env=env)
+    assert run.returncode == 2
+    assert "unknown measure 'typo'" in run.stderr
+    assert "plugin icd-misspelled (misspelled) failed to load: invalid hooks" in run.stderr
+
+
+def test_a_failed_measure_and_a_failed_adapter_each_warn_once_on_the_console_and_in_the_report(thirdparty,
+                                                                                                 tmp_path):
+    env = pythonpath(thirdparty["icd-testkit"])
+    done = icd("run", *FAST, "--adapter", "explode", "--measure", "wallclock", "--measure", "floaty",
+               "--out-dir", str(tmp_path), "--name", "w", env=env)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    floaty = [w for w in warnings if "measure floaty failed" in w]
+    explode = [w for w in warnings if "adapter explode failed" in w]
+    assert len(floaty) == 1 and "not Figure records" in floaty[0]
+    assert len(explode) == 1 and "injected adapter failure" in explode[0]
+    html = (tmp_path / "w" / "report.html").read_text()
+    assert "measure floaty failed" in html and "adapter explode failed" in html
+
+
+def test_metrics_and_the_version_tag_carry_every_plugins_version(thirdparty, tmp_path):
+    base = pythonpath(thirdparty["icd-adapter-bf16"])
+    done = icd("run", *FAST, "--adapter", "bf16", "--out-dir", str(tmp_path), "--name", "a", env=base)
+    assert done.returncode == 0, done.stderr
+    run = json.loads((tmp_path / "a" / "metrics.json").read_text())["run"]
+    plugins = {p["distribution"]: p["version"] for p in run["plugins"]}
+    assert plugins["icd-adapter-bf16"] == "0.2.0" and "icd-solver-spectral" in plugins and "icd-co" in plugins
+    both = pythonpath(thirdparty["icd-adapter-bf16"], thirdparty["icd-testkit"])
+    done = icd("run", *FAST, "--adapter", "bf16", "--out-dir", str(tmp_path), "--name", "b", env=both)
+    assert done.returncode == 0, done.stderr
+    other = json.loads((tmp_path / "b" / "metrics.json").read_text())["run"]
+    assert other["version_tag"] != run["version_tag"]  # one more plugin installed: another tag

@@ -52,7 +52,8 @@ def render_html(metrics: dict, events: list) -> str:
         m=metrics, rows=comparison_rows(metrics), branches=[b for b in BRANCHES if b in metrics.get("results", {})],
         timeline=timeline(events), rule=RULE, decomposition=decomposition_rows(metrics["decomposition"])
         if metrics.get("decomposition") else None,
-        gate_phrase=gate_phrase)
+        gate_phrase=gate_phrase, warnings=list(dict.fromkeys(
+            e["message"] for e in events if e.get("event") == "warning")))
 
 
 @hookimpl

@@ -31,6 +31,11 @@ class PluginError(IcdError):
     """A plugin failed to load, register or keep the contract."""
 
 
+class AmbiguousComponentError(UsageError, PluginError):
+    """Two installed plugins provide the same component name: a usage error (exit 2), fixed
+    by disabling one."""
+
+
 class ContractError(PluginError):
     """No hook answered for a registered component, or a hook returned a bad value."""
 

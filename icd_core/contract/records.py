@@ -242,6 +242,9 @@ class Samples:
         return int(self.values.shape[0])
 
 
+SOURCE_PREFIXES = ("measured:", "modelled:", "simulated:", "computed:")
+
+
 @attrs.frozen
 class Figure:
     """One reported number with its provenance.
@@ -267,6 +270,10 @@ class Figure:
             raise ValueError("a figure without a value needs a reason")
         if self.value is not None and not self.source:
             raise ValueError("a figure with a value needs a source")
+        if self.source is not None and not (self.source.startswith(SOURCE_PREFIXES)
+                                            and len(self.source) > self.source.index(":") + 1):
+            raise ValueError(f"figure source {self.source!r}: expected one of "
+                             f"{', '.join(p + '<how>' for p in SOURCE_PREFIXES)}")
 
     @classmethod
     def missing(cls, reason: str, unit: str | None = None) -> Figure:

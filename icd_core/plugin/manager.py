@@ -21,7 +21,7 @@ import attrs
 import pluggy
 
 from icd_core.contract import hookspecs
-from icd_core.contract.errors import PluginError
+from icd_core.contract.errors import AmbiguousComponentError, PluginError
 from icd_core.contract.hookmarkers import PROJECT
 from icd_core.plugin.registry import Registry, ScopedRegistry
 
@@ -56,7 +56,8 @@ def disabled_names() -> set[str]:
 
 
 def _error_text(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    """The whole reason on one line (pluggy's validation errors span several)."""
+    text = "; ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -140,6 +141,8 @@ class PluginManager:
             raise PluginError(f"plugin {row.name!r} ({row.distribution}): {what}: {_error_text(exc)}") from exc
         row.status = f"error: {what}: {_error_text(exc)}"
         self.rows.append(row)
+        self.registry.load_failures.append(f"plugin {row.distribution} ({row.name}) failed to load: "
+                                           f"{row.status.removeprefix('error: ')}")
         return row
 
     def _mark_conflicts(self) -> None:
@@ -149,7 +152,7 @@ class PluginManager:
                 message = f"error: duplicate {kind} {name!r} (also provided by {others})"
                 row = self._providers[provider]
                 if self.strict:
-                    raise PluginError(f"{kind} {name!r} is provided by both {' and '.join(providers)}")
+                    raise AmbiguousComponentError(f"{kind} {name!r} is provided by both {' and '.join(providers)}")
                 if not row.status.startswith("error"):
                     row.status = message
 
@@ -192,6 +195,12 @@ class PluginManager:
 
     def failures(self) -> list[PluginRow]:
         return [r for r in self.rows if r.failed]
+
+    def loaded(self) -> list[dict[str, Any]]:
+        """Every plugin loaded or refused: name, distribution, version, status (for
+        metrics.json and the version tag)."""
+        return [{"name": r.name, "distribution": r.distribution, "version": r.version, "builtin": r.builtin,
+                 "status": r.status} for r in self.rows]
 
 
 def source_digest(plugin: Any) -> str:

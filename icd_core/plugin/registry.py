@@ -9,7 +9,7 @@ from typing import Literal
 
 import attrs
 
-from icd_core.contract.errors import PluginError, UnknownComponentError
+from icd_core.contract.errors import AmbiguousComponentError, PluginError, UnknownComponentError
 
 Kind = Literal["workload", "graph", "solver", "adapter", "measure", "reporter"]
 KINDS: tuple[str, ...] = ("workload", "graph", "solver", "adapter", "measure", "reporter")
@@ -78,6 +78,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._components: dict[tuple[str, str], list[Component]] = {}
+        self.load_failures: list[str] = []  # plugins that failed to load, named in unknown-name errors
 
     def add(self, component: Component) -> None:
         _validate(component)
@@ -112,10 +113,11 @@ class Registry:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             installed = ", ".join(known) or "none"
-            raise UnknownComponentError(f"unknown {kind} {name!r}.{hint} Installed: {installed}")
+            failed = f" ({'; '.join(self.load_failures)})" if self.load_failures else ""
+            raise UnknownComponentError(f"unknown {kind} {name!r}.{hint} Installed: {installed}{failed}")
         if len(entries) > 1:
             providers = " and ".join(sorted(c.provider for c in entries))
-            raise PluginError(
+            raise AmbiguousComponentError(
                 f"{kind} {name!r} is provided by both {providers}; "
                 f"disable one with ICD_DISABLE_PLUGINS")
         return entries[0]

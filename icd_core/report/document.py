@@ -76,7 +76,8 @@ def metrics_document(*, cfg: Config, sel: Selection, bus: EventBus, name: str, t
                      duration: float, results: Mapping[str, BranchResult], fits: list[dict[str, Any]],
                      rollback: dict[str, Any] | None, error: str | None, final_digest: str | None,
                      equivalence: dict[str, Any] | None, timing: dict[str, Any],
-                     searches: Mapping[str, Any] | None = None, rate_metric: str | None = None) -> dict[str, Any]:
+                     searches: Mapping[str, Any] | None = None, rate_metric: str | None = None,
+                     plugins: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     metrics = {
         "schema": SCHEMA,
         "run": {"name": name, "mode": cfg.pipeline.mode, "ok": error is None, "error": error,
@@ -84,7 +85,8 @@ def metrics_document(*, cfg: Config, sel: Selection, bus: EventBus, name: str, t
                 "graph": sel.graph.text if sel.graph else None, "solver": sel.solver.text,
                 "adapters": [a.text for a in sel.adapters], "measures": [m.text for m in sel.measures],
                 "started": started.isoformat(timespec="seconds"), "duration_s": duration,
-                "repeats": cfg.pipeline.repeats, "warmup_iter": cfg.pipeline.warmup_iter},
+                "repeats": cfg.pipeline.repeats, "warmup_iter": cfg.pipeline.warmup_iter,
+                "plugins": list(plugins or [])},
         "results": {b: r.to_json() for b, r in results.items()},
         "comparisons": all_changes(results, cfg.seed), "timing": timing,
         "execution": {"backend": cfg.execution.backend, **execution(results)}, "rate_search": dict(searches or {}),

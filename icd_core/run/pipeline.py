@@ -117,7 +117,9 @@ class Pipeline:
         self.sel = settle(self.sel, self.manager.registry, state0.workload)
         self.cfg = self.ctx.config = self.sel.config
         self.tag = version_tag(self.sel.workload.key(), self.sel.graph.key(), dumps(config_to_dict(self.cfg)["graph"]),
-                               *(a.key() for a in self.sel.adapters), str(self.cfg.seed))
+                               *(a.key() for a in self.sel.adapters), str(self.cfg.seed),
+                               *(f"{p['distribution']}=={p['version']}" for p in self.manager.loaded()
+                                 if p["status"] == "ok" and not p["builtin"]))
         self.ctx.write_artifact("config.json", dumps(config_to_dict(self.cfg)) + "\n")
 
     def _build_w(self, state: ModelState, stage: str, suggested: str | None = None) -> dict[str, GraphW]:
@@ -416,7 +418,7 @@ class Pipeline:
             cfg=self.cfg, sel=self.sel, bus=ctx.bus, name=self.run_dir.name, tag=self.tag, started=started,
             duration=time.perf_counter() - t0, results=results, fits=self.fits, rollback=rollback, error=error,
             final_digest=final_digest, equivalence=self.equivalence, timing=self.timing, searches=self.searches,
-            rate_metric=self.rate_metric or None)
+            rate_metric=self.rate_metric or None, plugins=self.manager.loaded())
         self.ctx.write_artifact("perm.json", dumps(perm_document(self.tag, self.perms, rollback), indent=None) + "\n")
         record = RunRecord(metrics=metrics, events=list(ctx.bus.events))
         with ctx.bus.stage("report", state="REPORTED"):

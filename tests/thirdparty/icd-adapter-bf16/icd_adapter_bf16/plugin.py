@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from icd_core import TransformMeta, TransformResult, hookimpl
-from icd_core.layout import tensors as T
+from icd_core.toolkit import tensors as T
 
 
 def round_to_bf16(x: np.ndarray) -> np.ndarray:

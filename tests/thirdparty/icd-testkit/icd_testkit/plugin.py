@@ -4,6 +4,7 @@
 ``explode``: raises mid-transform after building (but not returning) a modified state.
 ``degrade``: adds large noise to every input-dim weight (a quality regression).
 ``inplace``: halves every tensor of the state it was given, in place (breaks the contract).
+``floaty`` (a measure): returns a bare float instead of Figure records (breaks the contract).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from icd_core import TransformMeta, TransformResult, hookimpl
-from icd_core.layout import tensors as T
+from icd_core.toolkit import tensors as T
 
 
 @hookimpl
@@ -24,6 +25,14 @@ def icd_register(registry):
     registry.add("adapter", "explode", summary="raise in the middle of a transform")
     registry.add("adapter", "degrade", summary="add noise to weights (quality regression)")
     registry.add("adapter", "inplace", summary="halve every tensor in place (a contract breach)")
+    registry.add("measure", "floaty", summary="return a float, not Figures (a contract breach)", opt_in=True)
+
+
+@hookimpl
+def icd_measure(ctx, measure, state):
+    if measure.name == "floaty":
+        return {"lat_ms": 1.0}
+    return None
 
 
 def _in_tensors(state):

@@ -1,0 +1,1 @@
+"""An icd plugin whose hook misspells an argument, for tests."""
