@@ -16,15 +16,13 @@ from typing import Any
 
 from icd_core.builtins.workload_mock import MockOptions, build_mock_state
 from icd_core.config.schema import Config, GraphConfig
-from icd_core.contract.hookspecs import PHASE_HOOKS
 from icd_core.plugin.manager import PluginManager, load_plugin_manager
-from icd_core.plugin.specs import ComponentSpec, resolve
+from icd_core.plugin import conformance
+from icd_core.plugin.specs import resolve
 from icd_core.run.context import RunContext
 
 __all__ = ["Config", "GraphConfig", "MockOptions", "build_mock_state", "check_conformance", "conformance_report",
            "context", "fresh_manager", "resolve"]
-
-PROBE_NAME = "__icd_conformance_probe__"
 
 
 def fresh_manager(*plugins: Any, entry_points: bool = False, strict: bool = True) -> PluginManager:
@@ -40,32 +38,11 @@ def context(manager: PluginManager, config: Config | None = None) -> RunContext:
     return RunContext(config=config or Config(), registry=manager.registry)
 
 
-def check_conformance(manager: PluginManager, plugin: Any) -> list[str]:
-    """Problems with ``plugin`` (empty when it keeps the contract).
-
-    Checks: it registers at least one component; every phase hook it implements returns
-    ``None`` for a component name that is not its own.
-    """
-    problems: list[str] = []
-    label = manager.provider_of(plugin)
-    if not any(c.provider == label for c in manager.registry):
-        problems.append("registers no component")
-    ctx = context(manager)
-    probe_args: dict[str, Any] = {"state": None, "group": None, "w": None, "constraints": None, "layout": None}
-    for hook, spec_param in PHASE_HOOKS.items():
-        caller = getattr(manager.pm.hook, hook)
-        if not any(impl.plugin is plugin for impl in caller.get_hookimpls()):
-            continue
-        kwargs = {a: probe_args.get(a) for a in caller.spec.argnames}
-        kwargs.update(ctx=ctx, **{spec_param: ComponentSpec(kind="probe", name=PROBE_NAME)})
-        try:
-            answers = manager.call_one(hook, plugin, **kwargs)
-        except Exception as exc:
-            problems.append(f"{hook} raised {type(exc).__name__} for a name it does not own: {exc}")
-            continue
-        if any(answer is not None for answer in answers):
-            problems.append(f"{hook} answered for a name it does not own ({PROBE_NAME!r})")
-    return problems
+def check_conformance(manager: PluginManager, plugin: Any, behaviour: bool = True) -> list[str]:
+    """Problems with ``plugin`` (empty when it keeps the contract); see
+    :mod:`icd_core.plugin.conformance` for what is checked. ``behaviour=False`` keeps to the
+    static checks (registration, hook parameters, answers for names it does not own)."""
+    return conformance.check(manager, plugin, behaviour)
 
 
 def conformance_report(manager: PluginManager, plugins: Iterable[Any] | None = None) -> dict[str, list[str]]:

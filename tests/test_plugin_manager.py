@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from icd_core import TransformMeta, TransformResult
 from icd_core.contract.errors import PluginError
 from icd_core.plugin.manager import load_plugin_manager
 from icd_core.testing import check_conformance, fresh_manager
@@ -16,7 +17,9 @@ def good_register(registry):
 
 
 def good_transform(ctx, adapter, state, layout):
-    return None
+    if adapter.name != "noop":
+        return None
+    return TransformResult(state=state, meta=TransformMeta.skipped("noop", adapter.text, "does nothing"))
 
 
 GOOD = make_plugin("good", icd_register=good_register, icd_apply_transform=good_transform)

@@ -46,17 +46,22 @@ def list_plugins(as_json: bool, include_builtins: bool) -> None:
 @plugins.command("check")
 def check_plugins() -> None:
     """Load every plugin and check the contract; exits 1 on any failure."""
+    from icd_core.plugin.conformance import findings
     from icd_core.plugin.manager import load_plugin_manager
-    from icd_core.testing import conformance_report
 
     manager = load_plugin_manager()
     failures = [f"{r.name} ({r.distribution}): {r.status}" for r in manager.failures()]
-    for name, problems in conformance_report(manager).items():
+    notes: dict[str, list[str]] = {}
+    for plugin in manager.pm.get_plugins():
+        name = manager.pm.get_name(plugin) or repr(plugin)
+        problems, notes[name] = findings(manager, plugin)
         failures.extend(f"{name}: {p}" for p in problems)
     for row in manager.list_rows(include_builtins=True):
         if not row.failed:
             note = "" if row.status == "ok" else f" — {row.status}"
             click.echo(f"ok    {row.name} ({row.distribution} {row.version}){note}")
+            for line in notes.get(f"{row.distribution}:{row.name}", []):
+                click.echo(f"      note: {line}")
     for failure in failures:
         click.echo(f"FAIL  {failure}")
     if failures:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import attrs
 import numpy as np
 
-from icd_core.layout.permutations import inverse
+from icd_core.contract.records import Undo
 from icd_core.contract.state import ModelState
-
-Undo = Callable[[ModelState], ModelState]
+from icd_core.layout.permutations import inverse
 
 
 def undo_permutation(group: str, perm: np.ndarray) -> Undo:
