@@ -68,3 +68,20 @@ def check_plugins() -> None:
         click.echo(f"{len(failures)} problem(s)", err=True)
         sys.exit(1)
     click.echo("all plugins keep the contract")
+
+
+@plugins.command("new")
+@click.argument("kind", type=click.Choice(["adapter", "measure", "solver", "graph"]))
+@click.argument("name")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Where to create icd-KIND-NAME/.")
+def new_plugin(kind: str, name: str, directory: str) -> None:
+    """Scaffold a plugin distribution icd-KIND-NAME/ that installs, is listed, passes
+    `icd plugins check` and its own tests."""
+    from pathlib import Path
+
+    from icd_core.plugin.scaffold import scaffold
+
+    root = scaffold(kind, name, Path(directory))
+    click.echo(f"created {root}/ — install it with: pip install -e {root}  (then: icd plugins check; "
+               f"pytest {root}/tests)")
