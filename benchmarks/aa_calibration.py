@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from icd_core.run.artifacts import RunDirectory
 from icd_core.config.files import load_config
-from icd_core.run.pipeline import Pipeline
 from icd_core.plugin.manager import load_plugin_manager
+from icd_core.run.artifacts import RunDirectory
+from icd_core.run.pipeline import Pipeline
 from icd_core.run.selection import select
 
 COST_GATES = ("latency", "l2_hit", "energy_per_token")

@@ -14,18 +14,18 @@ import time
 
 import attrs
 import numpy as np
-
-from icd_core.config.schema import Config
-from icd_core.run.context import Deadline
-from icd_core.layout.metrics import lines_per_access
-from icd_core.contract.records import Constraints
-from icd_core.plugin.specs import resolve
-from icd_core.testing import context, fresh_manager
 from icd_solver_spectral.solve import fit_spectral
 from icd_workload_hf import plugin
 from icd_workload_hf.models import load_minilm, load_mlp
 from icd_workload_hf.plugin import MiniLMOptions, MlpOptions
 from icd_workload_hf.sources import active_sets
+
+from icd_core.config.schema import Config
+from icd_core.contract.records import Constraints
+from icd_core.layout.metrics import lines_per_access
+from icd_core.plugin.specs import resolve
+from icd_core.run.context import Deadline
+from icd_core.testing import context, fresh_manager
 
 G = 16
 

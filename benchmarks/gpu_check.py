@@ -35,10 +35,10 @@ def fig(results: dict, branch: str, key: str) -> str:
 
 
 def one_run(workload: str, adapter: str, index: int) -> list[str]:
-    from icd_core.run.artifacts import RunDirectory
     from icd_core.config.files import load_config
-    from icd_core.run.pipeline import Pipeline
     from icd_core.plugin.manager import load_plugin_manager
+    from icd_core.run.artifacts import RunDirectory
+    from icd_core.run.pipeline import Pipeline
     from icd_core.run.selection import select
 
     t0 = time.perf_counter()

@@ -17,17 +17,17 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
-
 from icd_adapter_kv.eviction import apply_eviction
 from icd_adapter_kv.plugin import KvOptions
 from icd_adapter_kv.quant import apply_kv_quant
-from icd_core.run.context import Deadline
-from icd_core.layout.metrics import lines_per_access
-from icd_core.contract.records import Constraints, GraphW
 from icd_solver_spectral.solve import fit_spectral
-from icd_workload_hf.smollm2 import load_smollm2
 from icd_workload_hf.plugin import SmolLM2Options
+from icd_workload_hf.smollm2 import load_smollm2
 from icd_workload_hf.sources import co_access, sparsify
+
+from icd_core.contract.records import Constraints, GraphW
+from icd_core.layout.metrics import lines_per_access
+from icd_core.run.context import Deadline
 
 KIND = "kv_tokens"
 

@@ -116,9 +116,14 @@ def paged_curve(tokens: int, repeats: int = 20) -> list[dict]:
     """Time of one decoding step's paged attention (3 KV heads × 3 query heads, d 64) as the
     pages read grow, against exact grouped attention over the same cache."""
     import torch
-
-    from icd_workload_hf.paged import AttentionRuntime, LayerPages, PagePlan, Summaries, grouped_attention, \
-        paged_attention
+    from icd_workload_hf.paged import (
+        AttentionRuntime,
+        LayerPages,
+        PagePlan,
+        Summaries,
+        grouped_attention,
+        paged_attention,
+    )
 
     torch.manual_seed(0)
     kv, group, d, page = 3, 3, 64, 16

@@ -22,8 +22,13 @@ import os
 import time
 
 import numpy as np
-
-from icd_adapter_sparsity.efficacy import efficacy, kept, row_bound, search, snake_assignment
+from icd_adapter_sparsity.efficacy import (
+    efficacy,
+    kept,
+    row_bound,
+    search,
+    snake_assignment,
+)
 from icd_adapter_sparsity.nm import nm_mask
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # "on one CPU core"
@@ -57,9 +62,8 @@ def layer_error(w: np.ndarray, perm: np.ndarray | None, n: int, m: int) -> float
 
 
 def minilm_matrices():
-    from safetensors.numpy import load_file
-
     from icd_workload_hf.models import _minilm_path
+    from safetensors.numpy import load_file
 
     weights = load_file(_minilm_path() / "model.safetensors")
     return {k: v for k, v in weights.items() if k.endswith("weight") and v.ndim == 2 and "embeddings" not in k

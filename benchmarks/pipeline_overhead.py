@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from icd_core.plugin import dispatch as calls
-from icd_core.run.artifacts import ArtifactDir, RunDirectory
 from icd_core.config.files import load_config
-from icd_core.run.context import RunContext
-from icd_core.run.pipeline import Pipeline
+from icd_core.plugin import dispatch as calls
 from icd_core.plugin.manager import load_plugin_manager
 from icd_core.report.model import load_run
+from icd_core.run.artifacts import ArtifactDir, RunDirectory
+from icd_core.run.context import RunContext
+from icd_core.run.pipeline import Pipeline
 from icd_core.run.selection import select
 
 DEFAULT_JOB = {"solver.name": "spectral", "transform.adapters": ["sparsity:2:4"]}

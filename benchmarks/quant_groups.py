@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from icd_adapter_quant.minmax import quantize_dequantize
 
 from icd_core.layout.channel_order import cluster_order, sort_order
-from icd_adapter_quant.minmax import quantize_dequantize
 
 SCHEMES = (("int4", 32), ("int8", 32))
 
@@ -42,11 +42,11 @@ def header() -> str:
 
 
 def minilm():
+    from icd_workload_hf.models import _minilm_path, load_minilm
+    from icd_workload_hf.plugin import MiniLMOptions
     from safetensors.numpy import load_file
 
     from icd_core.config.schema import Config
-    from icd_workload_hf.models import _minilm_path, load_minilm
-    from icd_workload_hf.plugin import MiniLMOptions
 
     weights = load_file(_minilm_path() / "model.safetensors")
     state = load_minilm(MiniLMOptions(tasks=False, groups="ffn,hidden"), 0)

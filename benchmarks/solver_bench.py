@@ -27,14 +27,19 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
-
-from icd_core.run.context import Deadline
-from icd_core.layout.metrics import cut_g, linear_arrangement, lines_per_access, modularity
-from icd_core.layout.graphs import symmetric_csr
-from icd_core.contract.records import Constraints, GraphW
 from icd_solver_spectral.baselines import fiedler_order, random_order, rcm_order
 from icd_solver_spectral.solve import fit_spectral
 from icd_solver_spectral.synthetic import grid_graph, planted_communities
+
+from icd_core.contract.records import Constraints, GraphW
+from icd_core.layout.graphs import symmetric_csr
+from icd_core.layout.metrics import (
+    cut_g,
+    linear_arrangement,
+    lines_per_access,
+    modularity,
+)
+from icd_core.run.context import Deadline
 
 G = 16
 ACCESS_SAMPLES = 2000

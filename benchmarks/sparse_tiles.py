@@ -19,13 +19,13 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 import torch
-
 from icd_adapter_sparsity.apply import _block_order
 from icd_adapter_sparsity.nm import block_mask, magnitude_mask, nonzero_tiles
-from icd_core.run.context import Deadline
-from icd_core.contract.records import Constraints, GraphW
 from icd_solver_spectral.solve import fit_spectral
 from icd_workload_hf.sources import co_access, sparsify
+
+from icd_core.contract.records import Constraints, GraphW
+from icd_core.run.context import Deadline
 
 TOKENS = 256
 REPEATS = 15
@@ -57,12 +57,13 @@ def bsr_times(matrices: dict[str, np.ndarray], b: int) -> dict[str, float]:
 
 def activity_orders(layers: list[int]) -> tuple[dict[int, np.ndarray], object]:
     """π₀ per FFN layer (spectral on W from MiniLM's activity), and the MiniLM state."""
-    from icd_core.config.schema import Config
-    from icd_core.plugin.specs import resolve
-    from icd_core.testing import context, fresh_manager
     from icd_workload_hf import plugin
     from icd_workload_hf.models import load_minilm
     from icd_workload_hf.plugin import MiniLMOptions
+
+    from icd_core.config.schema import Config
+    from icd_core.plugin.specs import resolve
+    from icd_core.testing import context, fresh_manager
 
     manager = fresh_manager(plugin)
     state = load_minilm(MiniLMOptions(tasks=False), 0)

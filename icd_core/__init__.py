@@ -9,16 +9,25 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from icd_core.contract.errors import ConfigError, ContractError, IcdError, InputDataError, PluginError, SolverTimeout, UsageError
+from icd_core.contract.errors import (
+    ConfigError,
+    ContractError,
+    IcdError,
+    InputDataError,
+    PluginError,
+    SolverTimeout,
+    UsageError,
+)
 from icd_core.contract.hookmarkers import hookimpl, hookspec
 from icd_core.contract.records import (
+    AUTO,
+    KV_TOKENS,
     Constraints,
     Figure,
-    AUTO,
     FitResult,
     GraphW,
-    Knob,
     GroupMember,
+    Knob,
     PermutationGroup,
     Samples,
     TransformMeta,
@@ -32,7 +41,7 @@ except metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "AUTO", "ConfigError", "Knob", "Constraints", "ContractError", "Figure", "FitResult", "GraphW", "GroupMember",
+    "AUTO", "ConfigError", "KV_TOKENS", "Knob", "Constraints", "ContractError", "Figure", "FitResult", "GraphW", "GroupMember",
     "IcdError", "InputDataError", "Layout", "ModelState", "PermutationGroup", "PluginError",
     "Samples", "SolverTimeout", "TransformMeta", "TransformResult", "UsageError", "Workload", "__version__",
     "hookimpl", "hookspec",

@@ -16,8 +16,8 @@ from typing import Any
 
 from icd_core.builtins.workload_mock import MockOptions, build_mock_state
 from icd_core.config.schema import Config, GraphConfig
-from icd_core.plugin.manager import PluginManager, load_plugin_manager
 from icd_core.plugin import conformance
+from icd_core.plugin.manager import PluginManager, load_plugin_manager
 from icd_core.plugin.specs import resolve
 from icd_core.run.context import RunContext
 

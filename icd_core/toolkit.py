@@ -28,10 +28,23 @@ from icd_core.contract.state import ModelState, no_target_reason
 from icd_core.layout import tensors
 from icd_core.layout.channel_order import cluster_order, order_for, sort_order
 from icd_core.layout.graphs import symmetric_csr
-from icd_core.layout.metrics import cut_g, fit_stats, linear_arrangement, lines_per_access, modularity, \
-    partition_modularity
-from icd_core.layout.permutations import check_permutation, contract, expand, identity, inverse, pin_fixed, \
-    supernode_count
+from icd_core.layout.metrics import (
+    cut_g,
+    fit_stats,
+    linear_arrangement,
+    lines_per_access,
+    modularity,
+    partition_modularity,
+)
+from icd_core.layout.permutations import (
+    check_permutation,
+    contract,
+    expand,
+    identity,
+    inverse,
+    pin_fixed,
+    supernode_count,
+)
 from icd_core.run.artifacts import csr_npz_bytes
 from icd_core.run.context import Deadline
 from icd_core.run.outputs import max_rel_diff, output_quality

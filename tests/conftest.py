@@ -6,15 +6,14 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
-
 import types
+from pathlib import Path
 
 import pytest
 
 from icd_core import hookimpl
-from icd_core.run.artifacts import RunDirectory
 from icd_core.config.files import load_config
+from icd_core.run.artifacts import RunDirectory
 from icd_core.run.pipeline import Pipeline
 from icd_core.run.selection import select
 from icd_core.testing import fresh_manager

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from icd_core.layout.cachesim import CacheGeometry, simulate_lru
-from icd_core.layout.decode_model import Gather, count_lines, gather_lines, gathers_of, replay
+from icd_core.layout.decode_model import (
+    Gather,
+    count_lines,
+    gather_lines,
+    gathers_of,
+    replay,
+)
 
 
 def reference_lru(lines, sets, ways):

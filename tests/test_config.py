@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from icd_core.config.schema import Config
 from icd_core.config.files import dump_yaml, load_config, parse_override
+from icd_core.config.schema import Config
 from icd_core.contract.errors import ConfigError
 
 

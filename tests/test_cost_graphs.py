@@ -7,11 +7,18 @@ import pytest
 import scipy.sparse as sp
 
 from icd_core.builtins.graph_mock import mock_w, planted_blocks
-from icd_core.layout.metrics import (cut_g, fit_stats, layout_metrics, linear_arrangement, lines_per_access, modularity,
-                           partition_modularity)
-from icd_core.layout.graphs import check_w, symmetric_csr
 from icd_core.contract.errors import ContractError
 from icd_core.contract.records import GraphW
+from icd_core.layout.graphs import check_w, symmetric_csr
+from icd_core.layout.metrics import (
+    cut_g,
+    fit_stats,
+    layout_metrics,
+    linear_arrangement,
+    lines_per_access,
+    modularity,
+    partition_modularity,
+)
 
 
 @pytest.fixture

@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from icd_core.run.artifacts import RunDirectory, csr_npz_bytes, load_w, write_bytes_atomic
 from icd_core.contract.errors import InputDataError, RunDirectoryError
+from icd_core.run.artifacts import (
+    RunDirectory,
+    csr_npz_bytes,
+    load_w,
+    write_bytes_atomic,
+)
 from icd_core.run.events import EventBus
 
 

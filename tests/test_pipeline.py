@@ -12,7 +12,8 @@ from icd_core.layout import tensors as T
 from icd_core.run.artifacts import load_w
 from icd_core.testing import fresh_manager
 
-from .conftest import make_plugin as plugin, run_pipeline
+from .conftest import make_plugin as plugin
+from .conftest import run_pipeline
 
 ARTIFACTS = {"config.json", "W.npz", "perm.json", "metrics.json", "events.jsonl", "report.html", "report.csv"}
 
@@ -213,8 +214,8 @@ def test_worse_permutations_are_not_applied(tmp_path):
     def reverse_fit(ctx, solver, w, constraints):
         if solver.name != "reverse":
             return None
-        from icd_core.layout.metrics import fit_stats
         from icd_core.contract.records import FitResult
+        from icd_core.layout.metrics import fit_stats
 
         perm = np.arange(w.n)[::-1].copy()
         return FitResult(perm=perm, stats=fit_stats(w.matrix, perm, w.block, method="reverse", time_s=0.0))
@@ -267,11 +268,12 @@ def test_an_incomplete_group_fails_the_equivalence_check(tmp_path):
 
 def test_two_four_stays_exact_in_memory_order_after_repermutation(tmp_path):
     from icd_adapter_sparsity import plugin as sparsity
-    from icd_core.run.artifacts import RunDirectory
+    from icd_solver_spectral import plugin as spectral
+
     from icd_core.config.files import load_config
+    from icd_core.run.artifacts import RunDirectory
     from icd_core.run.pipeline import Pipeline
     from icd_core.run.selection import select
-    from icd_solver_spectral import plugin as spectral
 
     manager = fresh_manager(sparsity, spectral)
     config = load_config(cli={"workload": "mock:hidden=128:tokens=16", "pipeline.mode": "iterative",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import attrs
 import pytest
 
+from icd_core.config.validators import positive
 from icd_core.contract.errors import ConfigError, PluginError, UnknownComponentError
 from icd_core.plugin.registry import Registry, ScopedRegistry
 from icd_core.plugin.specs import resolve, split_spec
-from icd_core.config.validators import positive
 
 
 @attrs.frozen

@@ -7,8 +7,15 @@ import pytest
 
 from icd_core.builtins.workload_mock import MockOptions, build_mock_state
 from icd_core.contract.errors import ContractError
-from icd_core.layout.permutations import check_permutation, contract, expand, identity, inverse, pin_fixed
 from icd_core.contract.records import Constraints
+from icd_core.layout.permutations import (
+    check_permutation,
+    contract,
+    expand,
+    identity,
+    inverse,
+    pin_fixed,
+)
 from icd_core.run.rollback import undo_permutation
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from icd_core.config.schema import GatesConfig, RollbackConfig
+from icd_core.contract.records import Figure, Samples
 from icd_core.report.gates import evaluate_gates, regressions
 from icd_core.run.paired import compare, judge, statistic
-from icd_core.contract.records import Figure, Samples
 from icd_core.run.results import BranchResult
 
 RNG = np.random.default_rng(7)

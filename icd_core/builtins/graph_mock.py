@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from icd_core.layout.graphs import symmetric_csr
 from icd_core.contract.hookmarkers import hookimpl
-from icd_core.layout.permutations import inverse
 from icd_core.contract.records import GraphW
+from icd_core.layout.graphs import symmetric_csr
+from icd_core.layout.permutations import inverse
 
 NAME = "mock"
 ACCESS_SAMPLES = 256

@@ -20,11 +20,11 @@ import attrs
 import numpy as np
 import scipy.sparse as sp
 
+from icd_core.builtins.graph_mock import mock_for
 from icd_core.contract.errors import ConfigError, InputDataError
 from icd_core.contract.hookmarkers import hookimpl
-from icd_core.layout.permutations import inverse
 from icd_core.contract.records import GraphW
-from icd_core.builtins.graph_mock import mock_for
+from icd_core.layout.permutations import inverse
 
 NAME = "trace"
 

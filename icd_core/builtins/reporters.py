@@ -9,9 +9,16 @@ import io
 import jinja2
 
 from icd_core.contract.hookmarkers import hookimpl
-from icd_core.report.model import BRANCHES, change_text, comparison_rows, decomposition_rows, fmt, pairs, timeline
+from icd_core.report.model import (
+    BRANCHES,
+    change_text,
+    comparison_rows,
+    decomposition_rows,
+    fmt,
+    pairs,
+    timeline,
+)
 from icd_core.report.verdict import RULE, gate_phrase
-
 
 CSV_HEADER = ["metric", "unit", *BRANCHES, "source", "reason", "change_iterative_vs_linear", "ci95_low",
               "ci95_high", "verdict", "rule"]

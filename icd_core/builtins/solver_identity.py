@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from icd_core.layout.metrics import fit_stats
 from icd_core.contract.hookmarkers import hookimpl
-from icd_core.layout.permutations import identity
 from icd_core.contract.records import FitResult
+from icd_core.layout.metrics import fit_stats
+from icd_core.layout.permutations import identity
 
 NAME = "identity"
 

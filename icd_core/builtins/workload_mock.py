@@ -13,10 +13,10 @@ from typing import Any
 import attrs
 import numpy as np
 
+from icd_core.config.validators import positive
 from icd_core.contract.hookmarkers import hookimpl
 from icd_core.contract.records import Figure, GroupMember, PermutationGroup
 from icd_core.contract.state import ModelState
-from icd_core.config.validators import positive
 from icd_core.run.outputs import max_rel_diff, output_quality
 
 NAME = "mock"

@@ -7,8 +7,8 @@ import traceback
 
 import click
 
-from icd_core.contract.errors import IcdError
 from icd_core.cli.versions import version_text
+from icd_core.contract.errors import IcdError
 
 
 class IcdGroup(click.Group):

@@ -26,8 +26,8 @@ def _perf_counters() -> str:
 @click.command()
 def doctor() -> None:
     """Environment fingerprint, measurement tools and plugin health."""
-    from icd_core.report.environment import fingerprint
     from icd_core.plugin.manager import load_plugin_manager
+    from icd_core.report.environment import fingerprint
 
     env = fingerprint()
     click.echo(render_table(["key", "value"], sorted((k, v) for k, v in env.items())))

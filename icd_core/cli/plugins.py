@@ -32,10 +32,9 @@ def list_plugins(as_json: bool, include_builtins: bool) -> None:
                  "status": c.status})
         out = []
         for row in rows:
-            label = row.distribution if not row.builtin else f"{row.distribution} ({row.name})"
             out.append({"name": row.name, "distribution": row.distribution, "version": row.version,
                         "builtin": row.builtin, "provides": row.provides, "hooks": row.hooks,
-                        "status": row.status, "components": components.get(label, [])})
+                        "status": row.status, "components": components.get(row.label, [])})
         click.echo(json.dumps(out, indent=2))
         return
     table = [[r.name, r.distribution, r.version, ", ".join(r.provides) or "-",

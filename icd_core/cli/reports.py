@@ -25,14 +25,18 @@ def report(run_dir: str, formats: tuple[str, ...]) -> None:
     import attrs
     from filelock import Timeout
 
-    from icd_core.plugin import dispatch as calls
-    from icd_core.run.artifacts import ArtifactDir, lock_existing_run
-    from icd_core.config.schema import Config
-    from icd_core.config.files import read_file
-    from icd_core.run.context import RunContext
     from icd_core.config.converter import structure
-    from icd_core.contract.errors import ArtifactWriteError, RunDirectoryError, UsageError
+    from icd_core.config.files import read_file
+    from icd_core.config.schema import Config
+    from icd_core.contract.errors import (
+        ArtifactWriteError,
+        RunDirectoryError,
+        UsageError,
+    )
+    from icd_core.plugin import dispatch as calls
     from icd_core.plugin.manager import load_plugin_manager
+    from icd_core.run.artifacts import ArtifactDir, lock_existing_run
+    from icd_core.run.context import RunContext
 
     path = Path(run_dir)
     record = _open_run(run_dir)
@@ -62,10 +66,10 @@ def report(run_dir: str, formats: tuple[str, ...]) -> None:
               "(default: <out_dir>/compare-<A>-vs-<B>).")
 def compare(run_a: str, run_b: str, out: str | None) -> None:
     """Print and write the side-by-side diff of two runs' final results."""
-    from icd_core.run.artifacts import ArtifactDir
     from icd_core.report.compare import diff_runs
     from icd_core.report.jsonify import dumps
     from icd_core.report.model import fmt
+    from icd_core.run.artifacts import ArtifactDir
 
     a, b = _open_run(run_a), _open_run(run_b)
     diff = diff_runs(a, b)

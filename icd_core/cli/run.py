@@ -67,12 +67,12 @@ def _progress(record: dict[str, Any]) -> None:
 @click.option("--print-config", is_flag=True, help="Print the effective config and exit.")
 def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_config: bool, **given: Any) -> None:
     """Build W, permute, transform, re-permute, measure and report one run."""
-    from icd_core.run.artifacts import RunDirectory
     from icd_core.config.files import dump_yaml, load_config
     from icd_core.contract.errors import RunDirectoryError
+    from icd_core.plugin.manager import load_plugin_manager
+    from icd_core.run.artifacts import RunDirectory
     from icd_core.run.events import EventBus
     from icd_core.run.pipeline import Pipeline
-    from icd_core.plugin.manager import load_plugin_manager
     from icd_core.run.selection import select
 
     config = load_config(config_path, overrides, cli=_cli_settings(**given))

@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from icd_core.report.model import BRANCHES, change_text, comparison_rows, decomposition_rows, fmt
+from icd_core.report.model import (
+    BRANCHES,
+    change_text,
+    comparison_rows,
+    decomposition_rows,
+    fmt,
+)
 from icd_core.report.verdict import RULE, signed
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from icd_core.plugin.manager import CORE_DISTRIBUTION, distribution_of, installed_entry_points, metadata_version
+from icd_core.plugin.manager import (
+    CORE_DISTRIBUTION,
+    distribution_of,
+    installed_entry_points,
+    metadata_version,
+)
 
 
 def version_text() -> str:

@@ -30,11 +30,18 @@ from typing import TYPE_CHECKING, Any
 from icd_core.contract.hookmarkers import hookspec
 
 if TYPE_CHECKING:
-    from icd_core.run.context import RunContext
-    from icd_core.contract.records import Constraints, FitResult, GraphW, MetricsFragment, PermutationGroup, TransformResult
+    from icd_core.contract.records import (
+        Constraints,
+        FitResult,
+        GraphW,
+        MetricsFragment,
+        PermutationGroup,
+        TransformResult,
+    )
+    from icd_core.contract.state import Layout, ModelState
     from icd_core.plugin.registry import ScopedRegistry
     from icd_core.plugin.specs import ComponentSpec
-    from icd_core.contract.state import Layout, ModelState
+    from icd_core.run.context import RunContext
 
 
 @hookspec

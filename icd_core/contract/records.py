@@ -79,6 +79,11 @@ class Constraints:
         return Constraints(supernode=size, fixed=tuple(sorted(fixed)))
 
 
+KV_TOKENS = "kv_tokens"
+"""The group kind of a KV cache's token axis (one group per layer and KV head): what workloads
+with a cache declare and what KV adapters and graph sources look for."""
+
+
 @attrs.frozen
 class PermutationGroup:
     """A named hidden dimension and every tensor axis that indexes it.

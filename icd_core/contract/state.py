@@ -12,9 +12,15 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 import numpy as np
 
-from icd_core.layout import tensors as T
 from icd_core.contract.errors import ContractError
-from icd_core.contract.records import Constraints, Figure, GroupMember, PermutationGroup, TransformMeta
+from icd_core.contract.records import (
+    Constraints,
+    Figure,
+    GroupMember,
+    PermutationGroup,
+    TransformMeta,
+)
+from icd_core.layout import tensors as T
 
 
 @runtime_checkable

@@ -21,6 +21,12 @@ def take(t: Any, index: np.ndarray, axis: int) -> Any:
     return np.take(t, index, axis=axis)
 
 
+def rows_along(w: np.ndarray, axis: int) -> np.ndarray:
+    """``w`` as a (rows × axis length) matrix whose columns are the entries along ``axis``."""
+    moved = np.moveaxis(w, axis, -1)
+    return moved.reshape(-1, moved.shape[-1])
+
+
 def to_numpy(t: Any) -> np.ndarray:
     """A host numpy view/copy of ``t``."""
     if is_torch(t):

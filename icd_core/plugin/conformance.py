@@ -19,8 +19,8 @@ import attrs
 import numpy as np
 
 from icd_core.config.schema import Config
-from icd_core.contract.hookspecs import PHASE_HOOKS
 from icd_core.contract.errors import ConfigError, InputDataError
+from icd_core.contract.hookspecs import PHASE_HOOKS
 from icd_core.contract.records import Constraints, TransformResult
 from icd_core.plugin import dispatch
 from icd_core.plugin.manager import PluginManager

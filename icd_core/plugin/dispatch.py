@@ -6,15 +6,22 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from icd_core.contract.errors import ContractError
+from icd_core.contract.records import (
+    Constraints,
+    FitResult,
+    GraphW,
+    MetricsFragment,
+    PermutationGroup,
+    TransformResult,
+)
+from icd_core.contract.state import Layout, ModelState
 from icd_core.layout.graphs import check_w
 from icd_core.layout.permutations import check_permutation
-from icd_core.contract.records import Constraints, FitResult, GraphW, MetricsFragment, PermutationGroup, TransformResult
 from icd_core.plugin.specs import ComponentSpec
-from icd_core.contract.state import Layout, ModelState
 
 if TYPE_CHECKING:
-    from icd_core.run.context import RunContext
     from icd_core.plugin.manager import PluginManager
+    from icd_core.run.context import RunContext
 
 
 def _answer(manager: PluginManager, hook: str, spec: ComponentSpec, expected: type, **kwargs: Any) -> Any:

@@ -45,6 +45,12 @@ class PluginRow:
     def failed(self) -> bool:
         return self.status.startswith("error")
 
+    @property
+    def label(self) -> str:
+        """The provider label its components carry: the distribution, plus the module for a
+        built-in (the core ships several)."""
+        return self.distribution if not self.builtin else f"{self.distribution} ({self.name})"
+
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
@@ -114,7 +120,7 @@ class PluginManager:
                    builtin: bool = False) -> PluginRow:
         """Register one plugin object (module or instance) in isolation; returns its row."""
         row = PluginRow(name, distribution, version, builtin)
-        label = distribution if not builtin else f"{distribution} ({name})"
+        label = row.label
         try:
             self.pm.register(plugin, name=f"{distribution}:{name}")
         except Exception as exc:
@@ -164,9 +170,8 @@ class PluginManager:
             if row.builtin and not include_builtins:
                 continue
             if row.status == "ok":
-                label = row.distribution if not row.builtin else f"{row.distribution} ({row.name})"
                 reasons = [f"{c.name}: {c.unavailable_reason()}" for c in self.registry
-                           if c.provider == label and c.unavailable_reason()]
+                           if c.provider == row.label and c.unavailable_reason()]
                 if reasons:
                     row = attrs.evolve(row, status="unavailable: " + "; ".join(reasons))
             out.append(row)

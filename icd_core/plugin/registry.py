@@ -5,13 +5,15 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterator
-from typing import Literal
 
 import attrs
 
-from icd_core.contract.errors import AmbiguousComponentError, PluginError, UnknownComponentError
+from icd_core.contract.errors import (
+    AmbiguousComponentError,
+    PluginError,
+    UnknownComponentError,
+)
 
-Kind = Literal["workload", "graph", "solver", "adapter", "measure", "reporter"]
 KINDS: tuple[str, ...] = ("workload", "graph", "solver", "adapter", "measure", "reporter")
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 

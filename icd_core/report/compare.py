@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from icd_core.run.paired import Change, compare
 from icd_core.contract.records import Figure, Samples
 from icd_core.report.model import RunRecord, comparison_rows
+from icd_core.run.paired import Change, compare
 
 CHECKED = (("workload", ("run", "workload")), ("seed", ("run", "seed")), ("mode", ("run", "mode")),
            ("cpu", ("env", "cpu")), ("gpu", ("env", "gpu")), ("device threads", ("timing", "threads", "threads")))

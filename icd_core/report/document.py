@@ -9,13 +9,13 @@ from typing import Any
 
 from icd_core.config.schema import Config
 from icd_core.report.environment import fingerprint
-from icd_core.run.events import EventBus
 from icd_core.report.gates import evaluate_gates
-from icd_core.run.permcache import version_tag
 from icd_core.report.model import SCHEMA
+from icd_core.report.verdict import verdict
+from icd_core.run.events import EventBus
+from icd_core.run.permcache import version_tag
 from icd_core.run.results import BranchResult, all_changes
 from icd_core.run.selection import Selection
-from icd_core.report.verdict import verdict
 
 
 def _gates(cfg: Config, results: Mapping[str, BranchResult], error: str | None) -> dict[str, Any]:

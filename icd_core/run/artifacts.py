@@ -24,7 +24,11 @@ import numpy as np
 import scipy.sparse as sp
 from filelock import FileLock, Timeout
 
-from icd_core.contract.errors import ArtifactWriteError, InputDataError, RunDirectoryError
+from icd_core.contract.errors import (
+    ArtifactWriteError,
+    InputDataError,
+    RunDirectoryError,
+)
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 

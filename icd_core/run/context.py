@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -14,9 +13,9 @@ from icd_core.config.schema import Config
 from icd_core.run.events import EventBus
 
 if TYPE_CHECKING:
-    from icd_core.run.artifacts import ArtifactDir
     from icd_core.contract.records import Accesses
     from icd_core.plugin.registry import Registry
+    from icd_core.run.artifacts import ArtifactDir
 
 
 @attrs.define
@@ -79,7 +78,3 @@ class RunContext:
             self.run_dir.write_text(relative, content)
         self.written.append(relative)
         return relative
-
-    @property
-    def run_path(self) -> Path | None:
-        return self.run_dir.path if self.run_dir else None

@@ -9,17 +9,17 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from icd_core.plugin import dispatch as calls
-from icd_core.layout.metrics import layout_metrics
-from icd_core.run.paired import compare, judge
 from icd_core.contract.records import Figure, GraphW, Samples
-from icd_core.run.results import FIGURE_KEYS, BranchResult, ranked
-from icd_core.plugin.specs import ComponentSpec
 from icd_core.contract.state import ModelState
+from icd_core.layout.metrics import layout_metrics
+from icd_core.plugin import dispatch as calls
+from icd_core.plugin.specs import ComponentSpec
+from icd_core.run.paired import compare, judge
+from icd_core.run.results import FIGURE_KEYS, BranchResult, ranked
 
 if TYPE_CHECKING:
-    from icd_core.run.context import RunContext
     from icd_core.plugin.manager import PluginManager
+    from icd_core.run.context import RunContext
 
 COUNTER_OF = {"lat_ms": "lat_ms", "toks_per_s": "toks_s", "l2_hit_pct": "l2_hit_pct", "ept_j_per_tok": "ept"}
 

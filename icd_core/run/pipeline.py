@@ -18,27 +18,34 @@ from typing import Any
 import attrs
 import numpy as np
 
-from icd_core.plugin import dispatch as calls
-from icd_core.run.artifacts import RunDirectory, csr_npz_bytes
 from icd_core.config.files import config_to_dict
-from icd_core.run.context import RunContext
-from icd_core.contract.errors import ArtifactWriteError, ConfigError, ContractError, InputDataError, SolverTimeout, UsageError
-from icd_core.run.events import EventBus
+from icd_core.contract.errors import (
+    ArtifactWriteError,
+    ConfigError,
+    ContractError,
+    InputDataError,
+    SolverTimeout,
+    UsageError,
+)
+from icd_core.contract.records import Accesses, FitResult, GraphW, TransformMeta
+from icd_core.contract.state import ModelState
+from icd_core.layout.permutations import identity
+from icd_core.plugin import dispatch as calls
+from icd_core.plugin.manager import PluginManager
+from icd_core.plugin.specs import resolve
+from icd_core.report.document import metrics_document, perm_document
 from icd_core.report.gates import regressions
 from icd_core.report.jsonify import dumps
-from icd_core.run.measuring import interleaved_timing, judge_quality, measure_state
-from icd_core.report.document import metrics_document, perm_document
-from icd_core.run.permcache import PermutationCache, matrix_digest, version_tag
-from icd_core.layout.permutations import identity
-from icd_core.plugin.manager import PluginManager
-from icd_core.run.ratesearch import Trial, judge_drop, search
-from icd_core.contract.records import Accesses, FitResult, GraphW, TransformMeta
 from icd_core.report.model import RunRecord
+from icd_core.run.artifacts import RunDirectory, csr_npz_bytes
+from icd_core.run.context import RunContext
+from icd_core.run.events import EventBus
+from icd_core.run.measuring import interleaved_timing, judge_quality, measure_state
+from icd_core.run.permcache import PermutationCache, matrix_digest, version_tag
+from icd_core.run.ratesearch import Trial, judge_drop, search
 from icd_core.run.results import BranchResult
 from icd_core.run.rollback import UndoStack, restore, roll_back, undo_permutation
 from icd_core.run.selection import Selection, settle
-from icd_core.plugin.specs import resolve
-from icd_core.contract.state import ModelState
 
 BRANCHES_OF_MODE = {"linear": ("linear",), "iterative": ("iterative",), "compare": ("linear", "iterative")}
 ARM = "identity"

@@ -14,8 +14,8 @@ from typing import Any
 
 import attrs
 
-from icd_core.run.paired import Change, compare
 from icd_core.contract.records import Figure, Knob
+from icd_core.run.paired import Change, compare
 
 
 @attrs.frozen

@@ -12,8 +12,8 @@ from typing import Any
 
 import attrs
 
-from icd_core.run.paired import Change, compare, pick_common, priority
 from icd_core.contract.records import Figure, TransformMeta
+from icd_core.run.paired import Change, compare, pick_common, priority
 
 FIGURE_KEYS = ("lat_ms", "toks_per_s", "l2_hit_pct", "ept_j_per_tok")
 """Figures every run reports (``null`` with the reason when no measure gave them)."""

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from icd_core.layout.cachesim import CacheGeometry, sample
-from icd_core.layout.decode_model import replay
 from icd_core.contract.hookmarkers import hookimpl
 from icd_core.contract.records import Figure, Samples
+from icd_core.layout.cachesim import CacheGeometry, sample
+from icd_core.layout.decode_model import replay
 
 NAME = "cache"
 SOURCE = "modelled:cache-sim"

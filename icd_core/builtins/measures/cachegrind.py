@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from icd_core.layout.cachesim import sample
 from icd_core.contract.hookmarkers import hookimpl
 from icd_core.contract.records import Figure
+from icd_core.layout.cachesim import sample
 
 NAME = "cachegrind"
 SOURCE = "simulated:cachegrind"

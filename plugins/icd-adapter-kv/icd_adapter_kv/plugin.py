@@ -8,11 +8,10 @@ from typing import Any, Literal
 
 import attrs
 
-from icd_core import AUTO, Knob, TransformMeta, TransformResult, hookimpl
+from icd_core import AUTO, KV_TOKENS, Knob, TransformMeta, TransformResult, hookimpl
 from icd_core.toolkit import between, non_negative, positive
 
 NAME = "kv"
-KV_GROUP_KIND = "kv_tokens"
 
 
 def _budget(_instance: Any, attribute: Any, value: Any) -> None:
@@ -58,7 +57,7 @@ class KvOptions:
         """With ``pages`` and ``budget auto``: pages per query, from every page down to one."""
         if self.mode != "pages" or self.budget != AUTO:
             return None
-        sizes = [g.size for g in state.groups if g.kind == KV_GROUP_KIND]
+        sizes = [g.size for g in state.groups if g.kind == KV_TOKENS]
         most = max(1, -(-max(sizes) // self.page)) if sizes else 1
         return Knob("budget", gentle=most, aggressive=1, integer=True, geometric=True)
 
@@ -103,16 +102,16 @@ def icd_apply_transform(ctx, adapter, state, layout):
     if options.mode == "quant":
         from .quant import apply_kv_quant
 
-        return apply_kv_quant(state, options, adapter.text, KV_GROUP_KIND, ctx.seed)
+        return apply_kv_quant(state, options, adapter.text, KV_TOKENS, ctx.seed)
     from .eviction import apply_eviction
 
-    return apply_eviction(state, options, adapter.text, KV_GROUP_KIND)
+    return apply_eviction(state, options, adapter.text, KV_TOKENS)
 
 
 def plan_pages(state, options: KvOptions, spec: str, permute: bool) -> TransformResult:
     """Record how the cache is read in pages; the workload plans it (it runs attention)."""
     plan = getattr(state.workload, "plan_pages", None)
-    if plan is None or not any(g.kind == KV_GROUP_KIND for g in state.groups):
+    if plan is None or not any(g.kind == KV_TOKENS for g in state.groups):
         reason = f"workload {state.workload.name!r} has no paged KV cache to read"
         return TransformResult(state=state, meta=TransformMeta.skipped("kv", spec, reason))
     budget = None if options.budget in (None, AUTO) else options.budget

@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 
 from icd_core import TransformMeta, TransformResult
+from icd_core.toolkit import cluster_order, inverse
 from icd_core.toolkit import tensors as T
-from icd_core.toolkit import cluster_order
-from icd_core.toolkit import inverse
 
 
 def asym_quant(x: np.ndarray, bits: int, axis: int) -> np.ndarray:

@@ -7,14 +7,19 @@ from typing import Any
 import attrs
 import numpy as np
 import pytest
-
 from icd_adapter_kv import plugin
 from icd_adapter_kv.eviction import blocks_to_keep
-from icd_core import Figure, GroupMember, ModelState, PermutationGroup
+
+from icd_core import KV_TOKENS, Figure, GroupMember, ModelState, PermutationGroup
+from icd_core.testing import (
+    MockOptions,
+    build_mock_state,
+    check_conformance,
+    context,
+    fresh_manager,
+    resolve,
+)
 from icd_core.toolkit import max_rel_diff, output_quality
-from icd_core.testing import MockOptions, build_mock_state
-from icd_core.testing import resolve
-from icd_core.testing import check_conformance, context, fresh_manager
 
 
 @attrs.define
@@ -51,7 +56,7 @@ def cache_state(tokens=512, d=32):
     k[64:128] *= 0.05  # a quiet block: small keys, little attention
     v = rng.standard_normal((tokens, d)).astype(np.float32)
     group = PermutationGroup("kv.tokens", tokens, (GroupMember("k_cache", 0), GroupMember("v_cache", 0)),
-                             kind="kv_tokens")
+                             kind=KV_TOKENS)
     return ModelState.initial(OneQueryAttention(q=rng.standard_normal(d).astype(np.float32)),
                               {"k_cache": k, "v_cache": v}, (group,))
 
@@ -87,6 +92,7 @@ def test_no_cache_is_a_recorded_noop(manager):
 
 def test_grouped_quant_with_reorder_beats_no_reorder():
     from icd_adapter_kv.quant import grouped, kivi, relative_error
+
     from icd_core.toolkit import cluster_order
 
     rng = np.random.default_rng(0)

@@ -16,10 +16,8 @@ from typing import Any
 import numpy as np
 
 from icd_core import Constraints, TransformMeta, TransformResult
+from icd_core.toolkit import no_target_reason, order_for
 from icd_core.toolkit import tensors as T
-from icd_core.toolkit import no_target_reason
-
-from icd_core.toolkit import order_for
 
 BITS = {"int8": 8, "int4": 4, "fp8": 8}
 FP8_MAX = 448.0
@@ -60,11 +58,6 @@ def quantize_dequantize(w: np.ndarray, axis: int, dtype: str, group: int, symmet
     return np.moveaxis(out.reshape(moved.shape), -1, axis).astype(w.dtype)
 
 
-def _as2d(w: np.ndarray, axis: int) -> np.ndarray:
-    moved = np.moveaxis(w, axis, -1)
-    return moved.reshape(-1, moved.shape[-1]).astype(np.float64)
-
-
 def _group_error(x2d: np.ndarray, options) -> float:
     """Mean squared quantization error of a rows × channels matrix in its current order."""
     q = quantize_dequantize(x2d, 1, options.dtype, options.group, options.symmetric)
@@ -80,7 +73,7 @@ def apply_quant(state, options, spec: str, seed: int = 0) -> TransformResult:
     orders: dict[str, dict[str, float]] = {}
     for group, members in targets.items():
         if options.group and not options.per_tensor and options.permute != "none":
-            stacked = np.vstack([_as2d(T.to_numpy(state.tensors[m.tensor]), m.axis) for m in members])
+            stacked = np.vstack([T.rows_along(T.to_numpy(state.tensors[m.tensor]), m.axis).astype(np.float64) for m in members])
             order = order_for(stacked, options.permute, options.group, seed)
             if order is not None:
                 before, after = _group_error(stacked, options), _group_error(stacked[:, order], options)

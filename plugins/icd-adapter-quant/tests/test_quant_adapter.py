@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from icd_adapter_quant import plugin
 from icd_adapter_quant.minmax import quantize_dequantize
-from icd_core.testing import MockOptions, build_mock_state
+
 from icd_core import ConfigError
-from icd_core.testing import resolve
-from icd_core.testing import check_conformance, context, fresh_manager
+from icd_core.testing import (
+    MockOptions,
+    build_mock_state,
+    check_conformance,
+    context,
+    fresh_manager,
+    resolve,
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +87,10 @@ def test_transform_metadata_and_constraints(manager):
 
 
 def test_range_grouping_beats_identity_on_a_fixed_seed():
-    from icd_core.toolkit import cluster_order, sort_order
     from icd_adapter_quant.minmax import _group_error
     from icd_adapter_quant.plugin import QuantOptions
+
+    from icd_core.toolkit import cluster_order, sort_order
 
     rng = np.random.default_rng(0)
     w = rng.standard_normal((64, 256)) * rng.choice([0.05, 1.0, 8.0], size=256)  # mixed channel ranges

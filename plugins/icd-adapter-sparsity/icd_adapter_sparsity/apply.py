@@ -18,16 +18,11 @@ from typing import Any
 import numpy as np
 
 from icd_core import Constraints, TransformMeta, TransformResult
-from icd_core.toolkit import tensors as T
 from icd_core.toolkit import no_target_reason
+from icd_core.toolkit import tensors as T
 
 from .efficacy import search
 from .nm import block_mask, magnitude_mask, nm_mask, tile_scores
-
-
-def _as2d(w: np.ndarray, axis: int) -> np.ndarray:
-    moved = np.moveaxis(w, axis, -1)
-    return moved.reshape(-1, moved.shape[-1])
 
 
 def _input_norms(ctx, state, group: str, notes: list[str]) -> np.ndarray | None:
@@ -85,7 +80,7 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
             per_group[group] = {**stats, "permute": options.permute}
         elif options.mode == "block" and may_permute:
             first = members[0]
-            a = _as2d(_score(T.to_numpy(state.tensors[first.tensor]), first.axis, norms), first.axis)
+            a = T.rows_along(_score(T.to_numpy(state.tensors[first.tensor]), first.axis, norms), first.axis)
             before = float(np.sort(tile_scores(a, options.block).ravel())[::-1][: _kept_tiles(a, options)].sum())
             perm = _block_order(a, options.block)
             state = state.permuted(group, perm)
@@ -122,7 +117,7 @@ def _search_groups(ctx, state, layout, options, targets, norms_of) -> dict[str, 
     on the order threads finish in; numpy and scipy release the GIL in the heavy parts)."""
     def one(group: str) -> tuple[np.ndarray, dict]:
         members, norms = targets[group], norms_of[group]
-        a = np.vstack([_as2d(_score(T.to_numpy(state.tensors[m.tensor]), m.axis, norms), m.axis) for m in members])
+        a = np.vstack([T.rows_along(_score(T.to_numpy(state.tensors[m.tensor]), m.axis, norms), m.axis) for m in members])
         blocks = layout.blocks.get(group) if options.permute == "blocks" else None
         return search(a, options.n, options.m, options.search_s, ctx.seed, blocks=blocks, rounds=options.rounds)
 

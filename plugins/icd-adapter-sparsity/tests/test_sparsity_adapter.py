@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from icd_adapter_sparsity import plugin
 from icd_adapter_sparsity.efficacy import kept, row_bound, search
 from icd_adapter_sparsity.nm import block_mask, magnitude_mask, nm_mask, nonzero_tiles
-from icd_core.testing import MockOptions, build_mock_state
+
 from icd_core import ConfigError
+from icd_core.testing import (
+    MockOptions,
+    build_mock_state,
+    check_conformance,
+    context,
+    fresh_manager,
+    resolve,
+)
 from icd_core.toolkit import inverse
-from icd_core.testing import resolve
-from icd_core.testing import check_conformance, context, fresh_manager
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,16 @@ import shutil
 
 import numpy as np
 import pytest
-
-from icd_core.testing import MockOptions, build_mock_state
-from icd_core.testing import resolve
-from icd_core.testing import check_conformance, context, fresh_manager
 from icd_measure_ncu import plugin, probes
+
+from icd_core.testing import (
+    MockOptions,
+    build_mock_state,
+    check_conformance,
+    context,
+    fresh_manager,
+    resolve,
+)
 
 
 def gpu_present() -> bool:

@@ -7,7 +7,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from icd_measure_ncu import energy, ncu_csv
 from icd_measure_ncu.l2 import command
 

@@ -32,6 +32,19 @@ def edges_of(w: sp.csr_matrix, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.repeat(nodes, lengths), w.indices[idx], w.data[idx]
 
 
+def cut_changes(w: sp.csr_matrix, moved: np.ndarray, old: np.ndarray,
+                new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, weighted change of the cut) for every stored entry in the rows ``moved``, when
+    the part of each node goes from ``old`` to ``new``. Summed, they give the change of the
+    cut weight: an edge between two moved nodes is seen from both ends, others from one
+    end only (hence the factor 2)."""
+    r, c, x = edges_of(w, moved)
+    is_moved = np.zeros(old.size, dtype=bool)
+    is_moved[moved] = True
+    change = (new[r] != new[c]).astype(np.float64) - (old[r] != old[c])
+    return r, change * x * np.where(is_moved[c], 1.0, 2.0)
+
+
 def _pairs(gain: np.ndarray, side: np.ndarray, seg: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The i-th best node of side 0 matched with the i-th best of side 1, per segment."""
     order = candidates[np.lexsort((candidates, -gain[candidates], side[candidates], seg[candidates]))]
@@ -89,12 +102,8 @@ def refine_bisections(w: sp.csr_matrix, seg: np.ndarray, nseg: int, side: np.nda
         moved = np.concatenate([a[accept], b[accept]])
         trial = side.copy()
         trial[moved] ^= 1
-        is_moved = np.zeros(n, dtype=bool)
-        is_moved[moved] = True
-        r, c, x = edges_of(w, moved)
-        change = (trial[r] != trial[c]).astype(np.float64) - (side[r] != side[c])
-        # an edge between two moved nodes is seen from both ends; others from one end only
-        delta = np.bincount(seg[r], weights=change * x * np.where(is_moved[c], 1.0, 2.0), minlength=nseg)
+        r, change = cut_changes(w, moved, side, trial)
+        delta = np.bincount(seg[r], weights=change, minlength=nseg)
         better = delta < -1e-9
         if not better.any():
             break

@@ -16,23 +16,9 @@ import scipy.sparse as sp
 
 from icd_core.toolkit import Deadline
 
-from .kl import edges_of
+from .kl import cut_changes
 
 MIN_GAIN = 1e-4  # stop when a pass wins less than this share of the total weight
-
-
-def _blocks_of(order: np.ndarray, g: int) -> np.ndarray:
-    block = np.empty(order.size, dtype=np.int64)
-    block[order] = np.arange(order.size) // g
-    return block
-
-
-def _cut_change(w: sp.csr_matrix, moved: np.ndarray, old: np.ndarray, new: np.ndarray) -> float:
-    r, c, x = edges_of(w, moved)
-    is_moved = np.zeros(old.size, dtype=bool)
-    is_moved[moved] = True
-    change = (new[r] != new[c]).astype(np.float64) - (old[r] != old[c])
-    return float((change * x * np.where(is_moved[c], 1.0, 2.0)).sum())
 
 
 def _swap_candidates(w: sp.csr_matrix, block: np.ndarray, nb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -124,7 +110,7 @@ def block_swaps(w: sp.csr_matrix, order: np.ndarray, g: int, passes: int, deadli
         while si.size:
             new_block = block.copy()
             new_block[si], new_block[sj] = block[sj], block[si]
-            change = _cut_change(w, np.concatenate([si, sj]), block, new_block)
+            change = float(cut_changes(w, np.concatenate([si, sj]), block, new_block)[1].sum())
             if change < -1e-9:
                 position[si], position[sj] = position[sj].copy(), position[si].copy()
                 swaps += si.size

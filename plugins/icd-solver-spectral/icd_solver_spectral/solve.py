@@ -6,10 +6,18 @@ import time
 
 import numpy as np
 
-from icd_core.toolkit import Deadline
-from icd_core.toolkit import fit_stats, linear_arrangement, modularity, partition_modularity
-from icd_core.toolkit import contract, expand, pin_fixed, supernode_count
 from icd_core import Constraints, FitResult, GraphW
+from icd_core.toolkit import (
+    Deadline,
+    contract,
+    expand,
+    fit_stats,
+    linear_arrangement,
+    modularity,
+    partition_modularity,
+    pin_fixed,
+    supernode_count,
+)
 
 from .baselines import BASELINES
 from .bisection import recursive_bisection

@@ -5,14 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-from icd_core.toolkit import Deadline
-from icd_core.toolkit import cut_g, modularity
-from icd_core.toolkit import symmetric_csr
-from icd_core.toolkit import check_permutation
-from icd_core import Constraints, GraphW
-from icd_core.testing import resolve
-from icd_core.testing import check_conformance, context, fresh_manager
 from icd_solver_spectral import plugin
 from icd_solver_spectral.bisection import split_position
 from icd_solver_spectral.kl import refine_bisections
@@ -20,6 +12,16 @@ from icd_solver_spectral.lanczos import fiedler_batch
 from icd_solver_spectral.refine import block_swaps
 from icd_solver_spectral.solve import fit_baseline, fit_spectral
 from icd_solver_spectral.synthetic import grid_graph, planted_communities
+
+from icd_core import Constraints, GraphW
+from icd_core.testing import check_conformance, context, fresh_manager, resolve
+from icd_core.toolkit import (
+    Deadline,
+    check_permutation,
+    cut_g,
+    modularity,
+    symmetric_csr,
+)
 
 
 def solve(w, constraints=Constraints(), budget=60.0, block=16, **kw):

@@ -17,9 +17,7 @@ from typing import Literal
 
 import attrs
 
-from icd_core import GroupMember, PermutationGroup
-
-GroupKind = Literal["ffn", "heads", "hidden", "inner", "state", "kv"]
+from icd_core import KV_TOKENS, GroupMember, PermutationGroup
 
 
 @attrs.frozen
@@ -140,7 +138,7 @@ def kv_cache_groups(n_layers: int, kv_heads: int, tokens: int) -> list[GroupSpec
     """One group per (layer, KV head): the token axis of its cached keys and values
     (``cache.<layer>.<head>.key`` / ``.value``, batch × tokens × d, positions already applied),
     so each head's cache can be laid out in pages of its own."""
-    return [_g(f"kv.L{layer}.h{j}", tokens, "kv_tokens",
+    return [_g(f"kv.L{layer}.h{j}", tokens, KV_TOKENS,
                [GroupMember(f"cache.{layer}.{j}.key", 1), GroupMember(f"cache.{layer}.{j}.value", 1)], [])
             for layer in range(n_layers) for j in range(kv_heads)]
 

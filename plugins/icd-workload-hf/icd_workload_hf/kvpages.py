@@ -8,14 +8,14 @@ computed from the decode itself (``computed:paged-decode``), deterministic for a
 
 from __future__ import annotations
 
-from icd_core import Figure
+from icd_core import KV_TOKENS, Figure
 
 SOURCE = "computed:paged-decode"
 
 
 def page_figures(state) -> dict[str, Figure]:
     workload = state.workload
-    if not hasattr(workload, "page_plan") or not any(g.kind == "kv_tokens" for g in state.groups):
+    if not hasattr(workload, "page_plan") or not any(g.kind == KV_TOKENS for g in state.groups):
         reason = f"workload {workload.name!r} has no paged KV cache"
         return {"kv_pages_per_query": Figure.missing(reason, "pages")}
     cached = workload.cached_tokens(state)

@@ -17,8 +17,7 @@ import attrs
 import numpy as np
 import torch
 
-from icd_core import ModelState
-from icd_core import InputDataError
+from icd_core import InputDataError, ModelState
 
 from .corpus import calibration_texts, labelled_tasks
 from .groups import GroupSpec, bert_groups, mamba_groups, mlp_groups

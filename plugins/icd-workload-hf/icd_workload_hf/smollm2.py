@@ -24,13 +24,21 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from icd_core import Figure, ModelState, Samples
-from icd_core import InputDataError
+from icd_core import KV_TOKENS, Figure, InputDataError, ModelState, Samples
 
 from .corpus import calibration_texts, continuation_text
 from .groups import kv_cache_groups, llama_groups
 from .models import CALIBRATION, HELDOUT, kinds_of, quiet_transformers, text_batches
-from .paged import SELECTORS, AttentionRuntime, LayerPages, PagePlan, Summaries, install, page_scores, read_error
+from .paged import (
+    SELECTORS,
+    AttentionRuntime,
+    LayerPages,
+    PagePlan,
+    Summaries,
+    install,
+    page_scores,
+    read_error,
+)
 from .torchmodel import TorchWorkload, state_tensors
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -232,7 +240,7 @@ class DecoderWorkload(TorchWorkload):
         plan: dict[str, Any] = {"selectors": {}, "pinned": {}}
         restore: dict[str, np.ndarray] = {}
         errors: dict[str, list[float]] = {}
-        for group in (g for g in state.groups if g.kind == "kv_tokens"):
+        for group in (g for g in state.groups if g.kind == KV_TOKENS):
             layer, head = self.kv_head(group.name)
             keys = state.tensors[f"cache.{layer}.{head}.key"][0]
             values = state.tensors[f"cache.{layer}.{head}.value"][0]

@@ -17,10 +17,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from icd_core import GraphW, PermutationGroup
-from icd_core.toolkit import tensors as T
+from icd_core import KV_TOKENS, ConfigError, GraphW, PermutationGroup
 from icd_core.toolkit import csr_npz_bytes
-from icd_core import ConfigError
+from icd_core.toolkit import tensors as T
 
 KV_TOP = 64  # kv: strongest positions per calibration query counted as co-selected
 KV_HELDOUT_TOP = 16  # kv: positions per decoding query replayed by measures
@@ -81,7 +80,7 @@ def _persist(ctx, group: str, w: sp.csr_matrix, incidence: sp.csr_matrix) -> Non
 
 def activations_w(ctx, state, group: PermutationGroup) -> GraphW:
     workload = state.workload
-    if group.kind == "kv_tokens":
+    if group.kind == KV_TOKENS:
         return kv_w(ctx, state, group)
     if not hasattr(workload, "capture"):
         raise ConfigError(f"graph.source: workload {workload.name!r} cannot capture activations")
@@ -132,7 +131,7 @@ def kv_w(ctx, state, group: PermutationGroup) -> GraphW:
     are read together and whose keys a page summary describes well. Held out: the decoding
     queries' choices."""
     workload = state.workload
-    if group.kind != "kv_tokens" or not hasattr(workload, "kv_accesses"):
+    if group.kind != KV_TOKENS or not hasattr(workload, "kv_accesses"):
         raise ConfigError(f"graph.source kv: group {group.name!r} is not a KV-cache token axis")
     sets = workload.kv_accesses(state, group.name, KV_TOP, calibration=True)
     rows = np.repeat(np.arange(len(sets)), [len(s) for s in sets])

@@ -10,7 +10,6 @@ the output's last axis is a permuted group (the residual stream), the layout is 
 from __future__ import annotations
 
 import weakref
-
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,8 +19,7 @@ import torch
 from torch.func import functional_call
 
 from icd_core import Figure, ModelState
-from icd_core.toolkit import max_rel_diff, output_quality
-from icd_core.toolkit import inverse
+from icd_core.toolkit import inverse, max_rel_diff, output_quality
 
 from .groups import Probe
 

@@ -8,18 +8,27 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from icd_core.testing import Config, GraphConfig
-from icd_core import InputDataError
-from icd_core import GroupMember, PermutationGroup
-from icd_core.toolkit import undo_permutation
-from icd_core.testing import resolve
-from icd_core.testing import check_conformance, context, fresh_manager
 from icd_workload_hf import plugin
 from icd_workload_hf.models import load_bert_base, load_mamba, load_minilm, load_mlp
-from icd_workload_hf.plugin import BertBaseOptions, MambaOptions, MiniLMOptions, MlpOptions
+from icd_workload_hf.plugin import (
+    BertBaseOptions,
+    MambaOptions,
+    MiniLMOptions,
+    MlpOptions,
+)
 from icd_workload_hf.smollm2 import decoder_state
 from icd_workload_hf.sources import active_sets
+
+from icd_core import KV_TOKENS, GroupMember, InputDataError, PermutationGroup
+from icd_core.testing import (
+    Config,
+    GraphConfig,
+    check_conformance,
+    context,
+    fresh_manager,
+    resolve,
+)
+from icd_core.toolkit import undo_permutation
 
 
 def tiny_llama(kinds=("ffn", "heads", "hidden", "kv")):
@@ -58,7 +67,7 @@ def test_every_group_kind_is_function_preserving(name):
     reference = state.run()
     kinds = {g.kind for g in state.groups}
     expected = {"mlp": {"ffn"}, "bert": {"ffn", "heads", "hidden"}, "minilm": {"ffn", "heads", "hidden"},
-                "mamba": {"inner", "state", "hidden"}, "llama": {"ffn", "heads", "hidden", "kv_tokens"}}[name]
+                "mamba": {"inner", "state", "hidden"}, "llama": {"ffn", "heads", "hidden", KV_TOKENS}}[name]
     assert kinds == expected
     rng = np.random.default_rng(7)
     for kind in sorted(kinds):
@@ -114,10 +123,10 @@ def test_activations_w_is_deterministic_and_structured():
 
 
 def test_mlp_layout_cuts_lines_on_held_out_tokens():
-    from icd_core.toolkit import Deadline
-    from icd_core.toolkit import lines_per_access
-    from icd_core import Constraints
     from icd_solver_spectral.solve import fit_spectral
+
+    from icd_core import Constraints
+    from icd_core.toolkit import Deadline, lines_per_access
 
     manager = fresh_manager(plugin)
     ctx = context(manager)
@@ -154,12 +163,12 @@ def test_kv_source_and_eviction_on_a_decoder():
 
     manager = fresh_manager(plugin, kv_plugin)
     state = state_of("llama")
-    group = next(g for g in state.groups if g.kind == "kv_tokens")
+    group = next(g for g in state.groups if g.kind == KV_TOKENS)
     w = manager.pm.hook.icd_build_w(ctx=context(manager), source=resolve(manager.registry, "graph", "kv"),
                                     state=state, group=group)
     # one group per (layer, KV head): its 2 query heads × the 32 prompt positions captured at prefill
     # make W; its 2 query heads × 8 decoding steps are held out
-    assert group.name == "kv.L0.h0" and len([g for g in state.groups if g.kind == "kv_tokens"]) == 2 * 2
+    assert group.name == "kv.L0.h0" and len([g for g in state.groups if g.kind == KV_TOKENS]) == 2 * 2
     assert w.matrix.shape == (32, 32) and w.meta["queries"] == 2 * 32 and w.matrix.nnz > 0
     assert w.meta["heldout_queries"] == 2 * 8 and len(w.heldout) == 16
     result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=resolve(manager.registry, "adapter",

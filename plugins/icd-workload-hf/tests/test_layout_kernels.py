@@ -10,17 +10,17 @@ import attrs
 import numpy as np
 import pytest
 import torch
-
-from icd_core import InputDataError, TransformMeta
-from icd_core.toolkit import max_rel_diff
 from icd_workload_hf.kernels import cpu_kernel, kernel_for
 from icd_workload_hf.models import load_bert_base
 from icd_workload_hf.paged import Summaries, page_scores, pages_for_mass
 from icd_workload_hf.plugin import BertBaseOptions
 
+from icd_core import KV_TOKENS, InputDataError, TransformMeta
+from icd_core.toolkit import max_rel_diff
+
 from .test_hf_workloads import tiny_llama
 
-KV_KIND = "kv_tokens"
+KV_KIND = KV_TOKENS
 
 
 def paged(state, budget, page=4, selector="quest"):
@@ -127,9 +127,8 @@ def test_kernels_that_cannot_run_here_say_why():
 
 
 def test_a_context_beyond_the_model_limit_is_one_line():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from icd_workload_hf.smollm2 import decoder_state
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     model = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=1,
                                          num_attention_heads=2, num_key_value_heads=1, vocab_size=50,
