@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from icd_core.builtins.measures import wallclock as wc
 from icd_core.builtins.workload_mock import MockOptions, build_mock_state
 from icd_core.layout.cachesim import simulate_lru
+from icd_core.run import timing as wc
 from icd_core.run.events import EventBus
 
 ROUNDS = 7

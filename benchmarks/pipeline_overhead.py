@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from icd_core.config.files import load_config
-from icd_core.plugin import dispatch as calls
+from icd_core.plugin import dispatch
 from icd_core.plugin.manager import load_plugin_manager
-from icd_core.report.model import load_run
+from icd_core.report.finished import load_run
 from icd_core.run.artifacts import ArtifactDir, RunDirectory
 from icd_core.run.context import RunContext
 from icd_core.run.pipeline import Pipeline
@@ -39,7 +39,7 @@ def one_run(manager, out_dir: Path, name: str) -> dict[str, float]:
     record = load_run(path)
     ctx = RunContext(config=selection.config, registry=manager.registry, run_dir=ArtifactDir(path))
     t0 = time.perf_counter()
-    calls.report(manager, ctx, record)
+    dispatch.report(manager, ctx, record)
     rerender = time.perf_counter() - t0
     m = outcome.record.metrics
     return {"run_s": m["run"]["duration_s"], "events": m["events"]["count"], "bus_s": m["events"]["overhead_s"],

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from icd_core.config.validators import between, non_negative, positive, power_of_two
-from icd_core.contract.state import ModelState, no_target_reason
+from icd_core.contract.state import ModelState
 from icd_core.layout import tensors
 from icd_core.layout.channel_order import cluster_order, order_for, sort_order
 from icd_core.layout.graphs import symmetric_csr
@@ -50,6 +50,13 @@ from icd_core.run.context import Deadline
 from icd_core.run.outputs import max_rel_diff, output_quality
 from icd_core.run.paired import statistic
 from icd_core.run.rollback import undo_permutation
+
+
+def no_target_reason(skipped: list[str]) -> str:
+    """Why a weight transform found nothing to act on (for a recorded no-op)."""
+    if skipped:
+        return "group sizes not divisible: " + ", ".join(skipped)
+    return "no weight has a permutation group as its input dimension"
 
 
 def load_workload(workload: str | dict[str, Any], seed: int = 0) -> ModelState:

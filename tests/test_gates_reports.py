@@ -9,7 +9,7 @@ import json
 import pytest
 
 from icd_core.builtins.reporters import CSV_HEADER
-from icd_core.report.model import comparison_rows
+from icd_core.report.rows import comparison_rows
 
 from .conftest import icd, run_pipeline
 

@@ -317,3 +317,31 @@ def test_every_measure_giving_a_figure_is_kept_under_its_source(tmp_path):
     gate = next(v for v in m["gates"]["verdicts"] if v["gate"] == "l2_hit")
     assert gate["source"] == "measured:fake-ncu" and gate["verdict"] == "fail" and gate["value"] == 0.0
     assert "l2_hit_pct [simulated:fake]" in (run / "report.csv").read_text()
+
+
+def test_config_json_is_written_once_settled_and_also_when_loading_fails(tmp_path):
+    from icd_core.config.files import load_config
+    from icd_core.run.artifacts import RunDirectory
+    from icd_core.run.pipeline import Pipeline
+    from icd_core.run.selection import select
+
+    def register(registry):
+        registry.add("workload", "broken", summary="fails to load")
+
+    def load(ctx, workload):
+        if workload.name == "broken":
+            raise RuntimeError("weights missing")
+        return None
+
+    manager = fresh_manager(plugin("brokenload", icd_register=register, icd_load_workload=load))
+    for workload, name in (("mock:hidden=128:tokens=32", "ok"), ("broken", "bad")):
+        config = load_config(cli={"workload": workload, "pipeline.repeats": 3, "report.out_dir": str(tmp_path)})
+        run_dir = RunDirectory(tmp_path, name).open()
+        pipeline = Pipeline(manager, select(config, manager.registry), run_dir)
+        outcome = pipeline.run()
+        run_dir.commit()
+        assert pipeline.ctx.written.count("config.json") == 1
+        saved = json.loads((tmp_path / name / "config.json").read_text())
+        assert saved["pipeline"]["repeats"] == 3 and saved["seed"] == 0
+        assert outcome.ok is (name == "ok")
+    assert "weights missing" in json.loads((tmp_path / "bad" / "metrics.json").read_text())["run"]["error"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icd_core.builtins.measures import wallclock as wc
 from icd_core.builtins.workload_mock import MockOptions, build_mock_state
+from icd_core.run import timing as wc
 
 
 @pytest.mark.slow

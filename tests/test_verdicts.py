@@ -8,9 +8,10 @@ import pytest
 
 from icd_core.config.schema import GatesConfig, RollbackConfig
 from icd_core.contract.records import Figure, Samples
-from icd_core.report.gates import evaluate_gates, regressions
+from icd_core.report.gates import evaluate_gates
 from icd_core.run.paired import compare, judge, statistic
 from icd_core.run.results import BranchResult
+from icd_core.run.tolerances import regressions
 
 RNG = np.random.default_rng(7)
 BASE_MS = 10.0 + RNG.normal(0, 0.8, 30)  # round-to-round drift shared by both states of a round

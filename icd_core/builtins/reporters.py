@@ -1,5 +1,5 @@
 """Built-in reporters: ``csv`` (report.csv) and ``html`` (report.html). metrics.json is written by
-the core itself, first (:func:`icd_core.calls.write_reports`)."""
+the core itself, first (:func:`icd_core.plugin.dispatch.write_reports`)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,8 @@ import io
 import jinja2
 
 from icd_core.contract.hookmarkers import hookimpl
-from icd_core.report.model import (
-    BRANCHES,
-    change_text,
-    comparison_rows,
-    decomposition_rows,
-    fmt,
-    pairs,
-    timeline,
-)
+from icd_core.report.cells import change_text, fmt, pairs
+from icd_core.report.rows import BRANCHES, comparison_rows, decomposition_rows, timeline
 from icd_core.report.verdict import RULE, gate_phrase
 
 CSV_HEADER = ["metric", "unit", *BRANCHES, "source", "reason", "change_iterative_vs_linear", "ci95_low",

@@ -12,7 +12,7 @@ from icd_core.cli.tables import render_table
 
 
 def _open_run(path: str):
-    from icd_core.report.model import load_run
+    from icd_core.report.finished import load_run
 
     return load_run(Path(path))
 
@@ -33,7 +33,7 @@ def report(run_dir: str, formats: tuple[str, ...]) -> None:
         RunDirectoryError,
         UsageError,
     )
-    from icd_core.plugin import dispatch as calls
+    from icd_core.plugin import dispatch
     from icd_core.plugin.manager import load_plugin_manager
     from icd_core.run.artifacts import ArtifactDir, lock_existing_run
     from icd_core.run.context import RunContext
@@ -48,7 +48,7 @@ def report(run_dir: str, formats: tuple[str, ...]) -> None:
     ctx = RunContext(config=config, registry=manager.registry, run_dir=ArtifactDir(path))
     try:
         with lock_existing_run(path):
-            written, failure = calls.report(manager, ctx, record)
+            written, failure = dispatch.report(manager, ctx, record)
     except Timeout:
         raise RunDirectoryError(f"{path}: locked by another icd process") from None
     for name in written:
@@ -66,9 +66,9 @@ def report(run_dir: str, formats: tuple[str, ...]) -> None:
               "(default: <out_dir>/compare-<A>-vs-<B>).")
 def compare(run_a: str, run_b: str, out: str | None) -> None:
     """Print and write the side-by-side diff of two runs' final results."""
+    from icd_core.report.cells import fmt
     from icd_core.report.compare import diff_runs
     from icd_core.report.jsonify import dumps
-    from icd_core.report.model import fmt
     from icd_core.run.artifacts import ArtifactDir
 
     a, b = _open_run(run_a), _open_run(run_b)

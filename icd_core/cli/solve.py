@@ -26,7 +26,7 @@ def solve(matrix: str, solver: str, block: int | None, time_budget: float | None
     from icd_core.contract.errors import ConfigError, UsageError
     from icd_core.contract.records import Constraints, GraphW
     from icd_core.layout.graphs import prepare_user_w
-    from icd_core.plugin import dispatch as calls
+    from icd_core.plugin import dispatch
     from icd_core.plugin.manager import load_plugin_manager
     from icd_core.report.jsonify import dumps
     from icd_core.run.artifacts import load_w, write_text_atomic
@@ -59,7 +59,7 @@ def solve(matrix: str, solver: str, block: int | None, time_budget: float | None
         if outside:
             raise ConfigError(f"{constraints_path}: fixed: super-node {outside[0]} out of range 0..{count - 1}")
     ctx = RunContext(config=selection.config, registry=manager.registry)
-    fit = calls.fit_permutation(manager, ctx, selection.solver, GraphW(matrix=w, meta={"source": "file"}, block=g),
+    fit = dispatch.fit_permutation(manager, ctx, selection.solver, GraphW(matrix=w, meta={"source": "file"}, block=g),
                                 constraints)
     digest = hashlib.sha256(Path(matrix).read_bytes()).hexdigest()
     doc = {"perm": fit.perm, "solver": selection.solver.text, "block": g, "seed": seed, "stats": fit.stats,

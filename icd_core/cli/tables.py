@@ -7,13 +7,8 @@ from typing import Any
 
 import click
 
-from icd_core.report.model import (
-    BRANCHES,
-    change_text,
-    comparison_rows,
-    decomposition_rows,
-    fmt,
-)
+from icd_core.report.cells import change_text, fmt
+from icd_core.report.rows import BRANCHES, comparison_rows, decomposition_rows
 from icd_core.report.verdict import RULE, signed
 
 

@@ -5,7 +5,7 @@ parameters default values (pluggy never passes them). A *phase* hook (everything
 ``icd_register`` and ``icd_report``) is ``firstresult``: an implementation returns ``None``
 unless the selected component (``spec.name``) is one it registered, so exactly one plugin
 answers. The core resolves names through the registry before calling, and raises
-:class:`~icd_core.errors.ContractError` when no implementation answers for a registered name.
+:class:`~icd_core.contract.errors.ContractError` when no implementation answers for a registered name.
 
 A minimal adapter plugin::
 
@@ -151,7 +151,8 @@ def icd_measure(ctx: RunContext, measure: ComponentSpec, state: ModelState) -> M
 def icd_report(ctx: RunContext, record: Any) -> list[str] | None:
     """Write report artifacts for a finished run.
 
-    :param record: the :class:`~icd_core.report_model.RunRecord` (metrics, events, run dir).
+    :param record: the :class:`~icd_core.report.finished.FinishedRun`: ``metrics`` (the metrics.json
+        document) and ``events`` (the events.jsonl lines).
     :return: the paths written (relative to the run directory), or ``None``.
 
     Combine: all implementations run; each writes only the formats it owns and only when

@@ -14,6 +14,7 @@ import numpy as np
 
 from icd_core.contract.errors import ContractError
 from icd_core.contract.records import (
+    Accesses,
     Constraints,
     Figure,
     GroupMember,
@@ -69,7 +70,10 @@ def identity_layout(groups: tuple[PermutationGroup, ...]) -> dict[str, np.ndarra
 class ModelState:
     """Tensors by name, their permutation groups, the composite layout and applied transforms.
 
-    ``layout[g][new_position] = index in the order the workload loaded``.
+    ``layout[g][new_position] = index in the order the workload loaded``. ``accesses``: per
+    group, the accesses measures replay (dimensions read together, as indices in the order W
+    was built in: the pre-run state's) — held out from W when the graph source kept some apart;
+    the pipeline attaches them once W is built, and every derived state carries them.
     """
 
     workload: Workload
@@ -78,6 +82,7 @@ class ModelState:
     layout: Mapping[str, np.ndarray]
     constraints: Mapping[str, Constraints]
     applied: tuple[TransformMeta, ...] = ()
+    accesses: Mapping[str, Accesses] = attrs.Factory(dict)
 
     @classmethod
     def initial(cls, workload: Workload, tensors: Mapping[str, Any],
@@ -179,10 +184,3 @@ class ModelState:
     def element_bytes(self, group: str) -> int:
         """Bytes per element of the group's first member tensor (sets the default g)."""
         return T.element_size(self.tensors[self.group(group).members[0].tensor])
-
-
-def no_target_reason(skipped: list[str]) -> str:
-    """Why a weight transform found nothing to act on (for a recorded no-op)."""
-    if skipped:
-        return "group sizes not divisible: " + ", ".join(skipped)
-    return "no weight has a permutation group as its input dimension"

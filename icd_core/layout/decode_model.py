@@ -7,7 +7,7 @@ evenly into one segment before each group's gather. A segment at least as large 
 evicts everything before the next gather (a streamed region of set-associative LRU larger
 than the cache fills every way of every set), so each gather then starts cold and its misses
 are its distinct lines, counted exactly without simulation; otherwise the whole sequence of
-lines goes through :func:`icd_core.cachesim.simulate_lru`.
+lines goes through :func:`icd_core.layout.cachesim.simulate_lru`.
 """
 
 from __future__ import annotations

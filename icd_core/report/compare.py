@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from icd_core.contract.records import Figure, Samples
-from icd_core.report.model import RunRecord, comparison_rows
+from icd_core.report.finished import FinishedRun
+from icd_core.report.rows import comparison_rows
 from icd_core.run.paired import Change, compare
 
 CHECKED = (("workload", ("run", "workload")), ("seed", ("run", "seed")), ("mode", ("run", "mode")),
@@ -50,7 +51,7 @@ def latency_change(a: dict[str, Any], b: dict[str, Any]) -> Change | str:
     return compare("lat_ms", figures[0], figures[1], "relative")
 
 
-def diff_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
+def diff_runs(a: FinishedRun, b: FinishedRun) -> dict[str, Any]:
     """Each metric of each run's final branch, with delta and ratio (b vs a)."""
     branch_a, branch_b = final_branch(a.metrics), final_branch(b.metrics)
     rows_a = {r["metric"]: r for r in comparison_rows(a.metrics)}

@@ -9,8 +9,8 @@ from typing import Any
 
 from icd_core.config.schema import Config
 from icd_core.report.environment import fingerprint
+from icd_core.report.finished import SCHEMA
 from icd_core.report.gates import evaluate_gates
-from icd_core.report.model import SCHEMA
 from icd_core.report.verdict import verdict
 from icd_core.run.events import EventBus
 from icd_core.run.permcache import version_tag

@@ -1,12 +1,13 @@
-"""Acceptance gates (iterative vs linear) and rollback tolerances (final vs pre-run).
+"""Acceptance gates: iterative vs linear, the product's question.
 
-Both judge a paired change with its 95 % CI on figures of one source (:mod:`.paired`). A gate
+A gate judges a paired change with its 95 % CI on figures of one source
+(:mod:`icd_core.run.paired`). A gate
 passes only when the whole CI lies beyond its target, fails when the whole CI lies short of
 it, and is otherwise inconclusive; a missing figure, or figures of no common source, is "not
 evaluated". Modelled and simulated figures decide nothing unless ``gates.allow_modelled``, and
 a figure its measure flags ``secondary`` (the cache model's hit rate, which falls when fewer
-lines are read) decides nothing at all.
-A rollback tolerance is breached only when the whole CI lies beyond it on the bad side.
+lines are read) decides nothing at all. Rollback tolerances (final vs pre-run) are
+:mod:`icd_core.run.tolerances`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from icd_core.config.schema import GatesConfig, RollbackConfig
+from icd_core.config.schema import GatesConfig
 from icd_core.run.paired import Better, Change, decides, judge
 from icd_core.run.results import BranchResult, branch_change
 
@@ -80,30 +81,3 @@ def evaluate_gates(linear: BranchResult, iterative: BranchResult, cfg: GatesConf
     """Verdicts of the four product gates, iterative vs linear."""
     return [judge_gate(g, linear, iterative, cfg.allow_modelled, seed)
             for g in product_gates(cfg, linear.primary_quality)]
-
-
-def _fmt_ci(change: Change, ci: tuple[float, float]) -> str:
-    return f"95 % CI {ci[0]:+.3g}…{ci[1]:+.3g} {change.unit}, {change.basis}, {change.source}"
-
-
-def regressions(pre: BranchResult, post: BranchResult, cfg: RollbackConfig, allow_modelled: bool,
-                seed: int = 0) -> list[str]:
-    """Why ``post`` is worse than ``pre`` beyond tolerance: the whole CI past it (empty: none)."""
-    checks = [("latency", "lat_ms", cfg.latency_pct, False), ("L2 hit", "l2_hit_pct", -cfg.l2_pp, True),
-              ("energy/token", "ept_j_per_tok", cfg.ept_pct, False),
-              ("cache misses/access", "cache_misses_per_access", cfg.traffic_pct, False)]
-    if cfg.quality_pp is not None:
-        checks.append((f"quality {pre.primary_quality}", pre.primary_quality, -cfg.quality_pp, True))
-    found = []
-    for label, metric, tolerance, falls in checks:
-        change = branch_change(pre, post, metric, seed)
-        if isinstance(change, str) or change.ci95 is None:
-            continue
-        figure = next(f for f in pre.candidates(metric) if f.source == change.source)
-        if figure.detail.get("secondary") or not decides(figure, allow_modelled):
-            continue
-        lo, hi = change.ci95
-        if (falls and hi < tolerance) or (not falls and lo > tolerance):
-            found.append(f"{label} {change.estimate:+.3g} {change.unit} beyond the tolerance of "
-                         f"{tolerance:+g} {change.unit} ({_fmt_ci(change, change.ci95)})")
-    return found

@@ -13,7 +13,6 @@ from icd_core.config.schema import Config
 from icd_core.run.events import EventBus
 
 if TYPE_CHECKING:
-    from icd_core.contract.records import Accesses
     from icd_core.plugin.registry import Registry
     from icd_core.run.artifacts import ArtifactDir
 
@@ -43,9 +42,6 @@ class RunContext:
     written: list[str] = attrs.Factory(list)
     """Files written through :meth:`write_artifact`, in order (so a failed step can take its
     own files back)."""
-    replay: dict[str, Accesses] = attrs.Factory(dict)
-    """Per group, the accesses measures replay (dims read together, load order): held out
-    from W when the graph source kept some apart."""
 
     @property
     def seed(self) -> int:

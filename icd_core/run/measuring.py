@@ -12,8 +12,9 @@ import numpy as np
 from icd_core.contract.records import Figure, GraphW, Samples
 from icd_core.contract.state import ModelState
 from icd_core.layout.metrics import layout_metrics
-from icd_core.plugin import dispatch as calls
+from icd_core.plugin import dispatch
 from icd_core.plugin.specs import ComponentSpec
+from icd_core.run import timing
 from icd_core.run.paired import compare, judge
 from icd_core.run.results import FIGURE_KEYS, BranchResult, ranked
 
@@ -43,7 +44,7 @@ def collect_figures(manager: PluginManager, ctx: RunContext, measures: tuple[Com
             statuses[spec.name] = f"unavailable: {reason}"
             continue
         try:
-            fragment = calls.measure(manager, ctx, spec, state)
+            fragment = dispatch.measure(manager, ctx, spec, state)
         except Exception as exc:
             statuses[spec.name] = f"error: {type(exc).__name__}: {exc}"
             ctx.bus.warn(f"measure {spec.name} failed: {type(exc).__name__}: {exc}")
@@ -87,7 +88,7 @@ def measure_state(manager: PluginManager, ctx: RunContext, measures: tuple[Compo
     for name, w in w0.items():
         if len(state.layout[name]) != w.n:  # a transform dropped entries: W no longer indexes the group
             continue
-        accesses = ctx.replay.get(name)
+        accesses = state.accesses.get(name)
         layout[name] = layout_metrics(w.matrix, state.layout[name], w.block, accesses.sets if accesses else None)
         ctx.bus.counter("C", layout[name]["C"], branch=label, group=name)
         ctx.bus.counter("Q", layout[name]["Q"], branch=label, group=name)
@@ -118,29 +119,27 @@ def interleaved_timing(ctx: RunContext, states: Mapping[str, ModelState], result
     ``thresholds``: (a, b, %) latency comparisons that must be decided before sampling may
     stop early; ``outputs`` receives each state's first output. Returns how the sampling
     went (rounds, why it stopped, threads)."""
-    from icd_core.builtins.measures import wallclock as wc
-
     cfg = ctx.config.pipeline
     rng = ctx.rng("interleaved-timing")
     decided = latency_decided(thresholds, ctx.seed) if cfg.stop_when_decided and thresholds else None
-    threads = wc.pin_threads(ctx.config.measure.threads)
+    threads = timing.pin_threads(ctx.config.measure.threads)
     try:
         regions: dict[str, dict[str, list[float]]] = {}
-        samples = wc.interleaved_samples(states, cfg.warmup_iter, cfg.repeats, min_rounds=cfg.min_repeats,
+        samples = timing.interleaved_samples(states, cfg.warmup_iter, cfg.repeats, min_rounds=cfg.min_repeats,
                                          decided=decided, rng=rng, outputs=outputs, regions=regions)
     finally:
-        threads = wc.unpin_threads(threads)
+        threads = timing.unpin_threads(threads)
     labels = list(states)
     rounds = len(next(iter(samples.values())))
     for label, state in states.items():
-        figures = wc.figures_from(samples[label], state.workload.tokens, cfg.warmup_iter, ctx.seed,
+        figures = timing.figures_from(samples[label], state.workload.tokens, cfg.warmup_iter, ctx.seed,
                                   state.workload.device, threads, interleaved_with=labels)
         kernels = getattr(state.workload, "kernels", None)
         if kernels is not None and kernels(state):
             figures["lat_ms"] = attrs.evolve(figures["lat_ms"], detail={**figures["lat_ms"].detail,
                                                                         "kernels": kernels(state)})
         for region, values in regions.get(label, {}).items():  # e.g. attention, timed inside the forward
-            figures[f"{region}_ms"] = Figure(float(np.median(values)), wc.SOURCE, unit="ms",
+            figures[f"{region}_ms"] = Figure(float(np.median(values)), timing.SOURCE, unit="ms",
                                              detail={"region": region, "samples_ms": values},
                                              samples=Samples("round", values, "median"))
         results[label] = results[label].with_figures(figures)

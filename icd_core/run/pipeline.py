@@ -30,13 +30,12 @@ from icd_core.contract.errors import (
 from icd_core.contract.records import Accesses, FitResult, GraphW, TransformMeta
 from icd_core.contract.state import ModelState
 from icd_core.layout.permutations import identity
-from icd_core.plugin import dispatch as calls
+from icd_core.plugin import dispatch
 from icd_core.plugin.manager import PluginManager
 from icd_core.plugin.specs import resolve
 from icd_core.report.document import metrics_document, perm_document
-from icd_core.report.gates import regressions
+from icd_core.report.finished import FinishedRun
 from icd_core.report.jsonify import dumps
-from icd_core.report.model import RunRecord
 from icd_core.run.artifacts import RunDirectory, csr_npz_bytes
 from icd_core.run.context import RunContext
 from icd_core.run.events import EventBus
@@ -46,6 +45,7 @@ from icd_core.run.ratesearch import Trial, judge_drop, search
 from icd_core.run.results import BranchResult
 from icd_core.run.rollback import UndoStack, restore, roll_back, undo_permutation
 from icd_core.run.selection import Selection, settle
+from icd_core.run.tolerances import regressions
 
 BRANCHES_OF_MODE = {"linear": ("linear",), "iterative": ("iterative",), "compare": ("linear", "iterative")}
 ARM = "identity"
@@ -56,10 +56,17 @@ ARM = "identity"
 class Outcome:
     """What a run produced: the record, where it lives, and whether every stage succeeded."""
 
-    record: RunRecord
+    record: FinishedRun
     path: Any
     ok: bool
     error: str | None = None
+
+
+# The stages of a layout, as recorded in metrics.json ("fits") and in permutation-cache keys.
+W_DENSE = "W"  # W of the pre-run state
+W_PRIME = "W'"  # W′ of a transformed state (iterative mode)
+PI0 = "pi0"  # π₀, fitted on W
+PI1 = "pi1"  # π₁, fitted on W′ (composed with what came before)
 
 
 def keep_if_better(fit: FitResult, n: int) -> FitResult:
@@ -133,15 +140,15 @@ class Pipeline:
         """W of every group; for W′ the configured reperm source, else the transform's choice."""
         out = {}
         source = self.sel.graph
-        if stage != "W":
+        if stage != W_DENSE:
             if self.sel.graph_prime is not None:
                 source = self.sel.graph_prime
             elif suggested is not None:
                 source = resolve(self.manager.registry, "graph", suggested, prefix="w_source")
         for group in state.groups:
-            with self.ctx.bus.stage("build_w", state="W_BUILT" if stage == "W" else "REPERMUTED",
+            with self.ctx.bus.stage("build_w", state="W_BUILT" if stage == W_DENSE else "REPERMUTED",
                                     matrix=stage, group=group.name, source=source.name) as meta:
-                w = calls.build_w(self.manager, self.ctx, source, state, group)
+                w = dispatch.build_w(self.manager, self.ctx, source, state, group)
                 out[group.name] = attrs.evolve(w, block=self.blocks[group.name])
                 meta.update({k: v for k, v in w.meta.items() if k != "shape"}, n=w.n,
                             heldout=len(w.heldout) if w.heldout else 0)
@@ -151,13 +158,13 @@ class Pipeline:
     def _fit(self, w: GraphW, group: str, constraints, stage: str, branch: str, chain: tuple[str, ...]) -> FitResult:
         key = version_tag(self.tag, self.solver_key, matrix_digest(w.matrix), group, stage,
                           repr(attrs.astuple(constraints)), *chain)
-        with self.ctx.bus.stage("fit_permutation", state="PERMUTED" if stage == "pi0" else "REPERMUTED",
+        with self.ctx.bus.stage("fit_permutation", state="PERMUTED" if stage == PI0 else "REPERMUTED",
                                 pi=stage, group=group, branch=branch, solver=self.sel.solver.name) as meta:
             fit = self.cache.get(key, w.n)
             meta["cache"] = "hit" if fit is not None else "miss"
             if fit is None:
                 try:
-                    fit = calls.fit_permutation(self.manager, self.ctx, self.sel.solver, w, constraints)
+                    fit = dispatch.fit_permutation(self.manager, self.ctx, self.sel.solver, w, constraints)
                 except SolverTimeout as exc:
                     fit = FitResult(perm=identity(w.n), stats={"method": self.sel.solver.name, "timed_out": True,
                                                                "reason": str(exc), "C": None, "time_s": None})
@@ -180,11 +187,11 @@ class Pipeline:
             stack.push(f"{stage}:{group.name}", undo_permutation(group.name, fit.perm))
             self.current = (state, stack)
             entry = self.perms.setdefault(group.name, {"size": group.size, "block": self.blocks[group.name]})
-            if stage == "pi0":
-                entry["pi0"] = fit.perm
+            if stage == PI0:
+                entry[PI0] = fit.perm
             else:
-                previous = entry.get("pi1", identity(group.size))
-                entry["pi1"] = np.asarray(previous)[fit.perm]
+                previous = entry.get(PI1, identity(group.size))
+                entry[PI1] = np.asarray(previous)[fit.perm]
         return state
 
     def _transform(self, branch: str, spec, state: ModelState, stack: UndoStack) -> tuple[ModelState, TransformMeta]:
@@ -196,7 +203,7 @@ class Pipeline:
                 before = state.digest()
                 layout = state.layout_for(self.blocks, permute=branch != "identity")
                 try:
-                    result = calls.apply_transform(self.manager, self.ctx, spec, state, layout)
+                    result = dispatch.apply_transform(self.manager, self.ctx, spec, state, layout)
                 except Exception as exc:  # a failing adapter becomes a recorded no-op
                     result = exc
                 if state.digest() != before:  # checked whether it raised or not
@@ -222,9 +229,9 @@ class Pipeline:
         metas.append(meta)
         chain += (spec.key(),)
         if branch == "iterative" and meta.repermute and not meta.noop:
-            w_prime = self._build_w(state, "W'", meta.w_source)
+            w_prime = self._build_w(state, W_PRIME, meta.w_source)
             self.w_prime.update(w_prime)
-            state = self._permute(state, w_prime, "pi1", branch, stack, chain)
+            state = self._permute(state, w_prime, PI1, branch, stack, chain)
         return state, chain
 
     def _branch(self, branch: str, state: ModelState, stack: UndoStack) -> tuple[ModelState, list[TransformMeta]]:
@@ -372,27 +379,28 @@ class Pipeline:
     def _run(self) -> Outcome:
         started, t0 = datetime.now(timezone.utc), time.perf_counter()
         ctx = self.ctx
-        ctx.write_artifact("config.json", dumps(config_to_dict(self.cfg)) + "\n")  # rewritten once settled
         results: dict[str, BranchResult] = {}
         rollback = None
         error = None
         pre_digest = None
         try:
             with ctx.bus.stage("load_workload", state="READY", workload=self.sel.workload.text) as meta:
-                state0 = calls.load_workload(self.manager, ctx, self.sel.workload)
+                state0 = dispatch.load_workload(self.manager, ctx, self.sel.workload)
                 meta.update(groups={g.name: g.size for g in state0.groups}, tokens=state0.workload.tokens)
             self._settle(state0)
             self.blocks = {g.name: ctx.block_size(state0.element_bytes(g.name)) for g in state0.groups}
             self.current, self.pre_state = (state0, UndoStack()), state0
             reference = self.reference = state0.run()
             self._plan_arms(state0)
-            w0 = self._build_w(state0, "W")
-            ctx.replay = {k: a for k, a in ((k, Accesses.of(v)) for k, v in w0.items()) if a is not None}
+            w0 = self._build_w(state0, W_DENSE)
+            state0 = attrs.evolve(state0, accesses={k: a for k, a in ((k, Accesses.of(v)) for k, v in w0.items())
+                                                    if a is not None})
+            self.current, self.pre_state = (state0, UndoStack()), state0
             ctx.write_artifact("W.npz", csr_npz_bytes({k: v.matrix for k, v in w0.items()}))
             results["pre"] = self._measure("pre", state0, reference, w0)
             pre_digest = results["pre"].state_digest
             shared = UndoStack()
-            state1 = self._permute(state0, w0, "pi0", "shared", shared)
+            state1 = self._permute(state0, w0, PI0, "shared", shared)
             self._check_equivalence(state1, reference)
             finals = {"pre": state0}
             for branch in self.branches:
@@ -420,6 +428,8 @@ class Pipeline:
             error = (f"{error}; " if error else "") + \
                 f"rollback NOT verified: the restored state's digest {rollback['state_digest'][:12]}… differs " \
                 f"from the pre-run state's {rollback['expected_digest'][:12]}…"
+        if "config.json" not in ctx.written:  # the run failed before the workload settled the config
+            ctx.write_artifact("config.json", dumps(config_to_dict(self.cfg)) + "\n")
         final_digest = self.current[0].digest() if self.current else None
         metrics = metrics_document(
             cfg=self.cfg, sel=self.sel, bus=ctx.bus, name=self.run_dir.name, tag=self.tag, started=started,
@@ -427,9 +437,9 @@ class Pipeline:
             final_digest=final_digest, equivalence=self.equivalence, timing=self.timing, searches=self.searches,
             rate_metric=self.rate_metric or None, plugins=self.manager.loaded())
         self.ctx.write_artifact("perm.json", dumps(perm_document(self.tag, self.perms, rollback), indent=None) + "\n")
-        record = RunRecord(metrics=metrics, events=list(ctx.bus.events))
+        record = FinishedRun(metrics=metrics, events=list(ctx.bus.events))
         with ctx.bus.stage("report", state="REPORTED"):
-            failure = calls.write_reports(self.manager, ctx, record)
+            failure = dispatch.write_reports(self.manager, ctx, record)
         if failure:
             error = (f"{error}; " if error else "") + failure
         return Outcome(record=record, path=self.run_dir.path, ok=error is None, error=error)

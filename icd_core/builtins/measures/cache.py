@@ -1,6 +1,6 @@
 """Built-in measure ``cache``: modelled cache traffic of the reads a layout decides.
 
-The model (:mod:`icd_core.decode_model`) replays held-out accesses — tokens or events the
+The model (:mod:`icd_core.layout.decode_model`) replays held-out accesses — tokens or events the
 graph source kept apart from W — as decode steps: each group's input-dim weights are read at
 the active columns only, every other weight streams whole between the groups. The cache is
 the one of the machine that runs the workload: this CPU's L2 (read from sysfs) for a CPU
@@ -104,11 +104,11 @@ def icd_measure(ctx, measure, state):
     if isinstance(found, str):
         return {"cache_misses_per_access": Figure.missing(found, "lines"), "l2_hit_pct": Figure.missing(found, "%")}
     geo, what = found
-    usable = {g: a for g, a in ctx.replay.items()
+    usable = {g: a for g, a in state.accesses.items()
               if g in state.layout and len(state.layout[g]) == state.group(g).size
               and len(state.layout[g]) > max(int(s.max()) for s in a.sets if len(s))}
     if not usable:
-        why = "no accesses to replay (the graph source recorded none)" if not ctx.replay else \
+        why = "no accesses to replay (the graph source recorded none)" if not state.accesses else \
             "no group keeps its recorded accesses (a transform dropped entries)"
         return {"cache_misses_per_access": Figure.missing(why, "lines"), "l2_hit_pct": Figure.missing(why, "%")}
     count = ctx.config.measure.cache.accesses

@@ -87,7 +87,7 @@ def icd_measure(ctx, measure, state):
         return None
     cfg = ctx.config.measure.cache
     reads = misses = d1_misses = accesses = 0
-    for group, accesses in ctx.replay.items():
+    for group, accesses in state.accesses.items():
         layout = np.asarray(state.layout.get(group, []))
         if layout.size != state.group(group).size:
             continue

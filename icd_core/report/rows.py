@@ -1,56 +1,14 @@
-"""The run record reporters receive, and the tables every report format shares."""
+"""The tables every report format shares: figures per branch, layout metrics, the equal-quality
+decomposition, the stage timeline."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-import attrs
-
-from icd_core.contract.errors import InputDataError
+from icd_core.report.cells import change_text, fmt, value_of
 from icd_core.run.results import FIGURE_KEYS
 
 BRANCHES = ("pre", "identity", "linear", "iterative")
-SCHEMA = "icd.metrics/1"
-
-
-@attrs.frozen
-class RunRecord:
-    """``metrics``: the ``metrics.json`` document; ``events``: the ``events.jsonl`` lines."""
-
-    metrics: dict[str, Any]
-    events: list[dict[str, Any]] = attrs.Factory(list)
-
-
-def load_run(run: Path) -> RunRecord:
-    """Read a finished run directory back (for ``icd report`` / ``icd compare``)."""
-    metrics_path = run / "metrics.json"
-    if not metrics_path.is_file():
-        raise InputDataError(f"{run}: not an icd run directory (no metrics.json)")
-    try:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputDataError(f"{metrics_path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputDataError(f"{metrics_path}: cannot read ({exc})") from None
-    if not isinstance(metrics, dict) or metrics.get("schema") != SCHEMA or not isinstance(metrics.get("run"), dict):
-        raise InputDataError(f"{metrics_path}: not an icd metrics document (expected a JSON object with "
-                             f"\"schema\": \"{SCHEMA}\" and a \"run\" table)")
-    events = []
-    events_path = run / "events.jsonl"
-    if events_path.is_file():
-        for number, line in enumerate(events_path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    events.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise InputDataError(f"{events_path}:{number}: invalid JSON ({exc.msg})") from None
-    return RunRecord(metrics=metrics, events=events)
-
-
-def value_of(entry: dict[str, Any] | None) -> float | None:
-    return None if not entry else entry.get("value")
 
 
 def _figure_rows(results: dict[str, Any], changes: dict[str, Any]) -> list[dict[str, Any]]:
@@ -112,17 +70,6 @@ def comparison_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     return _figure_rows(results, changes) + _layout_rows(results)
 
 
-def change_text(change: dict[str, Any] | None) -> str:
-    """``-0.34 % [-1.0, +1.0]`` for a paired change, or ``""``."""
-    if not change:
-        return ""
-    from icd_core.report.verdict import signed
-
-    ci = change.get("ci95")
-    interval = f" [{signed(ci[0])}, {signed(ci[1])}]" if ci else " (no CI)"
-    return f"{signed(change['estimate'])} {change['unit']}{interval}".replace("  ", " ")
-
-
 def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Stage events with start offset and duration in seconds, in order."""
     stages = [e for e in events if e.get("event") == "stage"]
@@ -131,23 +78,6 @@ def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     t0 = min(e["t_start"] for e in stages)
     return [{"stage": e["stage"], "start_s": e["t_start"] - t0, "duration_s": e["t_end"] - e["t_start"],
              "ok": e["ok"], "meta": e.get("meta", {})} for e in stages]
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value + 0.0:.{digits}g}"  # + 0.0: no signed zero
-    return str(value)
-
-
-def pairs(mapping: Any) -> str:
-    """``{"a": 0.123456, "b": [1]}`` → ``a=0.1235, b=[1]`` for table cells."""
-    if not isinstance(mapping, dict):
-        return fmt(mapping)
-    return ", ".join(f"{k}={fmt(v)}" for k, v in mapping.items() if v not in (None, [], {}))
 
 
 def decomposition_rows(decomposition: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

@@ -1,0 +1,37 @@
+"""Cell formatting shared by every report format: numbers, mappings, paired changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def value_of(entry: dict[str, Any] | None) -> float | None:
+    return None if not entry else entry.get("value")
+
+
+def change_text(change: dict[str, Any] | None) -> str:
+    """``-0.34 % [-1.0, +1.0]`` for a paired change, or ``""``."""
+    if not change:
+        return ""
+    from icd_core.report.verdict import signed
+
+    ci = change.get("ci95")
+    interval = f" [{signed(ci[0])}, {signed(ci[1])}]" if ci else " (no CI)"
+    return f"{signed(change['estimate'])} {change['unit']}{interval}".replace("  ", " ")
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value + 0.0:.{digits}g}"  # + 0.0: no signed zero
+    return str(value)
+
+
+def pairs(mapping: Any) -> str:
+    """``{"a": 0.123456, "b": [1]}`` → ``a=0.1235, b=[1]`` for table cells."""
+    if not isinstance(mapping, dict):
+        return fmt(mapping)
+    return ", ".join(f"{k}={fmt(v)}" for k, v in mapping.items() if v not in (None, [], {}))
