@@ -283,7 +283,7 @@ def test_two_four_stays_exact_in_memory_order_after_repermutation(tmp_path):
     pipeline = Pipeline(manager, select(config, manager.registry), run_dir)
     outcome = pipeline.run()
     run_dir.commit()
-    final = pipeline.current[0]
+    final = pipeline.active.state
     assert outcome.ok and [f["stage"] for f in outcome.record.metrics["fits"]] == ["pi0", "pi1"]
     w2 = final.tensors["mlp.fc2.weight"]
     assert ((w2.reshape(w2.shape[0], -1, 4) != 0).sum(axis=-1) == 2).all()

@@ -86,6 +86,20 @@ def timeout_note(fit: FitResult, budget: float) -> str:
     return f"hit its {budget:g} s budget: kept its best order so far (C {fit.stats['C_initial']:.4f} → {fit.stats['C']:.4f})"
 
 
+@attrs.frozen
+class ArmPlan:
+    """What the loaded workload and the config decide before any branch runs: the branches,
+    the adapter whose rate is searched (``auto_index``), what decides the search (metric and
+    limit), the dense model's output (``reference``) and its quality."""
+
+    branches: tuple[str, ...]
+    auto_index: int | None = None
+    rate_metric: str = ""
+    rate_limit: float = 0.0
+    reference: Any = None
+    pre_quality: dict[str, Any] = attrs.Factory(dict)
+
+
 class Pipeline:
     """One run of the selected components into ``run_dir`` (a fresh, open RunDirectory)."""
 
@@ -109,21 +123,14 @@ class Pipeline:
         self.perms: dict[str, dict[str, Any]] = {}
         self.blocks: dict[str, int] = {}
         self.w_prime: dict[str, GraphW] = {}
-        self.current: tuple[ModelState, UndoStack] | None = None
+        self.active: UndoStack | None = None  # the steps of the branch under way: what a failure rolls back
         self.pre_state: ModelState | None = None
-        self.equivalence: dict[str, Any] | None = None
         self.interleaved = frozenset({"wallclock"}) if any(m.name == "wallclock" for m in selection.measures) \
             else frozenset()
-        self.timing: dict[str, Any] = {}
         self.transformed: dict[tuple[int, str, bool], Any] = {}
-        self.auto_index: int | None = None
         self.searches: dict[str, dict[str, Any]] = {}
         self.trials: dict[tuple[int, int, float], tuple] = {}
-        self.reference: Any = None
-        self.pre_quality: dict[str, Any] = {}
-        self.rate_metric = ""
-        self.rate_limit = 0.0
-        self.branches: tuple[str, ...] = BRANCHES_OF_MODE[self.cfg.pipeline.mode]
+        self.plan = ArmPlan(branches=BRANCHES_OF_MODE[self.cfg.pipeline.mode])
 
     # -- stages --------------------------------------------------------------------------
     def _settle(self, state0: ModelState) -> None:
@@ -184,8 +191,7 @@ class Pipeline:
         for group in state.groups:
             fit = self._fit(w[group.name], group.name, state.constraints[group.name], stage, branch, chain)
             state = state.permuted(group.name, fit.perm)
-            stack.push(f"{stage}:{group.name}", undo_permutation(group.name, fit.perm))
-            self.current = (state, stack)
+            stack.push(f"{stage}:{group.name}", undo_permutation(group.name, fit.perm), state)
             entry = self.perms.setdefault(group.name, {"size": group.size, "block": self.blocks[group.name]})
             if stage == PI0:
                 entry[PI0] = fit.perm
@@ -218,8 +224,7 @@ class Pipeline:
             meta.update(noop=result.meta.noop, reason=result.meta.reason, repermute=result.meta.repermute)
         if result.meta.noop:
             self.ctx.bus.warn(f"adapter {spec.name} did nothing: {result.meta.reason}", branch=branch)
-        stack.push(f"transform:{spec.name}", result.undo or restore(state))
-        self.current = (result.state, stack)
+        stack.push(f"transform:{spec.name}", result.undo or restore(state), result.state)
         return result.state, result.meta
 
     def _step(self, branch: str, spec, state: ModelState, stack: UndoStack, chain: tuple[str, ...],
@@ -238,7 +243,7 @@ class Pipeline:
         metas: list[TransformMeta] = []
         chain: tuple[str, ...] = ()
         for index, spec in enumerate(self.sel.adapters):
-            if index == self.auto_index:
+            if index == self.plan.auto_index:
                 return self._search(branch, index, state, stack, chain, metas)
             state, chain = self._step(branch, spec, state, stack, chain, metas)
         return state, metas
@@ -247,7 +252,7 @@ class Pipeline:
                 metas: list[TransformMeta]) -> tuple[ModelState, list[TransformMeta]]:
         """The arm at the most aggressive rate of adapter ``index`` whose quality loss stays
         within the rate limit (the adapters after it re-run for every trial)."""
-        spec, limit = self.sel.adapters[index], self.rate_limit
+        spec, limit, plan = self.sel.adapters[index], self.plan.rate_limit, self.plan
         knob = spec.options.auto_knob(state)
         outcomes: dict[float, tuple] = {}
 
@@ -263,12 +268,12 @@ class Pipeline:
             final, trial_chain = self._step(branch, candidate, state, trial_stack, chain, trial_metas)
             for later in self.sel.adapters[index + 1:]:
                 final, trial_chain = self._step(branch, later, final, trial_stack, trial_chain, trial_metas)
-            figure = judge_quality(final, final.run(), self.reference).get(self.rate_metric)
+            figure = judge_quality(final, final.run(), plan.reference).get(plan.rate_metric)
             if figure is None:
-                raise ContractError(f"execution.rate_metric {self.rate_metric!r}: the workload reports no such quality")
+                raise ContractError(f"execution.rate_metric {plan.rate_metric!r}: the workload reports no such quality")
             outcomes[value] = (final, trial_stack, trial_metas, (copy.deepcopy(self.perms), dict(self.w_prime)))
             self.perms, self.w_prime = saved
-            trial = judge_drop(self.rate_metric, self.pre_quality[self.rate_metric], figure, limit, value, self.cfg.seed)
+            trial = judge_drop(plan.rate_metric, plan.pre_quality[plan.rate_metric], figure, limit, value, self.cfg.seed)
             if len(self.fits) == fits_before:  # no re-permutation: the result depends on (state, value) only
                 self.trials[(state, index, value)] = (*outcomes[value], trial)
             return trial
@@ -277,57 +282,57 @@ class Pipeline:
             value, trials = search(knob, evaluate, self.cfg.execution.rate_evaluations)
             meta.update(chosen=value, trials=len(trials))
         final, trial_stack, chosen_metas, (self.perms, self.w_prime) = outcomes[value]
-        stack.steps[:] = trial_stack.steps
-        self.current = (final, stack)
+        stack.steps[:], stack.state = trial_stack.steps, final
         met = any(t.ok for t in trials if t.value == value)
         self.searches[branch] = {"adapter": spec.text, "knob": knob.name, "chosen": value, "met": met,
-                                 "metric": self.rate_metric, "limit": limit, "rule": "upper end of the 95 % CI "
+                                 "metric": plan.rate_metric, "limit": limit, "rule": "upper end of the 95 % CI "
                                  "of the paired quality loss vs dense <= limit", "evaluations": len(trials),
                                  "max_evaluations": self.cfg.execution.rate_evaluations,
                                  "trials": [t.to_json() for t in trials]}
         if not met:
-            self.ctx.bus.warn(f"{branch}: no {knob.name} of {spec.name} keeps {self.rate_metric} within "
+            self.ctx.bus.warn(f"{branch}: no {knob.name} of {spec.name} keeps {plan.rate_metric} within "
                               f"{limit:g}; kept the gentlest ({value:g})")
         return final, chosen_metas
 
-    def _plan_arms(self, state0: ModelState) -> None:
+    def _plan_arms(self, state0: ModelState, reference: Any) -> ArmPlan:
         """Which branches run: an ``identity`` arm too (compare mode) when layout-reading
-        kernels run or a rate is searched; which adapter (one at most) has an ``auto`` rate."""
+        kernels run or a rate is searched; which adapter (one at most) has an ``auto`` rate,
+        and what decides the search (metric, limit, the dense model's quality)."""
         auto = [i for i, spec in enumerate(self.sel.adapters)
                 if getattr(spec.options, "auto_knob", None) is not None and spec.options.auto_knob(state0) is not None]
         if len(auto) > 1:
             raise ConfigError("transform.adapters: only one adapter may have an auto rate (got "
                               + ", ".join(self.sel.adapters[i].text for i in auto) + ")")
-        self.auto_index = auto[0] if auto else None
+        auto_index = auto[0] if auto else None
         branches = BRANCHES_OF_MODE[self.cfg.pipeline.mode]
-        equal_quality = self.auto_index is not None or self.cfg.execution.backend != "dense"
-        self.branches = ((ARM,) if equal_quality and self.cfg.pipeline.mode == "compare" else ()) + branches
+        equal_quality = auto_index is not None or self.cfg.execution.backend != "dense"
+        branches = ((ARM,) if equal_quality and self.cfg.pipeline.mode == "compare" else ()) + branches
         workload = state0.workload
         suggested = getattr(workload, "rate_metric", None)
-        self.rate_metric = self.cfg.execution.rate_metric or suggested or workload.primary_quality
-        self.rate_limit = self.cfg.execution.rate_limit if self.cfg.execution.rate_limit is not None else \
-            getattr(workload, "rate_limit", None) if self.rate_metric == suggested else None
-        if self.rate_limit is None:
-            self.rate_limit = self.cfg.gates.quality_drop_pp
-        if self.auto_index is not None:
+        rate_metric = self.cfg.execution.rate_metric or suggested or workload.primary_quality
+        rate_limit = self.cfg.execution.rate_limit if self.cfg.execution.rate_limit is not None else \
+            getattr(workload, "rate_limit", None) if rate_metric == suggested else None
+        if rate_limit is None:
+            rate_limit = self.cfg.gates.quality_drop_pp
+        pre_quality: dict[str, Any] = {}
+        if auto_index is not None:
             with self.ctx.bus.stage("measure", state="MEASURED", branch="pre", what="quality (rate search reference)"):
-                self.pre_quality = judge_quality(state0, self.reference, self.reference)
-            if self.rate_metric not in self.pre_quality:
-                raise ConfigError(f"execution.rate_metric: {self.rate_metric!r} is not a quality figure of workload "
-                                  f"{workload.name!r} (it reports: {', '.join(sorted(self.pre_quality))})")
+                pre_quality = judge_quality(state0, reference, reference)
+            if rate_metric not in pre_quality:
+                raise ConfigError(f"execution.rate_metric: {rate_metric!r} is not a quality figure of workload "
+                                  f"{workload.name!r} (it reports: {', '.join(sorted(pre_quality))})")
+        return ArmPlan(branches=branches, auto_index=auto_index, rate_metric=rate_metric, rate_limit=rate_limit,
+                       reference=reference, pre_quality=pre_quality)
 
-    def _check_equivalence(self, state: ModelState, reference: Any) -> None:
-        """π₀ must leave the model's function unchanged; measured on every run."""
+    def _equivalence(self, state: ModelState, reference: Any) -> dict[str, Any]:
+        """How far π₀ moved the model's output (it must not: measured on every run)."""
         tolerance = self.cfg.pipeline.equivalence_tol
         with self.ctx.bus.stage("equivalence", state="PERMUTED") as meta:
             diff = float(state.workload.max_rel_diff(state.run(), reference))
             meta.update(max_rel_diff=diff, tolerance=tolerance)
         result = {"max_rel_diff": diff, "tolerance": tolerance, "ok": diff <= tolerance,
                   "groups": len(state.groups), "what": "max |y(π₀) − y| / max |y| on the workload's batch"}
-        self.equivalence = result
-        if not result["ok"]:
-            raise ContractError(f"π₀ changed the output of workload {self.sel.workload.name!r}: max relative "
-                                f"difference {diff:.3g} > {tolerance:g} (a permutation group misses a member)")
+        return result
 
     def _measure(self, label: str, state: ModelState, reference: Any, w0: dict[str, GraphW]) -> BranchResult:
         """Every measure but the wall clock, which times all states together afterwards (and
@@ -337,10 +342,11 @@ class Pipeline:
                                  skip=self.interleaved, with_quality=not self.interleaved)
 
     def _time_together(self, states: dict[str, ModelState], results: dict[str, BranchResult], chosen: str,
-                       reference: Any) -> None:
-        """Wall clock of all states, interleaved; then quality on the outputs those runs gave."""
+                       reference: Any) -> dict[str, Any]:
+        """Wall clock of all states, interleaved; then quality on the outputs those runs gave.
+        Returns how the timing went (rounds, why it stopped, threads)."""
         if not self.interleaved:
-            return
+            return {}
         thresholds = []
         if "linear" in states and "iterative" in states:
             thresholds.append(("linear", "iterative", self.cfg.gates.latency_pct))
@@ -349,23 +355,23 @@ class Pipeline:
         outputs: dict[str, Any] = {}
         with self.ctx.bus.stage("measure", state="MEASURED", branch="+".join(states),
                                 what="wall clock, interleaved") as meta:
-            self.timing = interleaved_timing(self.ctx, states, results, thresholds, outputs)
-            meta.update(rounds=self.timing["rounds"], stopped_at=self.timing["stopped_at"])
+            timing = interleaved_timing(self.ctx, states, results, thresholds, outputs)
+            meta.update(rounds=timing["rounds"], stopped_at=timing["stopped_at"])
         for label, state in states.items():
-            if label == "pre" and self.pre_quality:  # judged already, as the rate search's reference
-                results[label] = attrs.evolve(results[label], quality=self.pre_quality)
+            if label == "pre" and self.plan.pre_quality:  # judged already, as the rate search's reference
+                results[label] = attrs.evolve(results[label], quality=self.plan.pre_quality)
                 continue
             with self.ctx.bus.stage("measure", state="MEASURED", branch=label, what="quality"):
                 results[label] = attrs.evolve(results[label], quality=judge_quality(state, outputs[label], reference))
+        return timing
 
-    def _rollback(self, trigger: str, why: list[str], branch: str, pre_digest: str) -> dict[str, Any]:
-        state, stack = self.current  # type: ignore[misc]
+    def _rollback(self, trigger: str, why: list[str], branch: str, stack: UndoStack, pre_digest: str) -> dict[str, Any]:
+        """Undo ``stack`` (it is then at the restored state) and record how it went."""
         with self.ctx.bus.stage("rollback", state="ROLLBACK", trigger=trigger, branch=branch) as meta:
-            restored, record = roll_back(stack, state, self.pre_state, pre_digest)
+            _, record = roll_back(stack, self.pre_state, pre_digest)
             meta.update(undone=record["undone"], failed=record["undo_failures"], verified=record["verified"])
         info = {"trigger": trigger, "branch": branch, "why": why, **record}
         self.ctx.write_artifact("rollback/rollback.json", dumps(info) + "\n")
-        self.current = (restored, stack)
         return info
 
     # -- the run -------------------------------------------------------------------------
@@ -383,59 +389,65 @@ class Pipeline:
         rollback = None
         error = None
         pre_digest = None
+        equivalence: dict[str, Any] | None = None
+        timing: dict[str, Any] = {}
         try:
             with ctx.bus.stage("load_workload", state="READY", workload=self.sel.workload.text) as meta:
                 state0 = dispatch.load_workload(self.manager, ctx, self.sel.workload)
                 meta.update(groups={g.name: g.size for g in state0.groups}, tokens=state0.workload.tokens)
             self._settle(state0)
             self.blocks = {g.name: ctx.block_size(state0.element_bytes(g.name)) for g in state0.groups}
-            self.current, self.pre_state = (state0, UndoStack()), state0
-            reference = self.reference = state0.run()
-            self._plan_arms(state0)
+            self.active, self.pre_state = UndoStack(state0), state0
+            reference = state0.run()
+            self.plan = self._plan_arms(state0, reference)
             w0 = self._build_w(state0, W_DENSE)
             state0 = attrs.evolve(state0, accesses={k: a for k, a in ((k, Accesses.of(v)) for k, v in w0.items())
                                                     if a is not None})
-            self.current, self.pre_state = (state0, UndoStack()), state0
+            self.active, self.pre_state = UndoStack(state0), state0  # the same state, with its accesses
             ctx.write_artifact("W.npz", csr_npz_bytes({k: v.matrix for k, v in w0.items()}))
             results["pre"] = self._measure("pre", state0, reference, w0)
             pre_digest = results["pre"].state_digest
-            shared = UndoStack()
+            shared = self.active = UndoStack(state0)
             state1 = self._permute(state0, w0, PI0, "shared", shared)
-            self._check_equivalence(state1, reference)
+            equivalence = self._equivalence(state1, reference)
+            if not equivalence["ok"]:
+                raise ContractError(f"π₀ changed the output of workload {self.sel.workload.name!r}: max relative "
+                                    f"difference {equivalence['max_rel_diff']:.3g} > {equivalence['tolerance']:g} "
+                                    f"(a permutation group misses a member)")
             finals = {"pre": state0}
-            for branch in self.branches:
-                stack = UndoStack() if branch == ARM else shared.copy()
-                start = state0 if branch == ARM else state1
-                self.current = (start, stack)
-                final, metas = self._branch(branch, start, stack)
+            stacks: dict[str, UndoStack] = {}
+            for branch in self.plan.branches:
+                stack = self.active = stacks[branch] = UndoStack(state0) if branch == ARM else shared.copy()
+                final, metas = self._branch(branch, stack.state, stack)
                 finals[branch] = final
                 results[branch] = attrs.evolve(self._measure(branch, final, reference, w0), transforms=tuple(metas))
             chosen = "linear" if self.cfg.pipeline.mode == "linear" else "iterative"
-            self._time_together(finals, results, chosen, reference)
+            self.active = stacks[chosen]  # the state the run hands back, unless rolled back
+            timing = self._time_together(finals, results, chosen, reference)
             if self.w_prime:
                 ctx.write_artifact("W_prime.npz", csr_npz_bytes({k: v.matrix for k, v in self.w_prime.items()}))
             why = regressions(results["pre"], results[chosen], self.cfg.rollback, self.cfg.gates.allow_modelled,
                               self.cfg.seed)
             if why and self.cfg.rollback.enabled:
-                rollback = self._rollback("regression", why, chosen, pre_digest)
+                rollback = self._rollback("regression", why, chosen, stacks[chosen], pre_digest)
         except (UsageError, InputDataError, ArtifactWriteError):
             raise  # bad input, or the run directory cannot be written: the caller abandons it
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            if self.current is not None and pre_digest is not None:
-                rollback = self._rollback("failure", [error], "current", pre_digest)
+            if self.active is not None and pre_digest is not None:
+                rollback = self._rollback("failure", [error], "current", self.active, pre_digest)
         if rollback is not None and not rollback["verified"]:
             error = (f"{error}; " if error else "") + \
                 f"rollback NOT verified: the restored state's digest {rollback['state_digest'][:12]}… differs " \
                 f"from the pre-run state's {rollback['expected_digest'][:12]}…"
         if "config.json" not in ctx.written:  # the run failed before the workload settled the config
             ctx.write_artifact("config.json", dumps(config_to_dict(self.cfg)) + "\n")
-        final_digest = self.current[0].digest() if self.current else None
+        final_digest = self.active.state.digest() if self.active else None
         metrics = metrics_document(
             cfg=self.cfg, sel=self.sel, bus=ctx.bus, name=self.run_dir.name, tag=self.tag, started=started,
             duration=time.perf_counter() - t0, results=results, fits=self.fits, rollback=rollback, error=error,
-            final_digest=final_digest, equivalence=self.equivalence, timing=self.timing, searches=self.searches,
-            rate_metric=self.rate_metric or None, plugins=self.manager.loaded())
+            final_digest=final_digest, equivalence=equivalence, timing=timing, searches=self.searches,
+            rate_metric=self.plan.rate_metric or None, plugins=self.manager.loaded())
         self.ctx.write_artifact("perm.json", dumps(perm_document(self.tag, self.perms, rollback), indent=None) + "\n")
         record = FinishedRun(metrics=metrics, events=list(ctx.bus.events))
         with ctx.bus.stage("report", state="REPORTED"):
