@@ -17,10 +17,12 @@ import time
 
 import numpy as np
 
+from icd_core import Figure, Samples
 from icd_core.builtins.workload_mock import MockOptions, build_mock_state
 from icd_core.layout.cachesim import simulate_lru
 from icd_core.run import timing as wc
 from icd_core.run.events import EventBus
+from icd_core.run.paired import compare
 
 ROUNDS = 7
 
@@ -59,10 +61,13 @@ def a_a_check(state, repeats: int = 30) -> None:
     """The product's determinism check: one state timed against itself, interleaved; the
     95 % CI of the paired difference should contain 0."""
     samples = wc.interleaved_samples({"a": state, "b": state}, 3, repeats)
-    pair = wc.paired_ratio(samples["a"], samples["b"], 0)
-    lo, hi = pair["ci95_pct"]
-    print(f"A/A determinism ({repeats} interleaved repeats): median {pair['median_pct']:+.2f} %, "
-          f"95 % CI [{lo:+.2f}, {hi:+.2f}] % — {'contains 0: consistent' if lo <= 0 <= hi else 'EXCLUDES 0: noisy machine'}")
+    a, b = (Figure(float(np.median(samples[k])), wc.SOURCE, unit="ms", samples=Samples("round", samples[k], "median"))
+            for k in ("a", "b"))
+    change = compare("lat_ms", a, b, "relative", 0)
+    lo, hi = change.ci95
+    print(f"A/A determinism ({repeats} interleaved repeats): change {change.estimate:+.2f} %, "
+          f"95 % CI [{lo:+.2f}, {hi:+.2f}] % ({change.basis}) — "
+          f"{'contains 0: consistent' if lo <= 0 <= hi else 'EXCLUDES 0: noisy machine'}")
 
 
 def main() -> None:
