@@ -58,8 +58,9 @@ def _register_commands() -> None:
     from icd_core.cli.reports import compare, report
     from icd_core.cli.run import run
     from icd_core.cli.solve import solve
+    from icd_core.cli.sweep import sweep
 
-    for command in (run, solve, plugins, report, compare, doctor):
+    for command in (run, sweep, solve, plugins, report, compare, doctor):
         cli.add_command(command)
 
 
