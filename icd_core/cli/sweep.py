@@ -1,4 +1,5 @@
-"""``icd sweep SPEC``: a grid of runs, resumable; see :mod:`icd_core.run.sweep`."""
+"""``icd sweep SPEC`` (a grid of runs, resumable; see :mod:`icd_core.run.sweep`) and
+``icd sweep report DIR`` (re-render sweep.csv and sweep.html)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,40 @@ from pathlib import Path
 import click
 
 
-@click.command()
+class SpecOrCommand(click.Group):
+    """``icd sweep SPEC …`` runs a sweep; ``icd sweep report DIR`` re-renders one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=SpecOrCommand)
+def sweep() -> None:
+    """Many runs from one spec: `icd sweep SPEC [options]`, or `icd sweep report DIR`."""
+
+
+def write_reports(sweep_dir: Path, manifest: dict) -> str | None:
+    """sweep.csv, then sweep.html; returns why sweep.html was not written, or None."""
+    from icd_core.report.sweep_html import render_sweep_html
+    from icd_core.report.sweeps import sweep_csv
+    from icd_core.run.artifacts import write_text_atomic
+
+    write_text_atomic(sweep_dir / "sweep.csv", sweep_csv(sweep_dir, manifest))
+    try:
+        page = render_sweep_html(sweep_dir, manifest)
+    except ImportError:
+        return 'sweep.html not written: matplotlib is not installed (pip install "icd-co[plots]")'
+    write_text_atomic(sweep_dir / "sweep.html", page)
+    return None
+
+
+@sweep.command("run")
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False))
-@click.option("--executor", type=click.Choice(["local"]), default="local", show_default=True,
-              help="Where trials run: local processes.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where trials run: local processes, or Ray tasks.")
+@click.option("--address", default=None, help="Ray: 'auto' or ray://host:port of a cluster (default: a local Ray).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Trials at a time (default: one per core); each gets its share of the cores.")
 @click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True,
@@ -21,20 +52,20 @@ import click
 @click.option("--name", default=None, help="Sweep directory name (default: the spec file's stem).")
 @click.option("--grid", "grid_args", multiple=True, metavar="KEY=V1,V2", help="Add or replace a grid axis.")
 @click.option("--set", "set_args", multiple=True, metavar="KEY.PATH=VALUE", help="Override a base config key.")
-def sweep(spec: str, executor: str, workers: int | None, retries: int, out_dir: str, name: str | None,
-          grid_args: tuple[str, ...], set_args: tuple[str, ...]) -> None:
+def run_sweep(spec: str, executor: str, address: str | None, workers: int | None, retries: int, out_dir: str,
+              name: str | None, grid_args: tuple[str, ...], set_args: tuple[str, ...]) -> None:
     """Run every trial of SPEC (base config × grid × seeds), one `icd run` each, into
-    OUT_DIR/NAME/<trial>/, with sweep.json (resumable manifest) and sweep.csv."""
+    OUT_DIR/NAME/<trial>/, with sweep.json (the resumable manifest), sweep.csv and sweep.html."""
     from filelock import FileLock, Timeout
 
     from icd_core import __version__
     from icd_core.contract.errors import UsageError
     from icd_core.plugin.manager import load_plugin_manager
-    from icd_core.report.sweeps import sweep_csv
-    from icd_core.run.artifacts import write_text_atomic
     from icd_core.run.executors import available_cores, run_local
     from icd_core.run.sweep import Manifest, load_spec, plan
 
+    if address and executor != "ray":
+        raise UsageError("--address: only with --executor ray")
     loaded = load_spec(spec, grid_args, set_args)
     manager = load_plugin_manager()
     versions = {"icd-co": __version__, **{r.distribution: r.version for r in manager.rows if not r.failed}}
@@ -52,9 +83,7 @@ def sweep(spec: str, executor: str, workers: int | None, retries: int, out_dir: 
         manifest = Manifest.open(sweep_dir, name, loaded, trials)
         pending = []
         for trial in trials:
-            entry = manifest.entry(trial.name)
-            finished = (sweep_dir / trial.name / "metrics.json").is_file()
-            if entry["state"] == "done" and finished:
+            if manifest.entry(trial.name)["state"] == "done" and (sweep_dir / trial.name / "metrics.json").is_file():
                 counts["skipped"] += 1
                 continue
             pending.append((trial.name, dict(trial.config), (sweep_dir / trial.name).exists()))
@@ -63,8 +92,8 @@ def sweep(spec: str, executor: str, workers: int | None, retries: int, out_dir: 
 
         def on_done(outcome) -> None:
             manifest.update(outcome.name, state="done" if outcome.ok else "failed", error=outcome.error,
-                            seconds=round(outcome.seconds, 3), attempts=manifest.entry(outcome.name)["attempts"]
-                            + outcome.attempts)
+                            seconds=round(outcome.seconds, 3),
+                            attempts=manifest.entry(outcome.name)["attempts"] + outcome.attempts)
             counts["executed" if outcome.ok else "failed"] += 1
             if not outcome.ok:
                 click.echo(f"trial {outcome.name} failed after {outcome.attempts} attempt(s): {outcome.error}",
@@ -74,21 +103,49 @@ def sweep(spec: str, executor: str, workers: int | None, retries: int, out_dir: 
                 eta = (time.perf_counter() - started) / done * (total - done)
                 click.echo(f"\r  {done}/{total} done, {counts['failed']} failed, ETA {eta:.0f} s ", err=True, nl=False)
 
+        concurrency = workers or len(available_cores())
         try:
-            run_local(sweep_dir, pending, workers or len(available_cores()), retries, on_done)
+            if executor == "ray" and pending:
+                from icd_core.run.ray_executor import run_ray
+
+                run_ray(sweep_dir, pending, concurrency, retries, on_done, address=address)
+            elif pending:
+                run_local(sweep_dir, pending, concurrency, retries, on_done)
         except KeyboardInterrupt:
-            write_text_atomic(sweep_dir / "sweep.csv", sweep_csv(sweep_dir, manifest.data))
+            write_reports(sweep_dir, manifest.data)
             click.echo(_summary(name, len(trials), counts) + " (interrupted: run it again to resume)")
             sys.exit(130)
         if tty and total:
             click.echo("", err=True)
-        write_text_atomic(sweep_dir / "sweep.csv", sweep_csv(sweep_dir, manifest.data))
+        note = write_reports(sweep_dir, manifest.data)
     finally:
         lock.release()
+    if note:
+        click.echo(f"warning: {note}", err=True)
     click.echo(f"sweep directory: {sweep_dir}")
     click.echo(_summary(name, len(trials), counts))
     if counts["failed"]:
         sys.exit(1)
+
+
+@sweep.command("report")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+def report_sweep(directory: str) -> None:
+    """Re-render DIRECTORY's sweep.csv and sweep.html from its sweep.json and trial runs."""
+    import json
+
+    from icd_core.contract.errors import InputDataError
+
+    path = Path(directory) / "sweep.json"
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["trials"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputDataError(f"{path}: not a sweep manifest ({type(exc).__name__}: {exc})") from None
+    note = write_reports(Path(directory), manifest)
+    if note:
+        click.echo(f"warning: {note}", err=True)
+    click.echo(f"wrote {Path(directory) / 'sweep.csv'}" + ("" if note else f" and {Path(directory) / 'sweep.html'}"))
 
 
 def _summary(name: str, trials: int, counts: dict[str, int]) -> str:

@@ -51,7 +51,7 @@ def core_shares(workers: int) -> list[list[int]]:
     return [cores[i::workers] for i in range(workers)]
 
 
-def _error_line(stderr: str, code: int) -> str:
+def error_line(stderr: str, code: int) -> str:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     for line in reversed(lines):
         if line.startswith("icd: error:"):
@@ -128,7 +128,7 @@ def run_trial(sweep_dir: Path, name: str, config: dict[str, Any], cores: list[in
     seconds = time.perf_counter() - t0
     if code == 0 and (sweep_dir / name / "metrics.json").is_file():
         return TrialOutcome(name, True, seconds)
-    return TrialOutcome(name, False, seconds, _error_line(stderr, code))
+    return TrialOutcome(name, False, seconds, error_line(stderr, code))
 
 
 def run_local(sweep_dir: Path, trials: Iterable[tuple[str, dict[str, Any], bool]], workers: int,

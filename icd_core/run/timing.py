@@ -50,13 +50,26 @@ def timer_for(device: str) -> Callable[[Callable[[], Any]], float]:
     return _cuda_timer() if device.startswith("cuda") else _cpu_timer
 
 
+def default_threads() -> int:
+    """``OMP_NUM_THREADS`` when set to a positive integer, else the cores of this process's
+    CPU affinity (all cores where that is unknown)."""
+    raw = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def pin_threads(threads: int | None) -> dict[str, Any]:
     """Pin torch's intra-op pool and numpy's BLAS/OpenMP pools (threadpoolctl) to ``threads``
-    (default: every core) and say what is in effect. Returns the record; undo with
+    (default: ``OMP_NUM_THREADS`` when set — a sweep or Ray sets it per trial — else every
+    core this process may run on) and say what is in effect. Returns the record; undo with
     :func:`unpin_threads`."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    wanted = threads or os.cpu_count() or 1
+    wanted = threads or default_threads()
     limiter = threadpool_limits(limits=wanted)
     pools = sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
     record: dict[str, Any] = {"threads": wanted, "pinned": True, "pools": pools,
