@@ -84,7 +84,15 @@ def test_a_failing_trial_is_recorded_retried_and_does_not_stop_the_others(tmp_pa
     assert "failed after 2 attempt(s)" in done.stderr
 
 
-def test_an_interrupted_sweep_keeps_finished_trials_and_the_next_one_resumes(tmp_path):
+def trial_processes(out) -> list[str]:
+    listing = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in listing if "icd_core.cli run" in line and str(out) in line]
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_an_interrupted_sweep_keeps_finished_trials_and_the_next_one_resumes(tmp_path, how):
+    """Ctrl-C stops the trials and says so; a kill of the sweep takes its trials with it
+    (PR_SET_PDEATHSIG); either way the next invocation resumes."""
     spec = write_spec(tmp_path, BASE + "seeds: [0, 1, 2]\n")
     out = tmp_path / "out"
     process = subprocess.Popen([*ICD, "sweep", str(spec), "--out-dir", str(out), "--workers", "1"],
@@ -95,10 +103,19 @@ def test_an_interrupted_sweep_keeps_finished_trials_and_the_next_one_resumes(tmp
         if manifest.exists() and any(t["state"] == "done" for t in json.loads(manifest.read_text())["trials"]):
             break
         time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    if how == signal.SIGKILL:  # kill the sweep while a trial process is running
+        while time.time() < deadline and not trial_processes(out):
+            time.sleep(0.05)
+        assert trial_processes(out)
+    process.send_signal(how)
     stdout, _ = process.communicate(timeout=60)
-    assert process.returncode == 130
-    assert "(interrupted: run it again to resume)" in stdout.strip().splitlines()[-1]
+    if how == signal.SIGINT:
+        assert process.returncode == 130
+        assert "(interrupted: run it again to resume)" in stdout.strip().splitlines()[-1]
+    else:
+        assert process.returncode == -signal.SIGKILL
+        time.sleep(0.5)  # the trial processes die with it
+        assert trial_processes(out) == []
     states = [t["state"] for t in json.loads(manifest.read_text())["trials"]]
     finished = states.count("done")
     assert 1 <= finished < 3 and "failed" not in states
