@@ -96,7 +96,9 @@ def test_an_interrupted_sweep_keeps_finished_trials_and_the_next_one_resumes(tmp
     spec = write_spec(tmp_path, BASE + "seeds: [0, 1, 2]\n")
     out = tmp_path / "out"
     process = subprocess.Popen([*ICD, "sweep", str(spec), "--out-dir", str(out), "--workers", "1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # a background job inherits SIGINT ignored; Ctrl-C must reach this one
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     manifest = out / "spec" / "sweep.json"
     deadline = time.time() + 120
     while time.time() < deadline:
