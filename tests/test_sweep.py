@@ -163,3 +163,11 @@ def test_local_and_ray_give_byte_identical_layouts_and_the_page_has_its_plots(tm
     assert page.count("<svg") >= 3 and "<h2>Equal-quality frontier</h2>" in page
     rerendered = icd("sweep", "report", str(runs["local"]))
     assert rerendered.returncode == 0 and (runs["local"] / "sweep.html").read_text().count("<svg") >= 3
+
+
+def test_a_trial_on_cuda_asks_ray_for_a_gpu_and_others_do_not():
+    from icd_core.run.ray_executor import gpus_of
+
+    assert gpus_of({"workload": "smollm2:prompt=4096:device=cuda"}) == 1
+    assert gpus_of({"workload": {"name": "minilm", "device": "cuda:0"}}) == 1
+    assert gpus_of({"workload": "mock:hidden=128"}) == 0

@@ -1,4 +1,5 @@
-"""The ``ray`` sweep executor: each trial a Ray task with its CPU request.
+"""The ``ray`` sweep executor: each trial a Ray task with its CPU request (and one GPU when
+its workload runs on CUDA).
 
 ``--address auto`` or ``ray://host:port`` joins an existing cluster; with no address a local
 Ray instance with ``--workers`` CPUs is started (and stopped after the sweep). Artifacts come
@@ -89,6 +90,13 @@ def _unpack(sweep_dir: Path, name: str, payload: bytes) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def gpus_of(config: dict[str, Any]) -> int:
+    """The GPUs a trial asks Ray for: one when its workload runs on CUDA (``device=cuda``)."""
+    import json
+
+    return 1 if "cuda" in json.dumps(config.get("workload")) else 0
+
+
 def run_ray(sweep_dir: Path, trials: Iterable[tuple[str, dict[str, Any], bool]], workers: int, retries: int,
             on_done: Callable[[TrialOutcome], None], address: str | None = None, trial_cpus: int = 1,
             backoff_s: float = 0.5) -> dict[str, Any]:
@@ -109,7 +117,7 @@ def run_ray(sweep_dir: Path, trials: Iterable[tuple[str, dict[str, Any], bool]],
     try:
         for name, config, _force in trials:
             attempts[name] = 1
-            pending[remote.remote(name, config)] = (name, config)
+            pending[remote.options(num_gpus=gpus_of(config)).remote(name, config)] = (name, config)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             name, config = pending.pop(ready[0])
@@ -121,7 +129,7 @@ def run_ray(sweep_dir: Path, trials: Iterable[tuple[str, dict[str, Any], bool]],
             if not outcome.ok and attempts[name] <= retries:
                 time.sleep(backoff_s * 2 ** (attempts[name] - 1))
                 attempts[name] += 1
-                pending[remote.remote(name, config)] = (name, config)
+                pending[remote.options(num_gpus=gpus_of(config)).remote(name, config)] = (name, config)
                 continue
             on_done(attrs.evolve(outcome, attempts=attempts[name]))
     except KeyboardInterrupt:
