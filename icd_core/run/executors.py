@@ -3,7 +3,8 @@ process per trial, every process pinned to its own share of the cores (CPU affin
 ``OMP_NUM_THREADS``), so that trials do not oversubscribe the machine.
 
 A trial is one function call, :func:`run_trial`: it writes the trial's config beside the
-sweep, runs ``icd run -c CONFIG --out-dir SWEEP --name TRIAL`` and reports the outcome. The
+sweep (``.trials/``), runs ``icd run -c CONFIG --out-dir SWEEP --name TRIAL`` and reports the
+outcome. The
 run directory is written by the trial itself, atomically (``icd run`` stages it), so a killed
 trial leaves no half-written run behind.
 """
@@ -104,9 +105,9 @@ class TrialProcesses:
                 process.kill()
 
 
-def run_trial(sweep_dir: Path, name: str, config: dict[str, Any], cores: list[int],
-              processes: TrialProcesses | None = None, force: bool = False) -> TrialOutcome:
-    """One ``icd run`` of a trial's config into ``sweep_dir/name``."""
+def run_trial(sweep_dir: Path, name: str, config: dict[str, Any], cores: list[int], processes: TrialProcesses,
+              force: bool = False) -> TrialOutcome:
+    """One ``icd run`` process of a trial's config into ``sweep_dir/name``, on ``cores``."""
     config_path = sweep_dir / ".trials" / f"{name}.json"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(config_path, dumps(config) + "\n")
@@ -115,16 +116,12 @@ def run_trial(sweep_dir: Path, name: str, config: dict[str, Any], cores: list[in
     threads = str(len(cores))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
     t0 = time.perf_counter()
-    if processes is None:
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        code, stderr = done.returncode, done.stderr
-    else:
-        process = processes.start(cmd, env, cores)
-        try:
-            _, stderr = process.communicate()
-            code = process.returncode
-        finally:
-            processes.done(process)
+    process = processes.start(cmd, env, cores)
+    try:
+        _, stderr = process.communicate()
+        code = process.returncode
+    finally:
+        processes.done(process)
     seconds = time.perf_counter() - t0
     if code == 0 and (sweep_dir / name / "metrics.json").is_file():
         return TrialOutcome(name, True, seconds)
