@@ -53,6 +53,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register_commands() -> None:
+    from icd_core.cli.bridge import bridge
     from icd_core.cli.doctor import doctor
     from icd_core.cli.plugins import plugins
     from icd_core.cli.reports import compare, report
@@ -60,7 +61,7 @@ def _register_commands() -> None:
     from icd_core.cli.solve import solve
     from icd_core.cli.sweep import sweep
 
-    for command in (run, sweep, solve, plugins, report, compare, doctor):
+    for command in (run, sweep, solve, bridge, plugins, report, compare, doctor):
         cli.add_command(command)
 
 

@@ -49,8 +49,8 @@ def icd_register(registry: ScopedRegistry) -> None:
     """Declare the components this plugin provides.
 
     :param registry: call ``registry.add(kind, name, summary=…, options=…, positional=…,
-        check=…)`` once per component. ``kind`` is one of workload, graph, solver, adapter,
-        measure, reporter. ``check`` returns ``None`` when the component can run on this
+        check=…)`` once per component. ``kind`` is one of workload, graph, solver, adapter, bridge,
+        measure, reporter, bridge. ``check`` returns ``None`` when the component can run on this
         machine, else a short reason (it is called lazily, e.g. by ``icd plugins list``).
 
     Combine: all implementations run, each into a registry scoped to its plugin. Called
@@ -147,6 +147,21 @@ def icd_measure(ctx: RunContext, measure: ComponentSpec, state: ModelState) -> M
     """
 
 
+@hookspec(firstresult=True)
+def icd_bridge(ctx: RunContext, target: ComponentSpec, run_dir: Any, out_dir: Any) -> dict[str, Any] | None:
+    """Carry a finished run's layout into a compiler's IR (``icd bridge RUN --to TARGET``).
+
+    :param target: the selected bridge (e.g. ``tvm``); answer only if ``target.name`` is yours.
+    :param run_dir: the finished run directory (``config.json``, ``perm.json``, ``metrics.json``).
+    :param out_dir: an empty directory for the compiled module and ``bridge.json``.
+    :return: the ``bridge.json`` record (insertion points, round trip, equivalence, timing…);
+        the core writes it. A workload the bridge cannot export is one clear
+        :class:`~icd_core.contract.errors.InputDataError` naming the operator or reason.
+
+    Called once by ``icd bridge``, never during ``icd run``.
+    """
+
+
 @hookspec
 def icd_report(ctx: RunContext, record: Any) -> list[str] | None:
     """Write report artifacts for a finished run.
@@ -167,5 +182,6 @@ PHASE_HOOKS: dict[str, str] = {
     "icd_fit_permutation": "solver",
     "icd_apply_transform": "adapter",
     "icd_measure": "measure",
+    "icd_bridge": "target",
 }
 """Phase hook → the name of its spec parameter."""

@@ -71,6 +71,10 @@ def measure(manager: PluginManager, ctx: RunContext, spec: ComponentSpec, state:
     return fragment
 
 
+def bridge(manager: PluginManager, ctx: RunContext, spec: ComponentSpec, run_dir: Any, out_dir: Any) -> Mapping:
+    return _answer(manager, "icd_bridge", spec, Mapping, ctx=ctx, target=spec, run_dir=run_dir, out_dir=out_dir)
+
+
 def report(manager: PluginManager, ctx: RunContext, record: Any) -> tuple[list[str], str | None]:
     """Run every reporter, stopping at the first failure: (files written, the failure naming
     the reporter and the file, or None)."""

@@ -14,7 +14,7 @@ from icd_core.contract.errors import (
     UnknownComponentError,
 )
 
-KINDS: tuple[str, ...] = ("workload", "graph", "solver", "adapter", "measure", "reporter")
+KINDS: tuple[str, ...] = ("workload", "graph", "solver", "adapter", "measure", "reporter", "bridge")
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 
 

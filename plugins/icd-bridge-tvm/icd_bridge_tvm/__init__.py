@@ -1,0 +1,1 @@
+"""icd-bridge-tvm: the run's layout carried through TVM Relax."""
