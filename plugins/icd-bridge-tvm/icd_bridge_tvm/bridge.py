@@ -41,11 +41,14 @@ INSERTION_POINTS = [
 ]
 
 
-def final_layout(perm: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per group: π₀, π₁ and the layout in effect (π₀ then π₁; the identity when rolled back)."""
+def final_layout(perm: dict[str, Any], carried: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per group (the ``carried`` ones, or all): π₀, π₁ and the layout in effect (π₀ then π₁;
+    the identity when rolled back)."""
     rolled_back = bool(perm.get("rolled_back", {}).get("in_effect", "").startswith("none"))
     out = {}
     for group, entry in perm["groups"].items():
+        if carried is not None and group not in carried:
+            continue
         size = int(entry["size"])
         pi0 = np.asarray(entry.get("pi0", np.arange(size)), dtype=np.int64)
         pi1 = np.asarray(entry.get("pi1", np.arange(size)), dtype=np.int64)
@@ -55,12 +58,20 @@ def final_layout(perm: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def param_groups(state, parameters: dict[str, str]) -> dict[str, list[list]]:
-    """Per Relax parameter: ``[group, axis, offset, tiles, stride]`` of every group member it is."""
+def carried_groups(state, parameters: dict[str, str]) -> list[str]:
+    """The groups whose every member is an exported parameter (permuting only some members
+    of a group would change the function)."""
+    exported = set(parameters.values())
+    return [g.name for g in state.groups if all(m.tensor in exported for m in g.members)]
+
+
+def param_groups(state, parameters: dict[str, str], carried: list[str]) -> dict[str, list[list]]:
+    """Per Relax parameter: ``[group, axis, offset, tiles, stride]`` of every carried group member it is."""
     by_tensor: dict[str, list[list]] = {}
     for group in state.groups:
-        for m in group.members:
-            by_tensor.setdefault(m.tensor, []).append([group.name, m.axis, m.offset, m.tiles, m.stride])
+        if group.name in carried:
+            for m in group.members:
+                by_tensor.setdefault(m.tensor, []).append([group.name, m.axis, m.offset, m.tiles, m.stride])
     return {relax: by_tensor[tensor] for relax, tensor in parameters.items() if tensor in by_tensor}
 
 
@@ -96,7 +107,9 @@ def read_attrs(mod) -> dict[str, Any]:
 def check(mod, perm: dict[str, Any]) -> dict[str, Any]:
     """Insertion point ``icd.check_layout``: the attributes against perm.json."""
     found = read_attrs(mod)
-    expected = final_layout(perm)
+    expected = final_layout(perm, list(found["layout"]))
+    if not found["layout"]:
+        return {"status": "mismatch", "problems": ["no group is carried by the module"]}
     problems = []
     if found["version_tag"] != perm.get("version_tag"):
         problems.append(f"version tag {found['version_tag'][:12]}… != perm.json {str(perm.get('version_tag'))[:12]}…")
@@ -111,6 +124,43 @@ def check(mod, perm: dict[str, Any]) -> dict[str, Any]:
     annotated = {g for members in found["param_groups"].values() for g, *_ in members}
     problems += [f"group {g}: no parameter annotated" for g in expected if g not in annotated]
     return {"status": "ok" if not problems else "mismatch", "problems": problems}
+
+
+def _stub():
+    """A one-function Relax module to carry attributes on."""
+    import tvm
+    from tvm.script import relax as R
+
+    @tvm.script.ir_module
+    class Stub:
+        @R.function
+        def main(x: R.Tensor((1,), "float32")):
+            return x
+
+    return Stub
+
+
+def roundtrip_module(mod, text: str):
+    """(the module read back from its TVMScript, what was round-tripped). When the printer
+    writes what its parser refuses (MiniLM's masks print ``R.const("-inf")``), the icd
+    attributes alone are round-tripped on a stub module, and that is said."""
+    import tvm
+
+    try:
+        loaded = tvm.script.from_source(text)
+        tvm.ir.assert_structural_equal(loaded, mod)
+        return loaded, "the whole module"
+    except Exception as exc:  # a TVMScript printer/parser mismatch, not ours
+        found = read_attrs(mod)
+        stub = attach(_stub(), found["version_tag"], found["layout"], found["param_groups"])
+        back = tvm.script.from_source(stub.script())
+        reason = str(exc).strip().splitlines()[0][:160]
+        carrier = mod
+        for key in ("icd.version_tag", "icd.layout"):
+            carrier = carrier.with_attr(key, back.attrs[key])
+        main = carrier["main"].with_attr("icd.param_groups", back["main"].attrs["icd.param_groups"])
+        carrier.update_func(carrier.get_global_var("main"), main)
+        return carrier, f"the icd attributes on a stub module (the whole module's TVMScript does not parse back: {reason})"
 
 
 def _time(call, repeats: int = 20) -> float:
@@ -142,13 +192,14 @@ def run_bridge(run_dir: Path, out_dir: Path) -> dict[str, Any]:
     mod, detached = relax.frontend.detach_params(mod)
     names = [str(p.name) for p in mod["main"].params[len(export.example):]]
     params = {n: v.numpy() for n, v in zip(names, detached["main"])}
-    layout = final_layout(perm)
-    groups = param_groups(state, {n: t for n, t in export.parameters.items() if n in params})
+    parameters = {n: t for n, t in export.parameters.items() if n in params}
+    carried = carried_groups(state, parameters)
+    layout = final_layout(perm, carried)
+    groups = param_groups(state, parameters, carried)
     mod = attach(mod, perm["version_tag"], layout, groups)
 
     text = mod.script()  # TVMScript: tvm.ir.save_json segfaults in this TVM build (see ROUNDTRIP)
-    loaded = tvm.script.from_source(text)
-    tvm.ir.assert_structural_equal(loaded, mod)
+    loaded, scope = roundtrip_module(mod, text)
     roundtrip = read_attrs(loaded) == read_attrs(mod)
     checked = check(loaded, perm)
 
@@ -168,10 +219,12 @@ def run_bridge(run_dir: Path, out_dir: Path) -> dict[str, Any]:
         torch_ms = _time(lambda: export.module(*export.example))
     tvm_ms = _time(lambda: vm["main"](*inputs))
     return {"insertion_points": INSERTION_POINTS, "roundtrip": roundtrip, "roundtrip_format": ROUNDTRIP,
+            "roundtrip_scope": scope,
             "check": checked,
             "equivalence": {"max_rel_diff": diff, "tolerance": 1e-5, "ok": diff <= 1e-5,
                             "what": "max |y_tvm(permuted params) - y_torch| / max |y_torch| on the run's batch"},
             "tvm": tvm.__version__, "workload": state.workload.name, "version_tag": perm["version_tag"],
+            "groups_carried": carried, "groups_not_carried": sorted(set(perm["groups"]) - set(carried)),
             "attrs": read_attrs(loaded), "params": sorted(permuted),
             "transforms": "not carried: the weights are the dense model's; the bridge carries the layout",
             "timing": {"informational": True, "torch_ms": torch_ms, "tvm_llvm_ms": tvm_ms,

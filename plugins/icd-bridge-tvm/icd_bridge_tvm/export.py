@@ -2,8 +2,10 @@
 
 The workload is rebuilt from the run's config and seed in its natural order (dense, as
 loaded); the layout is applied later, inside TVM, by the permutation pass. Supported: the
-built-in ``mock`` MLP (numpy, re-expressed in torch on the same tensors) and the torch ``mlp``
-workload of icd-workload-hf; anything else is one clear line.
+built-in ``mock`` MLP (numpy, re-expressed in torch on the same tensors), the torch ``mlp``
+workload of icd-workload-hf, and MiniLM's first encoder layer (on the hidden states its
+embeddings give for the run's batch); anything else is one clear line. Only the groups whose
+every member is exported are carried (for MiniLM: ``L0.ffn``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from icd_core import InputDataError, ModelState
 from icd_core.toolkit import tensors
 
-SUPPORTED = ("mock", "mlp")
+SUPPORTED = ("mock", "mlp", "minilm (encoder layer 0)")
 
 
 @attrs.frozen
@@ -65,19 +67,48 @@ def _torch_mlp(state: ModelState):
     return module.eval(), (state.workload.batch["input"],)
 
 
+def _minilm_layer(state: ModelState):
+    import torch
+
+    model = state.workload.module
+    with torch.no_grad():
+        for name, value in model.named_parameters():
+            value.copy_(torch.as_tensor(tensors.to_numpy(state.tensors[name])))
+        batch = state.workload.batch
+        hidden = model.embeddings(input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids"))
+
+    class FirstLayer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = model.encoder.layer[0]
+
+        def forward(self, h):
+            out = self.layer(h)
+            return out[0] if isinstance(out, tuple) else out
+
+    return FirstLayer().eval(), (hidden,), {"layer.": "encoder.layer.0."}
+
+
 def exported(state: ModelState) -> Exported:
     """The state's workload as a torch module with its example input and reference output."""
     import torch
 
     name = state.workload.name
+    prefixes = {"": ""}
     if name == "mock":
         module, example = _mock_module(state)
     elif name == "mlp":
         module, example = _torch_mlp(state)
+    elif name == "minilm":
+        module, example, prefixes = _minilm_layer(state)
     else:
         raise InputDataError(f"workload {name!r}: icd-bridge-tvm exports {', '.join(SUPPORTED)} so far "
                              f"(the other workloads are not wired to torch.export here yet)")
-    parameters = {relax_name(n): n for n, _ in module.named_parameters() if n in state.tensors}
+    parameters = {}
+    for n, _ in module.named_parameters():
+        source = next((n.replace(a, b, 1) for a, b in prefixes.items() if n.startswith(a)), n)
+        if source in state.tensors:
+            parameters[relax_name(n)] = source
     with torch.no_grad():
         reference = module(*example).numpy()
     return Exported(module=module, example=example, parameters=parameters, reference=reference)

@@ -30,7 +30,7 @@ def icd(*args):
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     made = {}
-    for workload in ("mock:hidden=128:tokens=32", "mlp"):
+    for workload in ("mock:hidden=128:tokens=32", "mlp", "minilm:tasks=false"):
         name = workload.split(":")[0]
         done = icd("run", "--workload", workload, "--solver", "spectral", "--repeats", "3", "--set",
                    "rollback.enabled=false", "--out-dir", str(out), "--name", name)
@@ -39,12 +39,17 @@ def runs(tmp_path_factory):
     return made
 
 
-@pytest.mark.parametrize("name", ["mock", "mlp"])
+@pytest.mark.parametrize("name", ["mock", "mlp", "minilm"])
 def test_the_compiled_module_on_permuted_weights_equals_pytorch(runs, name, tmp_path):
     done = icd("bridge", str(runs[name]), "--to", "tvm", "--out", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "out" / "bridge.json").read_text())
     assert record["roundtrip"] is True and record["check"] == {"status": "ok", "problems": []}
+    if name == "minilm":  # one encoder layer: only its FFN group has every member exported
+        assert record["groups_carried"] == ["L0.ffn"] and "L1.ffn" in record["groups_not_carried"]
+        assert record["roundtrip_scope"].startswith("the icd attributes on a stub module")
+    else:
+        assert record["roundtrip_scope"] == "the whole module"
     assert record["equivalence"]["max_rel_diff"] <= 1e-5 and record["tvm"] == "0.27.0.post1"
     assert [p["name"] for p in record["insertion_points"]] == ["icd.attach_layout", "icd.check_layout",
                                                                "icd.apply_layout"]
@@ -104,5 +109,5 @@ def test_the_check_pass_reports_a_tampered_tag_or_layout(runs):
 def test_a_workload_it_cannot_export_is_one_clear_line():
     state = build_mock_state(MockOptions(hidden=32, tokens=4), np.random.default_rng(0))
     state = attrs.evolve(state, workload=attrs.evolve(state.workload, name="bert-base"))
-    with pytest.raises(InputDataError, match="workload 'bert-base': icd-bridge-tvm exports mock, mlp so far"):
+    with pytest.raises(InputDataError, match="workload 'bert-base': icd-bridge-tvm exports mock, mlp, minilm"):
         exported(state)
