@@ -181,6 +181,9 @@ def run_bridge(run_dir: Path, out_dir: Path) -> dict[str, Any]:
 
     config = json.loads((run_dir / "config.json").read_text())
     perm = json.loads((run_dir / "perm.json").read_text())
+    if perm.get("rolled_back", {}).get("verified") is False:
+        raise InputDataError(f"{run_dir / 'perm.json'}: the run's rollback did not verify, so the layout in effect "
+                             f"is unknown; nothing to carry")
     state = load_workload(config["workload"], int(config.get("seed", 0)))
     export = exported(state)
     try:

@@ -111,3 +111,16 @@ def test_a_workload_it_cannot_export_is_one_clear_line():
     state = attrs.evolve(state, workload=attrs.evolve(state.workload, name="bert-base"))
     with pytest.raises(InputDataError, match="workload 'bert-base': icd-bridge-tvm exports mock, mlp, minilm"):
         exported(state)
+
+
+def test_a_run_whose_rollback_did_not_verify_is_refused(runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "unverified"
+    shutil.copytree(runs["mock"], run)
+    perm = json.loads((run / "perm.json").read_text())
+    perm["rolled_back"] = {"in_effect": "unknown: the rollback did not verify", "verified": False}
+    (run / "perm.json").write_text(json.dumps(perm))
+    done = icd("bridge", str(run), "--to", "tvm", "--out", str(tmp_path / "out"))
+    assert done.returncode == 1 and "rollback did not verify" in done.stderr
+    assert not (tmp_path / "out").exists()
