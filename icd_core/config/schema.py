@@ -161,7 +161,8 @@ class CacheModelConfig:
 @attrs.frozen
 class MeasureConfig:
     """``use: null`` runs every registered measure; unavailable ones report null + reason.
-    ``threads``: CPU threads for the timed forwards (null: all cores), recorded either way."""
+    ``threads``: CPU threads for the timed forwards (null: ``OMP_NUM_THREADS`` when set, else
+    the cores this process may run on), recorded either way."""
 
     use: list[str] | None = None
     threads: int | None = attrs.field(default=None, validator=positive())
