@@ -127,10 +127,10 @@ def _ascend(a: np.ndarray, positions: np.ndarray, perm: np.ndarray, n: int, m: i
 
 def _windows(groups: np.ndarray, m: int, size: int) -> np.ndarray:
     """Positions of windows made of whole groups (``groups``: group indices in some order)."""
-    per = max(2, size // m)
+    per = max(2, min(size // m, len(groups)))  # a weight with fewer groups than a window: one window
     usable = len(groups) - len(groups) % per
     chosen = groups[:usable].reshape(-1, per)
-    return (chosen[:, :, None] * m + np.arange(m)).reshape(len(chosen), -1)
+    return (chosen[:, :, None] * m + np.arange(m)).reshape(len(chosen), per * m)
 
 
 def snake_assignment(a: np.ndarray, n: int, m: int, passes: int = 2) -> np.ndarray:

@@ -1,0 +1,222 @@
+"""icd's Python API: the same components as the CLI, called from Python.
+
+``icd`` is the user-facing library; ``icd_core`` stays the plugin authors' package. Every
+function loads the installed plugins (as ``icd run`` does) and calls them through the same
+hooks; numpy arrays and torch tensors are both accepted and a transformed tensor comes back
+of the kind it came in. Errors are the CLI's (:class:`icd_core.IcdError` and subclasses).
+
+>>> import icd
+>>> W = icd.build_w("mock", n=256, blocks=16, noise=0.05, seed=0)
+>>> W.shape, bool(abs(W - W.T).max() == 0)
+((256, 256), True)
+>>> pi, stats = icd.fit_permutation(W, time_budget_s=30, solver="spectral")
+>>> sorted(pi.tolist()) == list(range(256)), stats["C"] < stats["C_initial"]
+(True, True)
+>>> import numpy as np
+>>> w = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
+>>> out, meta = icd.apply_sparsity(w, type="2:4")
+>>> int((out.reshape(8, 4, 4) != 0).sum(-1).max()), meta.sparsity["type"]
+(2, '2:4')
+>>> q, meta = icd.apply_quant(w, dtype="int8")
+>>> bool(np.abs(q - w).max() < 0.05), meta.quant["dtype"]
+(True, 'int8')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import scipy.sparse as sp
+
+from icd_core import (
+    GroupMember,
+    IcdError,
+    ModelState,
+    PermutationGroup,
+    TransformMeta,
+    UsageError,
+)
+
+__all__ = ["IcdError", "RunArtifacts", "apply_quant", "apply_sparsity", "build_w", "fit_permutation", "run"]
+
+
+def _manager():
+    from icd_core.plugin.manager import load_plugin_manager
+
+    return load_plugin_manager()
+
+
+def _context(manager, **settings: Any):
+    from icd_core.config.files import load_config
+    from icd_core.run.context import RunContext
+
+    return RunContext(config=load_config(cli=settings), registry=manager.registry)
+
+
+def build_w(source: str = "mock", **cfg: Any) -> sp.csr_matrix:
+    """The co-access matrix W (symmetric float32 CSR) from a graph source.
+
+    ``"mock"``: ``n``, ``blocks``, ``noise``, ``seed`` (planted blocks behind a relabelling);
+    ``"trace"``: ``path`` (a JSONL access trace), ``n``; any other installed source:
+    ``workload`` (a spec, e.g. ``"minilm"``) and ``group`` (default: its first group).
+    """
+    from icd_core.builtins.graph_mock import planted_blocks
+    from icd_core.plugin import dispatch
+    from icd_core.plugin.specs import resolve
+
+    if source == "mock":
+        unknown = set(cfg) - {"n", "blocks", "noise", "seed"}
+        if unknown:
+            raise UsageError(f"build_w('mock'): unknown option {sorted(unknown)[0]!r} (expected n, blocks, noise, seed)")
+        w, _ = planted_blocks(int(cfg.get("n", 256)), int(cfg.get("blocks", 16)), float(cfg.get("noise", 0.05)),
+                              int(cfg.get("seed", 0)))
+        return w
+    manager = _manager()
+    if source == "trace":
+        from icd_core.builtins.workload_mock import MockOptions, build_mock_state
+
+        if "path" not in cfg:
+            raise UsageError("build_w('trace'): path= is required (a JSONL access trace)")
+        ctx = _context(manager, **{"graph.trace.path": str(cfg["path"]), "graph.trace.holdout": 0.0})
+        state = build_mock_state(MockOptions(hidden=int(cfg.get("n", 512))), np.random.default_rng(0))
+    else:
+        from icd_core.toolkit import load_workload
+
+        if "workload" not in cfg:
+            raise UsageError(f"build_w({source!r}): workload= is required (this source reads a model)")
+        ctx = _context(manager)
+        state = load_workload(cfg["workload"], int(cfg.get("seed", 0)))
+    group = state.group(cfg["group"]) if "group" in cfg else state.groups[0]
+    return dispatch.build_w(manager, ctx, resolve(manager.registry, "graph", source), state, group).matrix
+
+
+def fit_permutation(W: Any, time_budget_s: float = 300, refine_steps: int = 2000, solver: str = "spectral",
+                    block: int = 16, seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+    """π (``perm[new_position] = old_index``) for W with ``block``-element cache lines, and the
+    solver's stats (``C`` and ``Q`` before and after, ``la``, time, ``timed_out``)."""
+    from icd_core import Constraints, GraphW
+    from icd_core.plugin import dispatch
+    from icd_core.plugin.specs import resolve
+
+    matrix = sp.csr_matrix(W, dtype=np.float32)
+    matrix = ((matrix + matrix.T) * 0.5).tocsr() if (matrix != matrix.T).nnz else matrix
+    matrix.setdiag(0)
+    matrix.eliminate_zeros()
+    manager = _manager()
+    ctx = _context(manager, **{"solver.time_budget_s": time_budget_s, "solver.refine_steps": refine_steps,
+                               "seed": seed})
+    fit = dispatch.fit_permutation(manager, ctx, resolve(manager.registry, "solver", solver),
+                                   GraphW(matrix=matrix, meta={"source": "icd.fit_permutation"}, block=block),
+                                   Constraints())
+    return np.asarray(fit.perm), dict(fit.stats)
+
+
+@attrs.define(eq=False)
+class _TensorWorkload:
+    """The workload of a lone weight: its forward is the weight itself (so a transform's
+    output is what comes back)."""
+
+    name: str = "tensor"
+    device: str = "cpu"
+    tokens: int = 1
+    primary_quality: str = "cosine_pct"
+
+    def forward(self, state: ModelState) -> Any:
+        return state.tensors["weight"]
+
+    def quality(self, state: Any, output: Any, reference: Any) -> dict:
+        from icd_core.toolkit import output_quality, tensors
+
+        return output_quality(tensors.to_numpy(output), tensors.to_numpy(reference))
+
+    def max_rel_diff(self, output: Any, reference: Any) -> float:
+        from icd_core.toolkit import max_rel_diff
+
+        return max_rel_diff(output, reference)
+
+
+def _transform(tensor: Any, spec: str | dict[str, Any]) -> tuple[Any, TransformMeta]:
+    from icd_core.plugin import dispatch
+    from icd_core.plugin.specs import resolve
+    shape = tuple(getattr(tensor, "shape", ()))
+    if len(shape) != 2:
+        raise UsageError(f"{spec}: expected a 2-D weight (out × in), got shape {shape}")
+    group = PermutationGroup(name="in", size=shape[1], members=(GroupMember("weight", 1, role="in"),))
+    state = ModelState.initial(_TensorWorkload(), {"weight": tensor}, (group,))
+    manager = _manager()
+    ctx = _context(manager)
+    adapter = resolve(manager.registry, "adapter", spec)
+    result = dispatch.apply_transform(manager, ctx, adapter, state, state.layout_for({"in": 16}))
+    if not np.array_equal(np.asarray(result.state.layout["in"]), np.arange(shape[1])):
+        raise IcdError(f"{spec}: the adapter re-ordered the input channels, which a lone weight cannot follow")
+    return result.state.tensors["weight"], result.meta
+
+
+def apply_sparsity(tensor: Any, type: str = "2:4", rate: float = 0.5) -> tuple[Any, TransformMeta]:
+    """Prune a weight along its input dimension: ``type`` ``"N:M"`` (e.g. 2:4), ``"unstructured"``
+    (the ``rate`` smallest) or ``"block"`` (the ``rate`` weakest 32×32 tiles). The input channels
+    keep their order (the channel search needs the model around the weight: use :func:`run`)."""
+    if ":" in type:  # no channel search: a lone weight's input order is fixed by its caller
+        n, _, m = type.partition(":")
+        if not (n.isdigit() and m.isdigit()):
+            raise UsageError(f"apply_sparsity: type {type!r}: expected N:M with integers, e.g. '2:4'")
+        spec: str | dict[str, Any] = {"name": "sparsity", "n": int(n), "m": int(m), "permute": "none"}
+    elif type in ("unstructured",):
+        spec = f"sparsity:unstructured:{rate}"
+    elif type == "block":
+        spec = f"sparsity:block:32:{rate}"
+    else:
+        raise UsageError(f"apply_sparsity: type {type!r}: expected 'N:M', 'unstructured' or 'block'")
+    return _transform(tensor, spec)
+
+
+def apply_quant(tensor: Any, dtype: str = "int8", method: str = "ptq-minmax",
+                group: int | None = None) -> tuple[Any, TransformMeta]:
+    """Quantize and dequantize a weight along its input dimension (min-max PTQ): ``dtype``
+    ``int8``, ``int4`` or ``fp8``; ``group`` channels per scale (None: per row)."""
+    if method != "ptq-minmax":
+        raise UsageError(f"apply_quant: method {method!r}: only 'ptq-minmax' is installed")
+    return _transform(tensor, {"name": "quant", "dtype": dtype, **({"group": group, "permute": "none"} if group else {})})
+
+
+@attrs.frozen
+class RunArtifacts:
+    """A finished run: its directory, whether it succeeded, and the metrics document."""
+
+    path: Path
+    ok: bool
+    error: str | None
+    metrics: Mapping[str, Any]
+
+    @property
+    def verdict(self) -> str:
+        return str(self.metrics.get("verdict", ""))
+
+
+def run(config: dict[str, Any] | str | Path | None = None, *, name: str | None = None,
+        out_dir: str | Path | None = None, **settings: Any) -> RunArtifacts:
+    """One ``icd run``: ``config`` a mapping (dotted keys or nested tables) or a config file;
+    ``settings`` more dotted keys (``workload="mock"``, ``**{"transform.adapters": [...]}``)."""
+    from icd_core.config.files import load_config
+    from icd_core.run.artifacts import RunDirectory
+    from icd_core.run.pipeline import Pipeline
+    from icd_core.run.selection import select
+
+    given = dict(config) if isinstance(config, Mapping) else {}
+    path = config if isinstance(config, (str, Path)) else None
+    loaded = load_config(path, cli={**given, **settings, **({"report.out_dir": str(out_dir)} if out_dir else {})})
+    manager = _manager()
+    selection = select(loaded, manager.registry)
+    directory = RunDirectory(Path(loaded.report.out_dir), name or loaded.name or "run").open()
+    try:
+        outcome = Pipeline(manager, selection, directory).run()
+    except BaseException:
+        directory.abandon()
+        raise
+    final = directory.commit()
+    return RunArtifacts(path=final, ok=outcome.ok, error=outcome.error, metrics=outcome.record.metrics)
+
