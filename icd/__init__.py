@@ -24,6 +24,7 @@ of the kind it came in. Errors are the CLI's (:class:`icd_core.IcdError` and sub
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ from icd_core import (
 __all__ = ["IcdError", "RunArtifacts", "apply_quant", "apply_sparsity", "build_w", "fit_permutation", "run"]
 
 
+@functools.lru_cache(maxsize=1)
 def _manager():
+    """The installed plugins, loaded once per process (entry points do not change under it)."""
     from icd_core.plugin.manager import load_plugin_manager
 
     return load_plugin_manager()

@@ -104,7 +104,7 @@ def _frontier(points: list[dict[str, Any]]) -> str | None:
     for arm, xy in pairs.items():
         if xy:
             ax.scatter([q for q, _ in xy], [c for _, c in xy], label="dense" if arm == "pre" else arm, s=18)
-    every = sorted((q, c) for xy in pairs.values() for q, c in xy)
+    every = [(q, c) for xy in pairs.values() for q, c in xy]
     front, best = [], float("inf")
     for q, c in sorted(every, key=lambda t: (-t[0], t[1])):  # highest quality first; keep what lowers cost
         if c < best:

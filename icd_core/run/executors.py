@@ -26,6 +26,7 @@ import attrs
 
 from icd_core.report.jsonify import dumps
 from icd_core.run.artifacts import write_text_atomic
+from icd_core.run.timing import available_cores
 
 
 @attrs.frozen
@@ -35,14 +36,6 @@ class TrialOutcome:
     seconds: float
     error: str | None = None
     attempts: int = 1
-
-
-def available_cores() -> list[int]:
-    """The cores this process may run on (its CPU affinity; all of them where that is unknown)."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return list(range(os.cpu_count() or 1))
 
 
 def core_shares(workers: int) -> list[list[int]]:

@@ -127,9 +127,9 @@ class Pipeline:
         self.pre_state: ModelState | None = None
         self.interleaved = frozenset({"wallclock"}) if any(m.name == "wallclock" for m in selection.measures) \
             else frozenset()
-        self.transformed: dict[tuple[int, str, bool], Any] = {}
+        self.transformed: dict[tuple[ModelState, str, bool], Any] = {}  # keyed by the input state object
         self.searches: dict[str, dict[str, Any]] = {}
-        self.trials: dict[tuple[int, int, float], tuple] = {}
+        self.trials: dict[tuple[ModelState, int, float], tuple] = {}
         self.plan = ArmPlan(branches=BRANCHES_OF_MODE[self.cfg.pipeline.mode])
 
     # -- stages --------------------------------------------------------------------------

@@ -34,7 +34,6 @@ from icd_core.run.artifacts import write_text_atomic
 
 SPEC_KEYS = ("base", "grid", "seeds")
 MANIFEST = "sweep.json"
-STATES = ("pending", "done", "failed")
 
 
 @attrs.frozen

@@ -50,16 +50,21 @@ def timer_for(device: str) -> Callable[[Callable[[], Any]], float]:
     return _cuda_timer() if device.startswith("cuda") else _cpu_timer
 
 
+def available_cores() -> list[int]:
+    """The cores this process may run on (its CPU affinity; all of them where that is unknown)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
+
+
 def default_threads() -> int:
     """``OMP_NUM_THREADS`` when set to a positive integer, else the cores of this process's
-    CPU affinity (all cores where that is unknown)."""
+    CPU affinity (:func:`available_cores`)."""
     raw = os.environ.get("OMP_NUM_THREADS", "").strip()
     if raw.isdigit() and int(raw) > 0:
         return int(raw)
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return len(available_cores())
 
 
 def pin_threads(threads: int | None) -> dict[str, Any]:
