@@ -20,6 +20,10 @@ of the kind it came in. Errors are the CLI's (:class:`icd_core.IcdError` and sub
 >>> q, meta = icd.apply_quant(w, dtype="int8")
 >>> bool(np.abs(q - w).max() < 0.05), meta.quant["dtype"]
 (True, 'int8')
+>>> keys = np.random.default_rng(1).standard_normal((2, 1024, 64)).astype(np.float32)
+>>> (k, v), meta = icd.apply_kvcache((keys, keys * 0.5), block=128, drop=0.5)
+>>> k.shape, v.shape, meta.stats["kv"]["blocks_dropped"]
+((2, 640, 64), (2, 640, 64), 3)
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from icd_core import (
     UsageError,
 )
 
-__all__ = ["IcdError", "RunArtifacts", "apply_quant", "apply_sparsity", "build_w", "fit_permutation", "run"]
+__all__ = ["IcdError", "RunArtifacts", "apply_kvcache", "apply_quant", "apply_sparsity", "build_w", "fit_permutation", "run"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -186,6 +190,38 @@ def apply_quant(tensor: Any, dtype: str = "int8", method: str = "ptq-minmax",
     return _transform(tensor, {"name": "quant", "dtype": dtype, **({"group": group, "permute": "none"} if group else {})})
 
 
+def apply_kvcache(cache: Any, block: int = 128, drop: float = 0.1, *, axis: int = -2, sinks: int = 1,
+                  recent: int = 1) -> tuple[Any, TransformMeta]:
+    """Evict the ``drop`` share of ``block``-token blocks whose keys have the least norm, never
+    the first ``sinks`` nor the last ``recent`` blocks. ``cache``: the keys, or a ``(keys,
+    values)`` pair, with tokens on ``axis`` (HF layout ``(batch, heads, tokens, head_dim)`` by
+    default); comes back in the same shape with fewer tokens."""
+    from icd_core import KV_TOKENS
+    from icd_core.plugin import dispatch
+    from icd_core.plugin.specs import resolve
+
+    pair = isinstance(cache, (tuple, list))
+    if pair and len(cache) != 2:
+        raise UsageError(f"apply_kvcache: cache: expected keys or a (keys, values) pair, got {len(cache)} tensors")
+    tensors = {"keys": cache[0], "values": cache[1]} if pair else {"keys": cache}
+    shapes = {name: tuple(getattr(t, "shape", ())) for name, t in tensors.items()}
+    if any(len(s) < 2 for s in shapes.values()):
+        raise UsageError(f"apply_kvcache: cache: expected tensors with a token axis, got shapes {shapes}")
+    axes = {name: axis % len(s) for name, s in shapes.items()}
+    tokens = {s[axes[name]] for name, s in shapes.items()}
+    if len(tokens) != 1:
+        raise UsageError(f"apply_kvcache: keys and values differ in tokens on axis {axis}: {shapes}")
+    members = tuple(GroupMember(name, axes[name]) for name in tensors)
+    group = PermutationGroup(name="kv", size=tokens.pop(), members=members, kind=KV_TOKENS)
+    state = ModelState.initial(_TensorWorkload(), tensors, (group,))
+    manager = _manager()
+    adapter = resolve(manager.registry, "adapter", {"name": "kv", "block": block, "drop": drop, "sinks": sinks,
+                                                    "recent": recent})
+    result = dispatch.apply_transform(manager, _context(manager), adapter, state, state.layout_for({"kv": block}))
+    out = result.state.tensors
+    return ((out["keys"], out["values"]) if pair else out["keys"]), result.meta
+
+
 @attrs.frozen
 class RunArtifacts:
     """A finished run: its directory, whether it succeeded, and the metrics document."""
@@ -214,7 +250,7 @@ def run(config: dict[str, Any] | str | Path | None = None, *, name: str | None =
     loaded = load_config(path, cli={**given, **settings, **({"report.out_dir": str(out_dir)} if out_dir else {})})
     manager = _manager()
     selection = select(loaded, manager.registry)
-    directory = RunDirectory(Path(loaded.report.out_dir), name or loaded.name or "run").open()
+    directory = RunDirectory(Path(loaded.report.out_dir).expanduser(), name or loaded.name or "run").open()
     try:
         outcome = Pipeline(manager, selection, directory).run()
     except BaseException:

@@ -14,7 +14,7 @@ from icd_core import ConfigError, UsageError
 
 def test_the_documented_examples_run():
     result = doctest.testmod(icd)
-    assert result.attempted >= 8 and result.failed == 0
+    assert result.attempted >= 10 and result.failed == 0
 
 
 def test_build_w_mock_follows_its_arguments_and_refuses_unknown_ones():
@@ -46,6 +46,25 @@ def test_transforms_take_torch_tensors_and_give_torch_tensors_back():
         icd.apply_sparsity(w, type="5:4")
 
 
+def test_kvcache_eviction_keeps_sinks_recent_and_the_strongest_blocks():
+    keys = torch.ones(1, 2, 512, 8)
+    keys[:, :, 128:256] *= 0.1  # the weakest block, neither a sink nor the recent window
+    keys[:, :, 256:384] *= 0.5
+    (k, v), meta = icd.apply_kvcache((keys, keys.clone()), block=128, drop=0.5)
+    assert isinstance(k, torch.Tensor) and k.shape == v.shape == (1, 2, 384, 8)
+    assert torch.equal(k[..., 128:256, :], keys[..., 256:384, :])  # block 1 went; 0, 2, 3 stayed in order
+    assert meta.kv == {"mode": "evict", "block": 128, "drop": 0.5, "score": "key_norm"}
+    assert meta.stats["kv"] == {"tokens_before": 512, "tokens_after": 384, "blocks_dropped": 1}
+    keys_only, _ = icd.apply_kvcache(np.ones((300, 4), np.float32), block=100, drop=0.0, axis=0)
+    assert keys_only.shape == (300, 4)
+    with pytest.raises(UsageError, match="keys and values differ in tokens"):
+        icd.apply_kvcache((keys, keys[..., :10, :]))
+    with pytest.raises(UsageError, match="expected keys or a"):
+        icd.apply_kvcache((keys, keys, keys))
+    with pytest.raises(ConfigError, match="drop"):
+        icd.apply_kvcache(keys, drop=1.5)
+
+
 def test_run_returns_its_artifacts_and_bad_config_is_one_error(tmp_path):
     result = icd.run({"workload": "mock:hidden=128:tokens=32", "pipeline.repeats": 3, "solver.name": "spectral"},
                      out_dir=tmp_path, name="api")
@@ -53,3 +72,16 @@ def test_run_returns_its_artifacts_and_bad_config_is_one_error(tmp_path):
     assert result.metrics["run"]["workload"].startswith("mock") and result.verdict
     with pytest.raises(ConfigError, match="pipeline.repeats"):
         icd.run({"pipeline.repeats": 0}, out_dir=tmp_path)
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Python API: `import icd`", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the project's own README
+    assert scope["result"].ok and (tmp_path / "runs" / "api" / "metrics.json").is_file()
+    assert scope["k"].shape == (2, 640, 64)
