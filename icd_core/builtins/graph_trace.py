@@ -129,7 +129,7 @@ def icd_build_w(ctx, source, state, group):
     cfg = ctx.config.graph.trace
     if not cfg.path:
         raise ConfigError("graph.trace.path: required when graph.source is 'trace'")
-    path = Path(cfg.path)
+    path = Path(cfg.path).expanduser()
     try:
         events = read_events(path, group.name, group.size, only_group=len(state.groups) == 1,
                              groups=tuple(g.name for g in state.groups))

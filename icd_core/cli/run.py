@@ -81,7 +81,7 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
     if print_config:
         click.echo(dump_yaml(selection.config), nl=False)
         return
-    out_dir = Path(selection.config.report.out_dir)
+    out_dir = Path(selection.config.report.out_dir).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
         raise RunDirectoryError(f"report.out_dir {out_dir}: not a directory")
     name = selection.config.name or _default_name(out_dir, selection.workload.name)

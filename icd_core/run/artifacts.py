@@ -29,6 +29,7 @@ from icd_core.contract.errors import (
     InputDataError,
     RunDirectoryError,
 )
+from icd_core.run.privacy import redact
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -125,7 +126,8 @@ class ArtifactDir:
         return self.path / relative
 
     def write_text(self, relative: str, text: str) -> Path:
-        return self.write_bytes(relative, text.encode("utf-8"))
+        """Write a text artifact, home directory and secrets redacted (:mod:`icd_core.run.privacy`)."""
+        return self.write_bytes(relative, redact(text).encode("utf-8"))
 
     def write_bytes(self, relative: str, data: bytes) -> Path:
         target = self.file(relative)

@@ -19,6 +19,7 @@ from structlog.tracebacks import ExceptionDictTransformer
 
 from icd_core.contract.errors import ArtifactWriteError
 from icd_core.report.jsonify import jsonable
+from icd_core.run.privacy import RedactingWriter
 
 
 def _renderer() -> list[Any]:
@@ -37,7 +38,7 @@ class EventBus:
             self._file: IO[str] | None = open(path, "a", encoding="utf-8") if path else None
         except OSError as exc:
             raise ArtifactWriteError(f"{self.shown}: cannot write ({exc.strerror or exc})") from None
-        logger = structlog.WriteLogger(self._file) if self._file else structlog.ReturnLogger()
+        logger = structlog.WriteLogger(RedactingWriter(self._file)) if self._file else structlog.ReturnLogger()
         self._log = structlog.wrap_logger(logger, processors=_renderer(),
                                           cache_logger_on_first_use=False)
         self.events: list[dict[str, Any]] = []
