@@ -147,9 +147,12 @@ def test_a_perfect_layout_lowers_modelled_traffic_and_is_not_rolled_back(tmp_pat
 
     from .conftest import run_pipeline
 
+    # A fixed 1 MiB, 16-way, 64 B-line cache: the host's L2 (sysfs) differs between machines,
+    # and with 2 MiB the mock's whole working set fits, so misses are compulsory in every order.
     outcome, run = run_pipeline(tmp_path, spectral, overrides={
         "workload": "mock", "solver.name": "spectral", "graph.mock.noise": 0.0,
-        "gates.allow_modelled": allow_modelled})
+        "gates.allow_modelled": allow_modelled, "measure.cache.size_bytes": 1 << 20, "measure.cache.ways": 16,
+        "measure.cache.line_bytes": 64})
     import json
 
     m = json.loads((run / "metrics.json").read_text())
