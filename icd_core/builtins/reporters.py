@@ -10,8 +10,14 @@ import jinja2
 
 from icd_core.contract.hookmarkers import hookimpl
 from icd_core.report.cells import change_text, fmt, pairs
-from icd_core.report.rows import BRANCHES, comparison_rows, decomposition_rows, timeline
-from icd_core.report.verdict import RULE, gate_phrase
+from icd_core.report.rows import (
+    BRANCHES,
+    comparison_rows,
+    decomposition_rows,
+    summary_rows,
+    timeline,
+)
+from icd_core.report.verdict import RULE
 
 CSV_HEADER = ["metric", "unit", *BRANCHES, "source", "reason", "change_iterative_vs_linear", "ci95_low",
               "ci95_high", "verdict", "rule"]
@@ -48,12 +54,30 @@ _ENV.filters["change"] = change_text
 
 
 def render_html(metrics: dict, events: list) -> str:
+    """report.html: the verdict card, the figures (inline SVG), the compact table, readable
+    per-group details (long tables collapsed), and the raw metrics behind a toggle."""
+    from icd_core.report.card import verdict_card
+    from icd_core.report.details import fits_table, layout_table, transform_details
+    from icd_core.report.figures import run_figures
+    from icd_core.report.jsonify import dumps
+
+    summary, missing = summary_rows(metrics)
     return _ENV.get_template("report.html.j2").render(
-        m=metrics, rows=comparison_rows(metrics), branches=[b for b in BRANCHES if b in metrics.get("results", {})],
+        m=metrics, card=verdict_card(metrics), plots=run_figures(metrics), summary=summary, missing=missing,
+        branches=[b for b in BRANCHES if b in metrics.get("results", {})], layout=layout_table(metrics),
+        transforms=transform_details(metrics), fits=fits_table(metrics),
         timeline=timeline(events), rule=RULE, decomposition=decomposition_rows(metrics["decomposition"])
-        if metrics.get("decomposition") else None,
-        gate_phrase=gate_phrase, warnings=list(dict.fromkeys(
-            e["message"] for e in events if e.get("event") == "warning")))
+        if metrics.get("decomposition") else None, raw=dumps(metrics),
+        warnings=list(dict.fromkeys(e["message"] for e in events if e.get("event") == "warning")))
+
+
+def render_compare_html(runs: list[dict], diffs: list[dict], warnings: list[str]) -> str:
+    """compare.html: the runs' verdict cards and figures side by side, then the diffs."""
+    from icd_core.report.card import verdict_card
+    from icd_core.report.figures import run_figures
+
+    entries = [{"m": m, "card": verdict_card(m), "plots": run_figures(m, prefix=f"r{i}-")} for i, m in enumerate(runs)]
+    return _ENV.get_template("compare.html.j2").render(runs=entries, diffs=diffs, warnings=warnings, rule=RULE)
 
 
 @hookimpl

@@ -60,35 +60,52 @@ def report(run_dir: str, formats: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("run_a", type=click.Path(file_okay=False))
-@click.argument("run_b", type=click.Path(file_okay=False))
-@click.option("--out", type=click.Path(file_okay=False), help="Where to write compare.json / compare.csv "
-              "(default: <out_dir>/compare-<A>-vs-<B>).")
-def compare(run_a: str, run_b: str, out: str | None) -> None:
-    """Print and write the side-by-side diff of two runs' final results."""
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Where to write compare.html / compare.json / "
+              "compare.csv (default: <out_dir>/compare-<A>-vs-<B>…).")
+def compare(runs: tuple[str, ...], out: str | None) -> None:
+    """The verdict cards and figures of two or more runs side by side, and each run's final
+    results against the first's (console, compare.html, compare.json, compare.csv)."""
+    from icd_core.builtins.reporters import render_compare_html
+    from icd_core.cli.tables import card_lines
+    from icd_core.contract.errors import UsageError
+    from icd_core.report.card import verdict_card
     from icd_core.report.cells import fmt
     from icd_core.report.compare import diff_runs
     from icd_core.report.jsonify import dumps
     from icd_core.run.artifacts import ArtifactDir
 
-    a, b = _open_run(run_a), _open_run(run_b)
-    diff = diff_runs(a, b)
-    headers = ["metric", f"A {diff['a']['name']} ({diff['a']['branch']})",
-               f"B {diff['b']['name']} ({diff['b']['branch']})", "B-A", "B/A", "change % (95 % CI)"]
-    rows = [[r["metric"], fmt(r["a"]), fmt(r["b"]), fmt(r["delta"]), fmt(r["ratio"]),
-             f"{r['change_pct']:+.3g} [{r['ci95_pct'][0]:+.3g}, {r['ci95_pct'][1]:+.3g}] ({r['basis']})"
-             if "change_pct" in r else ""] for r in diff["rows"]]
-    click.echo(render_table(headers, rows))
-    for warning in diff["warnings"]:
+    if len(runs) < 2:
+        raise UsageError("icd compare: give at least two run directories")
+    finished = [_open_run(r) for r in runs]
+    diffs = [diff_runs(finished[0], other) for other in finished[1:]]
+    for run in finished:
+        click.echo(f"== {run.metrics['run']['name']}")
+        for line in card_lines(verdict_card(run.metrics)):
+            click.echo(line)
+        click.echo()
+    for diff in diffs:
+        headers = ["metric", f"A {diff['a']['name']} ({diff['a']['branch']})",
+                   f"B {diff['b']['name']} ({diff['b']['branch']})", "B-A", "B/A", "change % (95 % CI)"]
+        rows = [[r["metric"], fmt(r["a"]), fmt(r["b"]), fmt(r["delta"]), fmt(r["ratio"]),
+                 f"{r['change_pct']:+.3g} [{r['ci95_pct'][0]:+.3g}, {r['ci95_pct'][1]:+.3g}] ({r['basis']})"
+                 if "change_pct" in r else ""] for r in diff["rows"]]
+        click.echo(render_table(headers, rows))
+    warnings = list(dict.fromkeys(w for d in diffs for w in d["warnings"]))
+    for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-    target = Path(out) if out else Path(run_a).parent / f"compare-{Path(run_a).name}-vs-{Path(run_b).name}"
+    stem = "-vs-".join(Path(r).name for r in runs)
+    target = Path(out) if out else Path(runs[0]).parent / f"compare-{stem}"
     directory = ArtifactDir(target)
-    directory.write_text("compare.json", dumps(diff) + "\n")
+    doc = {**diffs[0], "runs": [r.metrics["run"]["name"] for r in finished], "warnings": warnings, "diffs": diffs}
+    directory.write_text("compare.json", dumps(doc) + "\n")
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["metric", "a", "b", "delta", "ratio", "source_a", "source_b"])
-    for r in diff["rows"]:
-        writer.writerow([r[k] if r[k] is not None else "" for k in
-                         ("metric", "a", "b", "delta", "ratio", "source_a", "source_b")])
+    writer.writerow(["a", "b", "metric", "value_a", "value_b", "delta", "ratio", "source_a", "source_b"])
+    for diff in diffs:
+        for r in diff["rows"]:
+            writer.writerow([diff["a"]["name"], diff["b"]["name"], *(r[k] if r[k] is not None else "" for k in
+                             ("metric", "a", "b", "delta", "ratio", "source_a", "source_b"))])
     directory.write_text("compare.csv", buf.getvalue())
-    click.echo(f"written: {target / 'compare.json'}, {target / 'compare.csv'}")
+    directory.write_text("compare.html", render_compare_html([r.metrics for r in finished], diffs, warnings))
+    click.echo(f"written: {target / 'compare.html'}, {target / 'compare.json'}, {target / 'compare.csv'}")

@@ -65,7 +65,9 @@ def _progress(record: dict[str, Any]) -> None:
 @click.option("--name", help="Run directory name (default <workload>-<timestamp>).")
 @click.option("--force", is_flag=True, help="Replace an existing run directory of the same name.")
 @click.option("--print-config", is_flag=True, help="Print the effective config and exit.")
-def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_config: bool, **given: Any) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Print every row (each layout metric per group), the gates' rules and the verdict.")
+def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_config: bool, verbose: bool,
+        **given: Any) -> None:
     """Build W, permute, transform, re-permute, measure and report one run."""
     from icd_core.config.files import dump_yaml, load_config
     from icd_core.contract.errors import RunDirectoryError
@@ -95,7 +97,7 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
         run_dir.abandon()
         raise
     path = run_dir.commit()
-    print_summary(outcome.record.metrics)
+    print_summary(outcome.record.metrics, verbose)
     warnings = [e["message"] for e in outcome.record.events if e.get("event") == "warning"]
     if warnings and not sys.stderr.isatty():  # on a terminal they were shown as they happened
         for message in dict.fromkeys(warnings):

@@ -34,7 +34,7 @@ def write_reports(sweep_dir: Path, manifest: dict) -> str | None:
     try:
         page = render_sweep_html(sweep_dir, manifest)
     except ImportError:
-        return 'sweep.html not written: matplotlib is not installed (pip install "icd-co[plots]")'
+        return 'sweep.html not written: matplotlib is not installed (pip install matplotlib)'
     write_text_atomic(sweep_dir / "sweep.html", page)
     return None
 

@@ -7,8 +7,14 @@ from typing import Any
 
 import click
 
+from icd_core.report.card import Card, verdict_card
 from icd_core.report.cells import change_text, fmt
-from icd_core.report.rows import BRANCHES, comparison_rows, decomposition_rows
+from icd_core.report.rows import (
+    BRANCHES,
+    comparison_rows,
+    decomposition_rows,
+    summary_rows,
+)
 from icd_core.report.verdict import RULE, signed
 
 
@@ -34,9 +40,37 @@ def gate_rows(gates: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def print_summary(metrics: dict[str, Any]) -> None:
-    """The pre / linear / iterative table, the gates with their paired CIs, and the verdict."""
+def card_lines(card: Card) -> list[str]:
+    """The verdict card as console lines."""
+    lines = [f"{card.question} {card.answer}", "ran: " + " · ".join(f"{k} {v}" for k, v in card.ran)]
+    if card.gates:
+        lines += render_table(["gate", "change", "95 % CI", "target", "decision", "decided by"],
+                              [[g.gate, g.change, g.ci, g.target, g.decision, g.source] for g in card.gates]).splitlines()
+    if card.gates_note:
+        lines.append(card.gates_note)
+    lines += [f"rollback: {card.rollback}", f"layout bought: {card.bought}"]
+    return lines
+
+
+def print_summary(metrics: dict[str, Any], verbose: bool = False) -> None:
+    """The verdict card, then a compact table (one row per figure, layout metrics as means over
+    groups, unmeasured figures on one line); ``verbose``: every row, the gates' rules, the verdict."""
+    for line in card_lines(verdict_card(metrics)):
+        click.echo(line)
     branches = [b for b in BRANCHES if b in metrics.get("results", {})]
+    click.echo()
+    if not verbose:
+        rows, missing = summary_rows(metrics)
+        click.echo(render_table(["figure", *branches, "iterative vs linear (95 % CI)", "source"],
+                                [[r["metric"], *(fmt(r[b]) for b in branches), change_text(r["change"]),
+                                  r["source"] or ""] for r in rows]))
+        if missing:
+            click.echo("not measured: " + "; ".join(missing))
+        if metrics.get("decomposition"):
+            click.echo()
+            click.echo(render_table(*decomposition_rows(metrics["decomposition"])))
+        click.echo("(every row: --verbose, or report.html)")
+        return
     rows = []
     for row in comparison_rows(metrics):
         rows.append([row["metric"], *(fmt(row[b]) for b in branches), change_text(row["change"]),

@@ -14,8 +14,11 @@ from icd_core.report.finished import FinishedRun
 from icd_core.report.rows import comparison_rows
 from icd_core.run.paired import Change, compare
 
-CHECKED = (("workload", ("run", "workload")), ("seed", ("run", "seed")), ("mode", ("run", "mode")),
-           ("cpu", ("env", "cpu")), ("gpu", ("env", "gpu")), ("device threads", ("timing", "threads", "threads")))
+CHECKED = (("workload", ("run", "workload")), ("transforms", ("run", "adapters")), ("solver", ("run", "solver")),
+           ("seed", ("run", "seed")), ("mode", ("run", "mode")), ("backend", ("execution", "backend")),
+           ("machine (cpu)", ("env", "cpu")), ("machine (cores)", ("env", "cpu_count")), ("gpu", ("env", "gpu")),
+           ("device threads", ("timing", "threads", "threads")), ("icd version", ("env", "icd_version")),
+           ("torch version", ("env", "torch")))
 
 
 def final_branch(metrics: dict[str, Any]) -> str:
@@ -29,13 +32,24 @@ def _get(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
     return doc
 
 
+def plugin_versions(metrics: dict[str, Any]) -> dict[str, str]:
+    return {p["distribution"]: p["version"] for p in metrics.get("run", {}).get("plugins", [])
+            if p.get("distribution") and p.get("distribution") != "icd-co"}
+
+
 def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """What makes two runs' figures not like for like (workload, seed, machine, …)."""
+    """What makes two runs' figures not like for like (workload, transforms, machine, plugin
+    versions, …)."""
     out = []
     for label, path in CHECKED:
         va, vb = _get(a, path), _get(b, path)
         if va != vb:
             out.append(f"the runs differ in {label} ({va!r} vs {vb!r}): their figures are not like for like")
+    pa, pb = plugin_versions(a), plugin_versions(b)
+    changed = sorted(d for d in set(pa) | set(pb) if pa.get(d) != pb.get(d))
+    if changed:
+        said = ", ".join(f"{d} {pa.get(d, 'absent')} vs {pb.get(d, 'absent')}" for d in changed)
+        out.append(f"the runs differ in plugin versions ({said}): their figures are not like for like")
     return out
 
 

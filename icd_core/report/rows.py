@@ -70,6 +70,39 @@ def comparison_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     return _figure_rows(results, changes) + _layout_rows(results)
 
 
+SUMMARY_LAYOUT = ("C", "lines_per_access")
+
+
+def _short(reason: str | None) -> str:
+    return str(reason or "no value").split(" (")[0].split(";")[0]
+
+
+def summary_rows(metrics: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The compact table: one row per measured figure (other sources' rows left out), the layout
+    metrics as means over groups, and the figures nobody measured as ``name (why)``."""
+    rows, missing = [], []
+    for row in comparison_rows(metrics):
+        if row["metric"].startswith("layout.") or "[" in row["metric"]:
+            continue
+        if all(row[b] is None for b in BRANCHES):
+            missing.append(f"{row['metric']} ({_short(row['reason'])})")
+        else:
+            rows.append(row)
+    results = metrics.get("results", {})
+    groups = sorted({g for r in results.values() for g in r.get("layout", {})})
+    for key in SUMMARY_LAYOUT:
+        cells: dict[str, Any] = {}
+        for b in BRANCHES:
+            values = [results[b]["layout"][g][key] for g in groups
+                      if b in results and results[b].get("layout", {}).get(g, {}).get(key) is not None]
+            cells[b] = sum(values) / len(values) if values else None
+        if any(v is not None for v in cells.values()):
+            label = f"layout {key} (mean of {len(groups)} groups)" if len(groups) > 1 else f"layout {key} ({groups[0]})"
+            rows.append({"metric": label, "unit": None, "source": "computed:layout", "reason": None, "change": None,
+                         **cells, **{f"{b}_present": b in results for b in BRANCHES}})
+    return rows, missing
+
+
 def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Stage events with start offset and duration in seconds, in order."""
     stages = [e for e in events if e.get("event") == "stage"]

@@ -1,7 +1,7 @@
 """``sweep.html``: a self-contained page of a sweep — per trial and arm, latency, quality and
 cost (bytes, pages or tiles the layout decides) as static SVG plots (matplotlib), the
 equal-quality frontier, and iterative vs linear latency with its paired 95 % CI. A plot that
-has no data says why. Needs matplotlib (``pip install "icd-co[plots]"``)."""
+has no data says why. Needs matplotlib (a core dependency)."""
 
 from __future__ import annotations
 
