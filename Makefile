@@ -54,9 +54,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/activation_layout.py
 	$(BIN)/python benchmarks/instrumentation_overhead.py
 
-# Optional baselines and the real-model graph for benchmarks/solver_bench.py.
+# Optional baselines for benchmarks/solver_bench.py (pymetis is a dependency of the solver now).
 bench-deps: $(STAMP)
-	$(BIN)/python -m pip install pymetis
+	$(BIN)/python -m pip install networkx
 
 # Wheels a GPU image may lack, carried to it for benchmarks/gpu_check.sh (offline install).
 gpu-wheels: $(STAMP)

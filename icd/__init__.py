@@ -101,24 +101,39 @@ def build_w(source: str = "mock", **cfg: Any) -> sp.csr_matrix:
     return dispatch.build_w(manager, ctx, resolve(manager.registry, "graph", source), state, group).matrix
 
 
-def fit_permutation(W: Any, time_budget_s: float = 300, refine_steps: int = 2000, solver: str = "spectral",
-                    block: int = 16, seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
-    """π (``perm[new_position] = old_index``) for W with ``block``-element cache lines, and the
-    solver's stats (``C`` and ``Q`` before and after, ``la``, time, ``timed_out``)."""
-    from icd_core import Constraints, GraphW
-    from icd_core.plugin import dispatch
-    from icd_core.plugin.specs import resolve
-
+def _symmetric(W: Any) -> sp.csr_matrix:
     matrix = sp.csr_matrix(W, dtype=np.float32)
     matrix = ((matrix + matrix.T) * 0.5).tocsr() if (matrix != matrix.T).nnz else matrix
     matrix.setdiag(0)
     matrix.eliminate_zeros()
+    return matrix
+
+
+def fit_permutation(W: Any, time_budget_s: float | None = 300, refine_steps: int = 2000, solver: str = "spectral",
+                    block: int = 16, seed: int = 0, workers: int | None = None) -> Any:
+    """π (``perm[new_position] = old_index``) for W with ``block``-element cache lines, and the
+    solver's stats (``C`` and ``Q`` before and after, ``la``, time, ``budget_s``, ``timed_out``).
+
+    ``W`` may also be a list of matrices: they are solved together, in parallel over ``workers``
+    processes (default: the cores available), and a list of ``(pi, stats)`` comes back — the
+    same whatever the worker count. ``time_budget_s=None`` scales the budget with n.
+    """
+    from icd_core import Constraints, GraphW
+    from icd_core.plugin import dispatch
+    from icd_core.plugin.specs import resolve
+
+    many = isinstance(W, (list, tuple))
+    problems = [GraphW(matrix=_symmetric(m), meta={"source": "icd.fit_permutation"}, block=block)
+                for m in (W if many else [W])]
     manager = _manager()
     ctx = _context(manager, **{"solver.time_budget_s": time_budget_s, "solver.refine_steps": refine_steps,
                                "seed": seed})
-    fit = dispatch.fit_permutation(manager, ctx, resolve(manager.registry, "solver", solver),
-                                   GraphW(matrix=matrix, meta={"source": "icd.fit_permutation"}, block=block),
-                                   Constraints())
+    spec = resolve(manager.registry, "solver", solver)
+    if many:
+        from icd_core.run.batch import solve_many
+
+        return [(np.asarray(f.perm), dict(f.stats)) for f in solve_many(manager, ctx, spec, problems, workers=workers)]
+    fit = dispatch.fit_permutation(manager, ctx, spec, problems[0], Constraints())
     return np.asarray(fit.perm), dict(fit.stats)
 
 

@@ -85,3 +85,13 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the project's own README
     assert scope["result"].ok and (tmp_path / "runs" / "api" / "metrics.json").is_file()
     assert scope["k"].shape == (2, 640, 64)
+
+
+def test_fit_permutation_solves_a_list_together_the_same_whatever_the_workers():
+    ws = [icd.build_w("mock", n=256, blocks=16, noise=0.02, seed=s) for s in range(4)]
+    one = icd.fit_permutation(ws, time_budget_s=None, workers=1)
+    two = icd.fit_permutation(ws, time_budget_s=None, workers=2)
+    assert len(one) == 4 and all(np.array_equal(a[0], b[0]) for a, b in zip(one, two))
+    assert all(stats["C"] < stats["C_initial"] and stats["budget_s"] == 30.0 for _, stats in one)
+    alone, _ = icd.fit_permutation(ws[2], time_budget_s=None)
+    assert np.array_equal(alone, one[2][0])

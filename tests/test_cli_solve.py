@@ -73,10 +73,20 @@ def test_constraints_file(tmp_path):
 def test_icd_w_npz_with_groups(tmp_path):
     path = tmp_path / "W.npz"
     path.write_bytes(csr_npz_bytes({"a": planted().astype(np.float32), "b": planted(seed=1).astype(np.float32)}))
-    done = icd("solve", str(path), "--out", str(tmp_path / "p.json"))
-    assert done.returncode == 2 and "holds groups ['a', 'b']; choose one with --group" in done.stderr
     done = icd("solve", str(path), "--group", "b", "--out", str(tmp_path / "p.json"))
     assert done.returncode == 0 and json.loads((tmp_path / "p.json").read_text())["input"]["group"] == "b"
+    alone = json.loads((tmp_path / "p.json").read_text())["perm"]
+    # Every group at once, in parallel: one π and one stats line per group, the same π whatever
+    # the worker count.
+    for workers in ("1", "2"):
+        done = icd("solve", str(path), "--workers", workers, "--out", str(tmp_path / f"all{workers}.json"))
+        assert done.returncode == 0, done.stderr
+        lines = [json.loads(line) for line in done.stdout.splitlines()]
+        assert [line["group"] for line in lines] == ["a", "b"] and all(line["C"] < line["C_initial"] for line in lines)
+    one, two = (json.loads((tmp_path / f"all{w}.json").read_text())["groups"] for w in ("1", "2"))
+    assert one["b"]["perm"] == two["b"]["perm"] == alone and one["a"]["perm"] == two["a"]["perm"]
+    done = icd("solve", str(path), "--group", "c", "--out", str(tmp_path / "p.json"))
+    assert done.returncode == 2 and "no group 'c' (has a, b)" in done.stderr
 
 
 @pytest.mark.parametrize("matrix,message", [

@@ -16,11 +16,13 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--constraints", "constraints_path", type=click.Path(dir_okay=False),
               help='JSON: {"supernode": 4, "fixed": [0, 7]} (super-node indices).')
-@click.option("--group", help="Which matrix of an icd W.npz holding several groups.")
+@click.option("--group", help="Only this matrix of an icd W.npz holding several groups (default: every one).")
+@click.option("--workers", type=int, help="Processes for several groups (default: the cores this process may use).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to write perm.json.")
 def solve(matrix: str, solver: str, block: int | None, time_budget: float | None, seed: int,
-          constraints_path: str | None, group: str | None, out: str) -> None:
-    """Solve a stored W (scipy save_npz or an icd W.npz); print the stats as one JSON line."""
+          constraints_path: str | None, group: str | None, workers: int | None, out: str) -> None:
+    """Solve a stored W (scipy save_npz or an icd W.npz; several groups are solved together,
+    in parallel); print one JSON line of stats per group."""
     from icd_core.config.converter import structure
     from icd_core.config.files import load_config, read_file
     from icd_core.contract.errors import ConfigError, UsageError
@@ -42,29 +44,46 @@ def solve(matrix: str, solver: str, block: int | None, time_budget: float | None
     manager = load_plugin_manager()
     selection = select(config, manager.registry)
     matrices = load_w(matrix)
-    if group is None and len(matrices) > 1:
-        raise UsageError(f"{matrix}: holds groups {sorted(matrices)}; choose one with --group")
-    name = group or next(iter(matrices))
-    if name not in matrices:
-        raise UsageError(f"{matrix}: no group {name!r} (has {', '.join(sorted(matrices))})")
+    if group is not None and group not in matrices:
+        raise UsageError(f"{matrix}: no group {group!r} (has {', '.join(sorted(matrices))})")
+    names = [group] if group is not None else sorted(matrices)
     g = RunContext(config=selection.config, registry=manager.registry).block_size()
-    w, notes = prepare_user_w(matrices[name], matrix, g)
+    prepared = {name: prepare_user_w(matrices[name], matrix if len(names) == 1 else f"{matrix}[{name}]", g)
+                for name in names}
     constraints = Constraints()
     if constraints_path:
         constraints = structure(read_file(constraints_path), Constraints, where=constraints_path)
-        if w.shape[0] % constraints.supernode:
-            raise ConfigError(f"{constraints_path}: supernode {constraints.supernode} does not divide n = {w.shape[0]}")
-        count = w.shape[0] // constraints.supernode
-        outside = [f for f in constraints.fixed if not 0 <= f < count]
-        if outside:
-            raise ConfigError(f"{constraints_path}: fixed: super-node {outside[0]} out of range 0..{count - 1}")
+        for name, (w, _) in prepared.items():
+            if w.shape[0] % constraints.supernode:
+                raise ConfigError(f"{constraints_path}: supernode {constraints.supernode} does not divide n = "
+                                  f"{w.shape[0]} (group {name})")
+            count = w.shape[0] // constraints.supernode
+            outside = [f for f in constraints.fixed if not 0 <= f < count]
+            if outside:
+                raise ConfigError(f"{constraints_path}: fixed: super-node {outside[0]} out of range 0..{count - 1}")
     ctx = RunContext(config=selection.config, registry=manager.registry)
-    fit = dispatch.fit_permutation(manager, ctx, selection.solver, GraphW(matrix=w, meta={"source": "file"}, block=g),
-                                constraints)
+    problems = [GraphW(matrix=w, meta={"source": "file", "group": name}, block=g) for name, (w, _) in prepared.items()]
+    if len(problems) == 1:
+        fits = [dispatch.fit_permutation(manager, ctx, selection.solver, problems[0], constraints)]
+    else:
+        from icd_core.run.batch import solve_many
+
+        fits = solve_many(manager, ctx, selection.solver, problems, [constraints] * len(problems), workers)
     digest = hashlib.sha256(Path(matrix).read_bytes()).hexdigest()
-    doc = {"perm": fit.perm, "solver": selection.solver.text, "block": g, "seed": seed, "stats": fit.stats,
-           "notes": notes, "input": {"path": matrix, "group": name, "sha256": digest, "n": int(w.shape[0]),
-                                     "nnz": int(w.nnz)}}
+    entries = {name: {"perm": fit.perm, "stats": fit.stats, "notes": prepared[name][1],
+                      "n": int(prepared[name][0].shape[0]), "nnz": int(prepared[name][0].nnz)}
+               for name, fit in zip(names, fits)}
+    if len(names) == 1:
+        name, entry = names[0], entries[names[0]]
+        doc = {"perm": entry["perm"], "solver": selection.solver.text, "block": g, "seed": seed,
+               "stats": entry["stats"], "notes": entry["notes"],
+               "input": {"path": matrix, "group": name, "sha256": digest, "n": entry["n"], "nnz": entry["nnz"]}}
+    else:
+        doc = {"groups": entries, "solver": selection.solver.text, "block": g, "seed": seed,
+               "input": {"path": matrix, "sha256": digest, "groups": names}}
     write_text_atomic(Path(out), dumps(doc, indent=None) + "\n")
-    click.echo(dumps({"solver": selection.solver.text, "n": int(w.shape[0]), "block": g, **fit.stats,
-                      "notes": notes, "out": out}, indent=None))
+    for name in names:
+        entry = entries[name]
+        click.echo(dumps({"solver": selection.solver.text, **({"group": name} if len(names) > 1 else {}),
+                          "n": entry["n"], "block": g, **entry["stats"], "notes": entry["notes"], "out": out},
+                         indent=None))

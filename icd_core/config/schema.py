@@ -104,10 +104,12 @@ class SolverConfig:
 
     ``block``: cache-line elements g; when unset, ``line_bytes`` / the group's element size
     (64-byte lines: 16 fp32, 32 fp16, 64 int8; 128-byte lines double them).
+    ``time_budget_s``: seconds per solve; unset, it scales with the group's size n:
+    max(30, n / 4000) s (:func:`icd_core.run.context.solver_budget`), recorded as ``budget_s``.
     """
 
     name: SpecValue = "auto"
-    time_budget_s: float = attrs.field(default=30.0, validator=positive())
+    time_budget_s: float | None = attrs.field(default=None, validator=positive())
     refine_steps: int = attrs.field(default=10, validator=non_negative())
     k_blocks: int | None = attrs.field(default=None, validator=positive())
     block: int | None = attrs.field(default=None, validator=power_of_two())

@@ -122,6 +122,7 @@ def fits_table(metrics: dict[str, Any]) -> GroupTable | None:
         s = f.get("stats", {})
         rows[f"{f['stage']} {f['branch']} {f['group']}"] = {
             "method": s.get("method"), "C before": s.get("C_initial"), "C": s.get("C"), "Q": s.get("Q"),
-            "time_s": s.get("time_s"), "timed_out": bool(s.get("timed_out")), "cache": f.get("cache"),
+            "time_s": s.get("time_s"), "budget_s": s.get("budget_s"), "timed_out": bool(s.get("timed_out")),
+            "cache": f.get("cache"),
             "applied": "no: " + str(s["rejected"]) if s.get("rejected") else "yes"}
     return group_table("permutations", rows) if rows else None

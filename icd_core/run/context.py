@@ -31,6 +31,18 @@ class Deadline:
         return self.elapsed() > self.budget_s
 
 
+MIN_BUDGET_S = 30.0
+NODES_PER_SECOND = 4000.0
+
+
+def solver_budget(configured: float | None, n: int | None) -> float:
+    """The solver's time budget: the configured one, else max(30 s, n / 4000 s) — 30 s up to
+    120k nodes, 50 s at 200k, 250 s at 1M."""
+    if configured is not None:
+        return float(configured)
+    return max(MIN_BUDGET_S, (n or 0) / NODES_PER_SECOND)
+
+
 @attrs.define
 class RunContext:
     """The run's shared context. ``run_dir`` is None outside a run (e.g. ``icd solve``)."""
@@ -52,8 +64,9 @@ class RunContext:
         digest = hashlib.sha256(repr((self.seed,) + salt).encode()).digest()
         return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
-    def deadline(self) -> Deadline:
-        return Deadline(self.config.solver.time_budget_s)
+    def deadline(self, n: int | None = None) -> Deadline:
+        """The budget for solving a group of ``n`` nodes (``solver.time_budget_s``, else scaled with n)."""
+        return Deadline(solver_budget(self.config.solver.time_budget_s, n))
 
     def block_size(self, element_bytes: int = 4) -> int:
         """Cache-line elements g: ``solver.block``, else ``solver.line_bytes`` / element size."""

@@ -37,7 +37,7 @@ from icd_core.report.document import metrics_document, perm_document
 from icd_core.report.finished import FinishedRun
 from icd_core.report.jsonify import dumps
 from icd_core.run.artifacts import RunDirectory, csr_npz_bytes
-from icd_core.run.context import RunContext
+from icd_core.run.context import RunContext, solver_budget
 from icd_core.run.events import EventBus
 from icd_core.run.measuring import interleaved_timing, judge_quality, measure_state
 from icd_core.run.permcache import PermutationCache, matrix_digest, version_tag
@@ -178,10 +178,10 @@ class Pipeline:
                 self.cache.put(key, fit)
             fit = keep_if_better(fit, w.n)
             if fit.stats.get("timed_out"):
-                note = timeout_note(fit, self.cfg.solver.time_budget_s)
+                note = timeout_note(fit, fit.stats.get("budget_s") or solver_budget(self.cfg.solver.time_budget_s, w.n))
                 fit = FitResult(perm=fit.perm, stats={**fit.stats, "kept": note})
                 self.ctx.bus.warn(f"solver {self.sel.solver.name} {note}", group=group, pi=stage)
-            meta.update({k: fit.stats.get(k) for k in ("C_initial", "C", "Q", "time_s", "timed_out")})
+            meta.update({k: fit.stats.get(k) for k in ("C_initial", "C", "Q", "time_s", "budget_s", "timed_out")})
         self.fits.append({"branch": branch, "stage": stage, "group": group, "cache": meta["cache"],
                           "stats": dict(fit.stats)})
         return fit

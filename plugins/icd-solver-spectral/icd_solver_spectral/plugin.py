@@ -20,9 +20,12 @@ BASELINE_SUMMARIES = {
 @attrs.frozen
 class SpectralOptions:
     """``seeds``: cluster the graph first (``louvain`` via networkx, or ``spectral`` k-means
-    into ``solver.k_blocks`` clusters) and keep the clusters' order; ``none`` by default."""
+    into ``solver.k_blocks`` clusters) and keep the clusters' order; ``none`` by default.
+    ``multilevel``: METIS coarse parts first (``auto``: from 2,048 super-nodes, when pymetis
+    is installed; ``on``; ``off``: pure spectral bisection)."""
 
     seeds: Literal["none", "louvain", "spectral"] = "none"
+    multilevel: Literal["auto", "on", "off"] = "auto"
 
 
 @hookimpl
@@ -39,8 +42,9 @@ def icd_fit_permutation(ctx, solver, w, constraints):
         from .solve import fit_spectral
 
         options = solver.options or SpectralOptions()
-        return fit_spectral(w, constraints, ctx.deadline(), seed=ctx.seed, refine_steps=ctx.config.solver.refine_steps,
-                            seeds=options.seeds, k_blocks=ctx.config.solver.k_blocks)
+        return fit_spectral(w, constraints, ctx.deadline(w.n), seed=ctx.seed,
+                            refine_steps=ctx.config.solver.refine_steps, seeds=options.seeds,
+                            k_blocks=ctx.config.solver.k_blocks, multilevel=options.multilevel)
     if solver.name in BASELINE_SUMMARIES:
         from .solve import fit_baseline
 

@@ -202,3 +202,56 @@ def test_plugin_registers_solvers_and_conforms():
     fit = manager.pm.hook.icd_fit_permutation(ctx=context(manager), solver=resolve(manager.registry, "solver", "spectral"),
                                               w=GraphW(matrix=w, meta={}), constraints=Constraints())
     assert fit.stats["method"] == "recursive-spectral-bisection" and modularity(w, fit.perm, 16) == fit.stats["Q"]
+
+
+def metis_rb(w, parts):
+    """METIS recursive bisection into ``parts`` parts laid out by part: the baseline."""
+    from icd_solver_spectral.coarse import coarse_parts
+
+    labels = coarse_parts(w, -(-w.shape[0] // parts), 0)
+    return np.lexsort((np.arange(w.shape[0]), labels))
+
+
+def test_multilevel_is_used_from_2048_nodes_and_beats_metis_rb():
+    w, _ = planted_communities(8192, mean_size=50, degree=11, seed=5)
+    fit = solve(w)
+    assert fit.stats["method"].startswith("multilevel") and fit.stats["coarse_parts"] == 256
+    baseline = metis_rb(w, 8192 // 16)
+    assert fit.stats["C"] < cut_g(w, baseline, 16)
+    off = solve(w, multilevel="off")
+    assert off.stats["method"] == "recursive-spectral-bisection" and "coarse_parts" not in off.stats
+    small, _ = planted_communities(1024, seed=2)
+    assert solve(small).stats["method"] == "recursive-spectral-bisection"
+    assert solve(small, multilevel="on").stats["method"].startswith("multilevel")
+    again = solve(w)
+    assert np.array_equal(fit.perm, again.perm)  # deterministic for a seed
+
+
+def test_a_budget_that_runs_out_leaves_a_complete_coarse_layout():
+    w, _ = planted_communities(20_000, mean_size=50, degree=11, seed=9)
+    fit = solve(w, budget=1e-9)
+    check_permutation(fit.perm, 20_000, Constraints(), "test")
+    assert fit.stats["timed_out"] is True and fit.stats["layout"].startswith("complete but coarse")
+    # METIS's parts of 8 lines are laid out (C 0.999 -> 0.90 at g = 16; far lower at 128): a coarser
+    # layout, not a truncated or unchanged order.
+    assert fit.stats["C"] < 0.95 * fit.stats["C_initial"] and fit.stats["levels"] == 0
+    assert cut_g(w, fit.perm, 128) < 0.5 * cut_g(w, np.arange(20_000), 128)
+
+
+def test_the_default_budget_scales_with_n():
+    from icd_core.toolkit import solver_budget
+
+    assert [solver_budget(None, n) for n in (1000, 120_000, 200_000, 1_000_000)] == [30.0, 30.0, 50.0, 250.0]
+    assert solver_budget(5.0, 1_000_000) == 5.0
+    assert solve(planted_communities(512, seed=1)[0]).stats["budget_s"] == 60.0
+
+
+def test_same_seed_same_layout_whatever_the_blas_threads():
+    from threadpoolctl import threadpool_limits
+
+    w, _ = planted_communities(4096, mean_size=50, degree=11, seed=4)
+    with threadpool_limits(1):
+        one = solve(w).perm
+    with threadpool_limits(2):
+        two = solve(w).perm
+    assert np.array_equal(one, two)
