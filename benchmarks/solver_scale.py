@@ -40,7 +40,6 @@ def graph(n: int):
 
 
 def order_of(method: str, w, seed: int = 0) -> tuple[np.ndarray, dict]:
-    sys.path.insert(0, str(HERE))
     if method == "icd":
         from icd_solver_spectral.solve import fit_spectral
 

@@ -120,7 +120,10 @@ def test_compare_warns_on_other_transforms_and_plugin_versions(tmp_path, sparse_
     assert "<b>warning:</b> the runs differ in transforms" in (tmp_path / "cmp" / "compare.html").read_text()
 
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from report_browser_check import chromium  # noqa: E402
+
+CHROMIUM = chromium()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (Debian: apt-get install chromium)")

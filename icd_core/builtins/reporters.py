@@ -9,7 +9,7 @@ import io
 import jinja2
 
 from icd_core.contract.hookmarkers import hookimpl
-from icd_core.report.cells import change_text, fmt, pairs
+from icd_core.report.cells import change_text, fmt
 from icd_core.report.rows import (
     BRANCHES,
     comparison_rows,
@@ -49,7 +49,6 @@ def render_csv(metrics: dict) -> str:
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("icd_core.report", "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _ENV.filters["fmt"] = fmt
-_ENV.filters["pairs"] = pairs
 _ENV.filters["change"] = change_text
 
 

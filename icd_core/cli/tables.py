@@ -15,7 +15,7 @@ from icd_core.report.rows import (
     decomposition_rows,
     summary_rows,
 )
-from icd_core.report.verdict import RULE, signed
+from icd_core.report.verdict import RULE
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -24,20 +24,6 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def gate_rows(gates: dict[str, Any]) -> list[list[str]]:
-    """gate, target, paired change, 95 % CI, verdict, what decided it."""
-    rows = []
-    for v in gates.get("verdicts", []):
-        ci = v.get("ci95")
-        interval = f"[{signed(ci[0])}, {signed(ci[1])}]" if ci else "—"
-        value = "—" if v.get("value") is None else signed(v["value"])
-        verdict = v["verdict"] if v["verdict"] != "not evaluated" else f"not evaluated: {v['reason']}"
-        if v["verdict"] == "inconclusive" and v.get("reason"):
-            verdict += f" ({v['reason']})"
-        rows.append([v["gate"], f"{v['target']:+g} {v['unit']}", value, interval, verdict, v.get("decided_by") or ""])
-    return rows
 
 
 def card_lines(card: Card) -> list[str]:
@@ -82,10 +68,11 @@ def print_summary(metrics: dict[str, Any], verbose: bool = False) -> None:
                    f"{timing['stopped_at']}; threads {timing['threads'].get('threads')} pinned by "
                    f"{timing['threads'].get('by')}")
     gates = metrics.get("gates", {})
-    if gates.get("evaluated"):
+    if gates.get("evaluated"):  # the card showed each gate; here the rule and the reasons in full
         click.echo()
-        click.echo(render_table(["gate", "target", "iterative vs linear", "95 % CI", "verdict", "decided by"],
-                                gate_rows(gates)))
+        for v in gates["verdicts"]:
+            if v.get("reason"):
+                click.echo(f"{v['gate']}: {v['verdict']}: {v['reason']}")
         click.echo(f"rule: {RULE}; modelled figures decide "
                    f"{'gates too (gates.allow_modelled)' if gates.get('allow_modelled') else 'nothing'}.")
     decomposition = metrics.get("decomposition")

@@ -7,7 +7,8 @@ from typing import Any
 
 import attrs
 
-from icd_core.report.cells import fmt
+from icd_core.report.cells import fmt, short_reason
+from icd_core.report.rows import layout_means
 from icd_core.report.verdict import overall, signed
 
 ANSWERS = {"pass": "YES", "fail": "NO", "inconclusive": "UNDECIDED", "not evaluated": "NOT EVALUATED"}
@@ -58,8 +59,8 @@ def _gate_line(v: dict[str, Any]) -> GateLine:
     side = "≤" if v["gate"] in ("latency", "energy_per_token", "quality_drop") else "≥"
     target = f"{side} {v['target']:+g} {v['unit']}"
     if v["verdict"] == "not evaluated":
-        reason = str(v.get("reason") or "").split(" (")[0].split(";")[0]
-        return GateLine(name, "—", "—", target, f"not evaluated: {reason}", v.get("source") or "no figure")
+        return GateLine(name, "—", "—", target, f"not evaluated: {short_reason(v.get('reason'))}",
+                        v.get("source") or "no figure")
     ci = v.get("ci95")
     return GateLine(name, f"{signed(v['value'])} {v['unit']}",
                     f"[{signed(ci[0])}, {signed(ci[1])}]" if ci else "no CI", target,
@@ -77,22 +78,12 @@ def _rollback(metrics: dict[str, Any]) -> tuple[str, bool]:
     return f"rolled back ({rollback['trigger']}: {why}) but the restoration did NOT verify", False
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _layout_means(metrics: dict[str, Any], key: str) -> dict[str, float | None]:
-    results = metrics.get("results", {})
-    return {b: _mean([g[key] for g in results[b].get("layout", {}).values() if g.get(key) is not None])
-            for b in ("pre", "linear", "iterative") if b in results}
-
-
 def bought(metrics: dict[str, Any]) -> str:
     """One sentence on what layout and re-permutation bought, or why they could not pay here."""
     if not metrics["run"]["ok"]:
         return f"Nothing: the run failed ({metrics['run']['error']})."
-    c = _layout_means(metrics, "C")
-    lines = _layout_means(metrics, "lines_per_access")
+    c = layout_means(metrics, "C")
+    lines = layout_means(metrics, "lines_per_access")
     moved = ""
     if c.get("pre") is not None and c.get("linear") is not None:
         moved = f"π₀ moved the mean block cost C {fmt(c['pre'], 3)} → {fmt(c['linear'], 3)}"

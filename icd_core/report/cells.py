@@ -30,8 +30,6 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def pairs(mapping: Any) -> str:
-    """``{"a": 0.123456, "b": [1]}`` → ``a=0.1235, b=[1]`` for table cells."""
-    if not isinstance(mapping, dict):
-        return fmt(mapping)
-    return ", ".join(f"{k}={fmt(v)}" for k, v in mapping.items() if v not in (None, [], {}))
+def short_reason(reason: Any) -> str:
+    """The head of a reason, for a table cell: ``"not measured (nvml: …)"`` → ``"not measured"``."""
+    return str(reason or "no value").split(" (")[0].split(";")[0]

@@ -18,6 +18,8 @@ from typing import Any
 
 import attrs
 
+from icd_core.report.rows import layout_means
+
 BRANCHES = ("pre", "linear", "iterative")
 STYLE = {"pre": ("#9a9a9a", ""), "identity": ("#c9a227", "xx"), "linear": ("#3b6fb6", "//"),
          "iterative": ("#b3462f", "..")}
@@ -36,27 +38,26 @@ class Plot:
     missing: str | None = None
 
 
-def _pyplot():
-    import matplotlib
+RC = {"svg.fonttype": "none", "font.size": FONT_PX, "axes.titlesize": FONT_PX, "axes.labelsize": FONT_PX,
+      "xtick.labelsize": FONT_PX, "ytick.labelsize": FONT_PX, "legend.fontsize": FONT_PX,
+      "font.family": "DejaVu Sans", "axes.spines.top": False, "axes.spines.right": False}
+"""Applied only while the report's figures are drawn (a user's own matplotlib settings stay)."""
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": FONT_PX, "axes.titlesize": FONT_PX,
-                         "axes.labelsize": FONT_PX, "xtick.labelsize": FONT_PX,
-                         "ytick.labelsize": FONT_PX, "legend.fontsize": FONT_PX,
-                         "font.family": "DejaVu Sans", "axes.spines.top": False, "axes.spines.right": False})
-    return plt
+def _figure(figsize: tuple[float, float]):
+    """A standalone matplotlib Figure: no pyplot, no backend switch, nothing global to close."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize)
 
 
 def _svg(fig, key: str, title: str, alt: str) -> str:
     """The figure as an inline SVG element: px-sized viewBox, <title>/<desc>, ids unique to ``key``."""
-    import matplotlib.pyplot as plt
+    import matplotlib
 
     buf = io.StringIO()
-    with plt.rc_context({"svg.hashsalt": key}):
+    with matplotlib.rc_context({"svg.hashsalt": key}):
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight", dpi=72)
-    plt.close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     head_end = text.index(">") + 1
@@ -118,8 +119,8 @@ def latency_figure(metrics: dict[str, Any], prefix: str = "") -> Plot:
     target = next((v["target"] for v in metrics.get("gates", {}).get("verdicts", []) if v["gate"] == "latency"), None)
     alt = "; ".join(f"{label}: {c['estimate']:+.2f} % (95 % CI {c['ci95'][0]:+.2f} to {c['ci95'][1]:+.2f})"
                     if c.get("ci95") else f"{label}: {c['estimate']:+.2f} % (no CI)" for label, c in pairs)
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9.0, 0.75 * len(pairs) + 1.6))
+    fig = _figure((9.0, 0.75 * len(pairs) + 1.6))
+    ax = fig.subplots()
     for i, (label, c) in enumerate(pairs):
         lo, hi = c.get("ci95") or (c["estimate"], c["estimate"])
         ax.errorbar(c["estimate"], i, xerr=[[c["estimate"] - lo], [hi - c["estimate"]]], fmt="o", color="#222222",
@@ -145,8 +146,8 @@ def layout_figure(metrics: dict[str, Any], prefix: str = "") -> Plot:
     groups = sorted({g for b in states for g in results[b].get("layout", {})})
     if not groups:
         return Plot(key, title, "", missing="no layout metrics (no group had a W)")
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(max(9.0, 1.4 * len(groups) + 4), 4.0))
+    fig = _figure((max(9.0, 1.4 * len(groups) + 4), 4.0))
+    axes = fig.subplots(1, 2)
     alt = []
     for ax, metric, label in ((axes[0], "C", "block cost C (lower is better)"),
                               (axes[1], "lines_per_access", "cache lines per access")):
@@ -160,8 +161,8 @@ def layout_figure(metrics: dict[str, Any], prefix: str = "") -> Plot:
                       ha="center" if len(groups) <= 6 else "right")
         ax.set_ylabel(label)
         ax.legend(frameon=False, ncols=len(series), loc="upper center", bbox_to_anchor=(0.5, -0.15))
-        means = {b: [v for v in vals if v is not None] for b, vals in series.items()}
-        alt.append(f"mean {metric}: " + ", ".join(f"{b} {sum(v) / len(v):.3f}" for b, v in means.items() if v))
+        means = layout_means(metrics, metric)
+        alt.append(f"mean {metric}: " + ", ".join(f"{b} {means[b]:.3f}" for b in states if means[b] is not None))
     alt_text = "; ".join(alt) + f" over {len(groups)} group(s)"
     return Plot(key, title, alt_text, svg=_svg(fig, key, title, alt_text))
 
@@ -185,10 +186,10 @@ def transform_figure(metrics: dict[str, Any], prefix: str = "") -> Plot:
                          for b in BRANCHES)), None)
     if found is None and reads is None:
         return Plot(key, title, "", missing="no transform reported per-group results (no adapter, or every one a no-op)")
-    plt = _pyplot()
     panels = (1 if found else 0) + (1 if reads else 0)
     groups = sorted(found[1]) if found else []
-    fig, axes = plt.subplots(1, panels, figsize=(max(9.0, 1.3 * len(groups) + 5), 4.0), squeeze=False)
+    fig = _figure((max(9.0, 1.3 * len(groups) + 5), 4.0))
+    axes = fig.subplots(1, panels, squeeze=False)
     axes = list(axes[0])
     alt = []
     if found:
@@ -242,8 +243,8 @@ def quality_figure(metrics: dict[str, Any], prefix: str = "") -> Plot:
                     if f.get("unit") == "%" and f.get("value") is not None and f.get("better", "higher") == "higher"})
     if not names:
         return Plot(key, title, "", missing="no quality metric in % was measured")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(9.0, 1.6 * len(names) + 2), 4.4))
+    fig = _figure((max(9.0, 1.6 * len(names) + 2), 4.4))
+    ax = fig.subplots()
     series = {b: [(results[b]["quality"].get(q) or {}).get("value") for q in names] for b in states}
     _grouped(ax, [n.removesuffix("_pct") for n in names], series, "% (higher is better)", "{:.1f}")
     primary = metrics.get("gates", {}).get("primary_quality")
@@ -264,7 +265,10 @@ def run_figures(metrics: dict[str, Any], prefix: str = "") -> list[Plot]:
     for make in FIGURES:
         key = make.__name__.replace("_figure", "")
         try:
-            plots.append(make(metrics, prefix))
+            import matplotlib
+
+            with matplotlib.rc_context(RC):
+                plots.append(make(metrics, prefix))
         except ImportError as exc:
             plots.append(Plot(f"{prefix}fig-{key}", key, "", missing=f"matplotlib is not installed ({exc.name})"))
         except Exception as exc:  # noqa: BLE001 - a figure must never cost the report

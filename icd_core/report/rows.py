@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from icd_core.report.cells import change_text, fmt, value_of
+from icd_core.report.cells import change_text, fmt, short_reason, value_of
 from icd_core.run.results import FIGURE_KEYS
 
 BRANCHES = ("pre", "identity", "linear", "iterative")
@@ -73,8 +73,14 @@ def comparison_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 SUMMARY_LAYOUT = ("C", "lines_per_access")
 
 
-def _short(reason: str | None) -> str:
-    return str(reason or "no value").split(" (")[0].split(";")[0]
+def layout_means(metrics: dict[str, Any], key: str) -> dict[str, float | None]:
+    """Per state, the mean of one layout metric (``C``, ``lines_per_access``) over its groups."""
+    results = metrics.get("results", {})
+    means: dict[str, float | None] = {}
+    for b in BRANCHES:
+        values = [g[key] for g in results.get(b, {}).get("layout", {}).values() if g.get(key) is not None]
+        means[b] = sum(values) / len(values) if values else None
+    return means
 
 
 def summary_rows(metrics: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -85,17 +91,13 @@ def summary_rows(metrics: dict[str, Any]) -> tuple[list[dict[str, Any]], list[st
         if row["metric"].startswith("layout.") or "[" in row["metric"]:
             continue
         if all(row[b] is None for b in BRANCHES):
-            missing.append(f"{row['metric']} ({_short(row['reason'])})")
+            missing.append(f"{row['metric']} ({short_reason(row['reason'])})")
         else:
             rows.append(row)
     results = metrics.get("results", {})
     groups = sorted({g for r in results.values() for g in r.get("layout", {})})
     for key in SUMMARY_LAYOUT:
-        cells: dict[str, Any] = {}
-        for b in BRANCHES:
-            values = [results[b]["layout"][g][key] for g in groups
-                      if b in results and results[b].get("layout", {}).get(g, {}).get(key) is not None]
-            cells[b] = sum(values) / len(values) if values else None
+        cells = layout_means(metrics, key)
         if any(v is not None for v in cells.values()):
             label = f"layout {key} (mean of {len(groups)} groups)" if len(groups) > 1 else f"layout {key} ({groups[0]})"
             rows.append({"metric": label, "unit": None, "source": "computed:layout", "reason": None, "change": None,

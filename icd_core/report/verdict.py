@@ -57,8 +57,9 @@ def _decomposition(d: dict[str, Any] | None) -> str | None:
 def gate_phrase(v: dict[str, Any]) -> str:
     """``latency -0.3 % (95 % CI -1.0…+1.0): fail, target -20 %`` and the like."""
     if v["verdict"] == "not evaluated":
-        short = str(v["reason"]).split(" (")[0].split(";")[0]
-        return f"{v['gate']} not evaluated ({short})"
+        from icd_core.report.cells import short_reason
+
+        return f"{v['gate']} not evaluated ({short_reason(v['reason'])})"
     ci = v.get("ci95")
     interval = f"95 % CI {signed(ci[0])}…{signed(ci[1])}" if ci else "no CI"
     return (f"{v['gate']} {signed(v['value'])} {v['unit']} ({interval}; {v['metric']}, {v['source']}): "

@@ -23,25 +23,36 @@ def secrets(environ: os._Environ | dict[str, str] = os.environ) -> list[str]:
     return sorted(values, key=len, reverse=True)
 
 
+class Redactor:
+    """Replaces the home directory and the secret values of the environment as it is now."""
+
+    def __init__(self) -> None:
+        self.secrets = secrets()
+        home = os.path.expanduser("~").rstrip("/")
+        self.home = re.compile(re.escape(home) + r"(?![\w.-])") if len(home) > 1 else None
+
+    def __call__(self, text: str) -> str:
+        for value in self.secrets:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return self.home.sub("~", text) if self.home is not None else text
+
+
 def redact(text: str) -> str:
     """``text`` with the home directory as ``~`` and secret values as ``[redacted]``."""
-    for value in secrets():
-        if value in text:
-            text = text.replace(value, REDACTED)
-    home = os.path.expanduser("~").rstrip("/")
-    if len(home) > 1 and home in text:
-        text = re.sub(re.escape(home) + r"(?![\w.-])", "~", text)
-    return text
+    return Redactor()(text)
 
 
 class RedactingWriter:
-    """A text file whose writes go through :func:`redact` (the events log)."""
+    """A text file whose writes go through one :class:`Redactor` (the events log: the
+    environment is read once, not on every line)."""
 
     def __init__(self, file: IO[str]) -> None:
         self._file = file
+        self._redact = Redactor()
 
     def write(self, text: str) -> int:
-        return self._file.write(redact(text))
+        return self._file.write(self._redact(text))
 
     def flush(self) -> None:
         self._file.flush()

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 SMALL = 16_384  # below this many nodes, parts of 2 g-blocks: METIS does most of the work, faster at equal cut
-MULTILEVEL_MIN = 2048  # super-nodes from which the coarse level pays (4k-node problems: 2x faster, same cut)
+MULTILEVEL_MIN = 2048  # super-nodes from which the coarse level is used (see part_lines)
 EDGE_WEIGHT_LEVELS = 1000  # METIS takes integer edge weights: W scaled to 1..1000
 
 
@@ -37,9 +37,10 @@ def coarse_parts(w: sp.csr_matrix, part_size: int, seed: int) -> np.ndarray:
 
 
 def part_lines(n: int) -> int:
-    """g-blocks per coarse part: 8 on large graphs (spectral bisection refines best there;
-    100k nodes: cut16 0.599 in 5.9 s vs 0.604 in 7.7 s with 2), 2 on small ones (4,096 nodes:
-    0.22 s vs 0.47 s a problem, the same cut)."""
+    """g-blocks per coarse part: 8 on large graphs, where spectral bisection refines the parts
+    best, and 2 on small ones, where METIS does most of the work faster at the same cut (chosen
+    from one comparison on planted graphs of 4,096 and 100,000 nodes, not kept as a benchmark;
+    benchmarks/solver_scale.py measures the resulting solver)."""
     return 2 if n < SMALL else 8
 
 
