@@ -7,7 +7,8 @@ KV head of a prompt) solved together.
     .venv/bin/python benchmarks/solver_scale.py --sizes 10000,100000 --batch 90
 
 Each (graph, method) runs in its own process, so its peak memory (max RSS, the graph included;
-the graph alone is shown as a baseline) and time are its own. Figures: time and the ratio to
+the graph alone is shown as a baseline; forked chunk workers' own peaks are shown beside it)
+and time are its own. Figures: time and the ratio to
 METIS-RB's, cut16 (share of edge weight crossing 16-node blocks), lines per access (16-node
 lines touched by a node's neighbourhood, 2,000 samples), peak RSS. Targets (issue 16): 100k
 ≤ 3× METIS-RB's time with cut16 and lines no worse; 200k with the default budget complete,
@@ -48,7 +49,7 @@ def order_of(method: str, w, seed: int = 0) -> tuple[np.ndarray, dict]:
 
         fit = fit_spectral(GraphW(matrix=w, meta={}, block=G), Constraints(),
                            Deadline(solver_budget(None, w.shape[0])), seed)
-        return fit.perm, {k: fit.stats.get(k) for k in ("method", "budget_s", "timed_out", "levels")}
+        return fit.perm, {k: fit.stats.get(k) for k in ("method", "budget_s", "timed_out", "levels", "chunks", "workers")}
     from solver_bench import gorder_greedy, metis_order
 
     return (metis_order(w, seed) if method == "metis" else gorder_greedy(w, seed)), {}
@@ -69,6 +70,7 @@ def worker(n: int, method: str) -> dict:
         assert sorted(perm.tolist()) == list(range(n)), "not a permutation"
         out.update(extra, cut16=cut_g(w, perm, G), lines=lines_per_access(neighbourhood_accesses(w, 0), perm, G))
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["worker_peak_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # forked chunk workers
     return out
 
 
@@ -133,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 ratio = f"{r['time_s'] / base:5.2f}x" if base else "  -  "
                 flags = f"  budget {r['budget_s']:g} s, timed out {r['timed_out']}, {r['method']}" if method == "icd" else ""
+                if r.get("worker_peak_mb"):
+                    flags += (f", {r.get('chunks')} chunks on {r.get('workers')} workers "
+                              f"peaking at {r['worker_peak_mb']:.0f} MB each")
                 rows.append(f"n={n:>9,}  {method:<7} {r['time_s']:7.2f} s ({ratio} METIS)  cut16 {r['cut16']:.4f}  "
                             f"lines {r['lines']:.3f}  peak {r['peak_mb']:.0f} MB{flags}")
         print("\n".join(rows[-len(found):]), flush=True)

@@ -14,7 +14,8 @@ and :mod:`icd_core.testing` that a plugin imports (a test enforces it).
   :func:`statistic` over a figure's samples;
 - adapters: :func:`undo_permutation`, :func:`no_target_reason`; options: :func:`positive`,
   :func:`non_negative`, :func:`between`, :func:`power_of_two`;
-- solvers: :class:`Deadline` (``ctx.deadline``'s type) and :func:`solver_budget` (the default budget for n nodes);
+- solvers: :class:`Deadline` (``ctx.deadline``'s type), :func:`solver_budget` (the default budget
+  for n nodes) and :func:`solver_workers` (the processes one solve may fork);
 - artifacts: :func:`csr_npz_bytes` (what ``ctx.write_artifact`` takes for sparse matrices);
 - out-of-process runners: :func:`load_workload` (a run's workload rebuilt from its spec and seed).
 """
@@ -46,6 +47,7 @@ from icd_core.layout.permutations import (
     supernode_count,
 )
 from icd_core.run.artifacts import csr_npz_bytes
+from icd_core.run.batch import solver_workers
 from icd_core.run.context import Deadline, solver_budget
 from icd_core.run.outputs import max_rel_diff, output_quality
 from icd_core.run.paired import statistic
@@ -79,7 +81,8 @@ __all__ = [
     "Deadline", "between", "check_permutation", "cluster_order", "contract", "csr_npz_bytes", "cut_g", "expand",
     "fit_stats", "identity", "inverse", "linear_arrangement", "lines_per_access", "load_workload", "max_rel_diff",
     "modularity", "no_target_reason", "non_negative", "order_for", "output_quality", "partition_modularity",
-    "pin_fixed", "positive", "power_of_two", "solver_budget", "sort_order", "statistic", "supernode_count",
+    "pin_fixed", "positive", "power_of_two", "solver_budget", "solver_workers", "sort_order", "statistic",
+    "supernode_count",
     "symmetric_csr",
     "tensors", "undo_permutation",
 ]

@@ -19,6 +19,18 @@ from icd_core.run.context import RunContext
 from icd_core.run.timing import available_cores
 
 _JOB: dict = {}  # what the forked workers inherit: the manager, the context and the solver
+_IN_BATCH_WORKER = False  # True in a batch's worker processes (see solver_workers)
+
+
+def solver_workers() -> int:
+    """Processes one solve may use for itself: 1 inside a batch worker (the batch already
+    keeps every core busy), else the cores of this process's CPU affinity."""
+    return 1 if _IN_BATCH_WORKER else len(available_cores())
+
+
+def _enter_worker() -> None:
+    global _IN_BATCH_WORKER
+    _IN_BATCH_WORKER = True
 
 
 def _solve(item: tuple[GraphW, Constraints]) -> FitResult:
@@ -44,7 +56,8 @@ def solve_many(manager, ctx: RunContext, solver: ComponentSpec, problems: Sequen
     try:
         if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
             return [_solve(item) for item in items]
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_enter_worker) as pool:
             return list(pool.map(_solve, items, chunksize=max(1, len(items) // (4 * workers))))
     finally:
         _JOB.clear()

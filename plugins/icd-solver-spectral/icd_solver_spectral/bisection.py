@@ -32,6 +32,12 @@ def split_position(start: int, end: int, g: int) -> int | None:
     return min(max(candidate, first), last)
 
 
+def shifted_split(start: int, end: int, g: int, offset: int) -> int | None:
+    """:func:`split_position` of a segment whose positions are counted from ``offset``."""
+    split = split_position(start + offset, end + offset, g)
+    return None if split is None else split - offset
+
+
 def _intra(w: sp.csr_matrix, seg: np.ndarray, nodes: np.ndarray) -> sp.csr_matrix:
     """W among ``nodes`` (re-indexed 0..len-1), keeping only edges inside one segment."""
     sub = w[nodes][:, nodes].tocoo()
@@ -93,18 +99,20 @@ def steps_for(steps: int, segments: int) -> int:
 
 def recursive_bisection(w: sp.csr_matrix, g: int, *, steps: int, passes: int, deadline: Deadline,
                         seed: int, order: np.ndarray | None = None,
-                        bounds: list[tuple[int, int]] | None = None) -> tuple[np.ndarray, bool, int]:
+                        bounds: list[tuple[int, int]] | None = None, offset: int = 0) -> tuple[np.ndarray, bool, int]:
     """(order, timed_out, levels): ``order[position] = node``.
 
     ``order`` and ``bounds`` (contiguous [start, end) position ranges) seed the recursion,
     e.g. with clusters whose order is kept; by default one segment holds every node.
+    ``offset``: where position 0 lies in a larger layout (a chunk of it), so that g-blocks
+    stay aligned to the whole order.
     """
     n = w.shape[0]
     order = np.arange(n) if order is None else np.asarray(order).copy()
     bounds = [(0, n)] if bounds is None else list(bounds)
     levels = 0
     while True:
-        splits = {(s, e): split_position(s, e, g) for s, e in bounds}
+        splits = {(s, e): shifted_split(s, e, g, offset) for s, e in bounds}
         active = [b for b in bounds if splits[b] is not None]
         if not active:
             return order, False, levels

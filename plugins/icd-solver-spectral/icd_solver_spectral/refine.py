@@ -90,10 +90,13 @@ def _swap_candidates(w: sp.csr_matrix, block: np.ndarray, nb: int) -> tuple[np.n
     return si[chosen], sj[chosen], sg[chosen]
 
 
-def block_swaps(w: sp.csr_matrix, order: np.ndarray, g: int, passes: int, deadline: Deadline) -> tuple[np.ndarray, int]:
-    """Improve the cut of contiguous g-blocks by swapping nodes between blocks."""
+def block_swaps(w: sp.csr_matrix, order: np.ndarray, g: int, passes: int, deadline: Deadline,
+                offset: int = 0) -> tuple[np.ndarray, int]:
+    """Improve the cut of contiguous g-blocks by swapping nodes between blocks. ``offset``:
+    where position 0 lies in a larger layout, whose g-blocks the swaps keep to."""
     n = order.size
-    nb = -(-n // g)
+    first_block = offset // g
+    nb = (offset + n - 1) // g - first_block + 1
     if nb < 2:
         return order, 0
     order = order.copy()
@@ -104,7 +107,7 @@ def block_swaps(w: sp.csr_matrix, order: np.ndarray, g: int, passes: int, deadli
     for _ in range(passes):
         if deadline.expired():
             break
-        block = position // g
+        block = (position + offset) // g - first_block
         si, sj, _ = _swap_candidates(w, block, nb)
         gained = 0.0
         while si.size:

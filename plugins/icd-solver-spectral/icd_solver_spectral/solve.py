@@ -16,12 +16,14 @@ from icd_core.toolkit import (
     modularity,
     partition_modularity,
     pin_fixed,
+    solver_workers,
     supernode_count,
 )
 
 from . import coarse
 from .baselines import BASELINES
 from .bisection import recursive_bisection
+from .chunks import ChunkJob, bisect_chunks, chunk_count, chunk_spans
 from .refine import block_swaps, polish_within_blocks
 from .seeds import louvain_labels, seeded_layout, spectral_labels
 
@@ -50,6 +52,8 @@ def fit_spectral(w: GraphW, constraints: Constraints, deadline: Deadline, seed: 
     the graph into parts of about 8 g-blocks (:mod:`.coarse`), which spectral bisection then
     takes down to g-blocks; the layout is complete from the coarse level on, so a budget that
     runs out leaves a coarser layout (``timed_out``, ``levels``), never a truncated one.
+    From 2 × :data:`chunks.CHUNK_NODES` super-nodes the parts are bisected in chunks on
+    :func:`solver_workers` processes (:mod:`.chunks`; the same π whatever their number).
     ``seeds``: ``none``, ``louvain`` or ``spectral`` (k-means into ``k_blocks`` clusters,
     default n / 8g) — clusters laid out first, their order kept. Works on the super-node
     graph of ``constraints``; fixed super-nodes are pinned at the end.
@@ -71,18 +75,29 @@ def fit_spectral(w: GraphW, constraints: Constraints, deadline: Deadline, seed: 
                   else spectral_labels(graph, k_blocks or max(2, count // (8 * g_nodes)), seed))
         extra.update(clusters=int(labels.max()) + 1, Q_seeds=partition_modularity(graph, labels))
         order, bounds = seeded_layout(graph, labels, seed)
-    if count > 1 and graph.nnz:
+    chunks = chunk_count(count) if method.startswith("multilevel") else 1
+    swaps = 0
+    if chunks > 1:
+        spans = chunk_spans(bounds, chunks)
+        job = ChunkJob(graph=graph, order=order, g=g_nodes, steps=LANCZOS_STEPS, passes=refine_steps,
+                       deadline=deadline, seed=seed)
+        workers = solver_workers()
+        bisected, order, timed_out, levels, swaps = bisect_chunks(job, spans, workers)
+        extra.update(chunks=len(spans), workers=min(workers, len(spans)))
+    elif count > 1 and graph.nnz:
         order, timed_out, levels = recursive_bisection(graph, g_nodes, steps=LANCZOS_STEPS, passes=refine_steps,
                                                        deadline=deadline, seed=seed, order=order, bounds=bounds)
+        bisected = order
     else:
         order, timed_out, levels = np.arange(count), False, 0
+        bisected = order
     if timed_out:
         extra["layout"] = (f"complete but coarse: the budget ran out after {levels} bisection levels, before every "
                            f"segment was split to {g_nodes}-node blocks")
-    q_cluster = modularity(graph, order, g_nodes) if graph.nnz else 0.0
-    swaps = 0
+    q_cluster = modularity(graph, bisected, g_nodes) if graph.nnz else 0.0
     if count > 1 and graph.nnz:
-        order, swaps = block_swaps(graph, order, g_nodes, refine_steps, deadline)
+        order, more = block_swaps(graph, order, g_nodes, refine_steps, deadline)
+        swaps += more
         order = keep_better_la(graph, order, polish_within_blocks(graph, order, g_nodes))
     order = pin_fixed(order, constraints.fixed)
     perm = expand(order, size)

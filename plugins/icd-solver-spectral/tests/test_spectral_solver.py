@@ -255,3 +255,54 @@ def test_same_seed_same_layout_whatever_the_blas_threads():
     with threadpool_limits(2):
         two = solve(w).perm
     assert np.array_equal(one, two)
+
+
+def test_chunks_depend_on_the_node_count_alone():
+    from icd_solver_spectral.chunks import chunk_count, chunk_spans
+
+    assert [chunk_count(n) for n in (2048, 65_535, 65_536, 100_000, 200_000, 1_000_000, 10**8)] == [1, 1, 2, 2, 4, 16, 16]
+    parts = [(0, 30), (30, 61), (61, 90), (90, 128)]
+    assert chunk_spans(parts, 2) == [[(0, 30), (30, 61)], [(61, 90), (90, 128)]]
+    assert chunk_spans(parts, 8) == [[p] for p in parts]  # never an empty chunk
+
+
+def test_offsets_keep_blocks_aligned_to_the_whole_order():
+    from icd_solver_spectral.bisection import shifted_split
+
+    assert shifted_split(5, 40, 16, 3) == 29  # global (8, 43): the block edge at 32
+    assert shifted_split(0, 10, 16, 3) is None  # global (3, 13) lies in one block
+    # node 12 joined to nodes 0 and 1, laid out in order: one block from position 0, but in a
+    # chunk that starts at position 8 of the whole order, positions 0-7 close block 0 and 8-23
+    # are block 1
+    w = sp.csr_matrix(([1.0] * 4, ([0, 12, 1, 12], [12, 0, 12, 1])), shape=(24, 24))
+    assert block_swaps(w, np.arange(24), 16, 4, Deadline(60.0))[1] == 0
+    moved, swaps = block_swaps(w, np.arange(24), 16, 4, Deadline(60.0), offset=8)
+    block = (np.argsort(moved) + 8) // 16
+    assert swaps >= 1 and (block[0] != block[12]) + (block[1] != block[12]) < 2
+
+
+def test_a_chunked_solve_is_the_same_whatever_the_workers(monkeypatch):
+    """Chunks from 2 × CHUNK_NODES super-nodes (lowered here): the same π on 1 and 2 workers,
+    a cut as good as the unchunked solve's, and one worker per problem inside a batch."""
+    import icd_solver_spectral.chunks as chunks
+    import icd_solver_spectral.solve as solve_module
+
+    w, _ = planted_communities(8192, mean_size=50, degree=11, seed=6)
+    whole = solve(w)
+    monkeypatch.setattr(chunks, "CHUNK_NODES", 2048)
+    runs = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(solve_module, "solver_workers", lambda workers=workers: workers)
+        runs[workers] = solve(w)
+    one, two = runs[1], runs[2]
+    assert one.stats["chunks"] == 4 and (one.stats["workers"], two.stats["workers"]) == (1, 2)
+    assert np.array_equal(one.perm, two.perm)
+    check_permutation(one.perm, 8192, Constraints(), "test")
+    assert one.stats["C"] <= 1.02 * whole.stats["C"]
+    monkeypatch.undo()
+    monkeypatch.setattr(chunks, "CHUNK_NODES", 2048)
+    import icd
+
+    batch = icd.fit_permutation([w, w], time_budget_s=60.0, workers=2)
+    assert [stats["workers"] for _, stats in batch] == [1, 1]  # the batch already uses both cores
+    assert np.array_equal(batch[0][0], batch[1][0])
