@@ -44,7 +44,7 @@ RC = {"svg.fonttype": "none", "font.size": FONT_PX, "axes.titlesize": FONT_PX, "
 """Applied only while the report's figures are drawn (a user's own matplotlib settings stay)."""
 
 
-def _figure(figsize: tuple[float, float]):
+def standalone_figure(figsize: tuple[float, float]):
     """A standalone matplotlib Figure: no pyplot, no backend switch, nothing global to close."""
     from matplotlib.figure import Figure
 
@@ -119,7 +119,7 @@ def latency_figure(metrics: dict[str, Any], prefix: str = "") -> Plot:
     target = next((v["target"] for v in metrics.get("gates", {}).get("verdicts", []) if v["gate"] == "latency"), None)
     alt = "; ".join(f"{label}: {c['estimate']:+.2f} % (95 % CI {c['ci95'][0]:+.2f} to {c['ci95'][1]:+.2f})"
                     if c.get("ci95") else f"{label}: {c['estimate']:+.2f} % (no CI)" for label, c in pairs)
-    fig = _figure((9.0, 0.75 * len(pairs) + 1.6))
+    fig = standalone_figure((9.0, 0.75 * len(pairs) + 1.6))
     ax = fig.subplots()
     for i, (label, c) in enumerate(pairs):
         lo, hi = c.get("ci95") or (c["estimate"], c["estimate"])
@@ -146,7 +146,7 @@ def layout_figure(metrics: dict[str, Any], prefix: str = "") -> Plot:
     groups = sorted({g for b in states for g in results[b].get("layout", {})})
     if not groups:
         return Plot(key, title, "", missing="no layout metrics (no group had a W)")
-    fig = _figure((max(9.0, 1.4 * len(groups) + 4), 4.0))
+    fig = standalone_figure((max(9.0, 1.4 * len(groups) + 4), 4.0))
     axes = fig.subplots(1, 2)
     alt = []
     for ax, metric, label in ((axes[0], "C", "block cost C (lower is better)"),
@@ -188,7 +188,7 @@ def transform_figure(metrics: dict[str, Any], prefix: str = "") -> Plot:
         return Plot(key, title, "", missing="no transform reported per-group results (no adapter, or every one a no-op)")
     panels = (1 if found else 0) + (1 if reads else 0)
     groups = sorted(found[1]) if found else []
-    fig = _figure((max(9.0, 1.3 * len(groups) + 5), 4.0))
+    fig = standalone_figure((max(9.0, 1.3 * len(groups) + 5), 4.0))
     axes = fig.subplots(1, panels, squeeze=False)
     axes = list(axes[0])
     alt = []
@@ -243,7 +243,7 @@ def quality_figure(metrics: dict[str, Any], prefix: str = "") -> Plot:
                     if f.get("unit") == "%" and f.get("value") is not None and f.get("better", "higher") == "higher"})
     if not names:
         return Plot(key, title, "", missing="no quality metric in % was measured")
-    fig = _figure((max(9.0, 1.6 * len(names) + 2), 4.4))
+    fig = standalone_figure((max(9.0, 1.6 * len(names) + 2), 4.4))
     ax = fig.subplots()
     series = {b: [(results[b]["quality"].get(q) or {}).get("value") for q in names] for b in states}
     _grouped(ax, [n.removesuffix("_pct") for n in names], series, "% (higher is better)", "{:.1f}")

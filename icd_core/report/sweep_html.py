@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from icd_core.report.figures import standalone_figure
+
 ARMS = ("pre", "identity", "linear", "iterative")
 COST_KEYS = ("kv_pages_per_query", "bsr_tiles", "cache_bytes_per_access", "tiles32")
 
@@ -50,21 +52,17 @@ def trial_points(sweep_dir: Path, manifest: dict[str, Any]) -> list[dict[str, An
 def _svg(fig) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg"):]
 
 
 def _per_arm(points: list[dict[str, Any]], key: str, ylabel: str, title: str) -> str | None:
-    import matplotlib.pyplot as plt
-
     series = {arm: [(i, p["arms"][arm][key]) for i, p in enumerate(points)
                     if arm in p["arms"] and p["arms"][arm][key] is not None] for arm in ARMS}
     if not any(series.values()):
         return None
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig = standalone_figure((7, 3.2))
+    ax = fig.subplots()
     for arm, xy in series.items():
         if xy:
             ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o", linestyle="", label="dense" if arm == "pre" else arm)
@@ -76,12 +74,11 @@ def _per_arm(points: list[dict[str, Any]], key: str, ylabel: str, title: str) ->
 
 
 def _changes(points: list[dict[str, Any]]) -> str | None:
-    import matplotlib.pyplot as plt
-
     rows = [(i, p["change"]) for i, p in enumerate(points) if p["change"] and p["change"].get("ci95")]
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig = standalone_figure((7, 3.2))
+    ax = fig.subplots()
     est = [c["estimate"] for _, c in rows]
     lo = [c["estimate"] - c["ci95"][0] for _, c in rows]
     hi = [c["ci95"][1] - c["estimate"] for _, c in rows]
@@ -94,13 +91,12 @@ def _changes(points: list[dict[str, Any]]) -> str | None:
 
 
 def _frontier(points: list[dict[str, Any]]) -> str | None:
-    import matplotlib.pyplot as plt
-
     pairs = {arm: [(p["arms"][arm]["quality"], p["arms"][arm]["cost"]) for p in points if arm in p["arms"]
                    and p["arms"][arm]["quality"] is not None and p["arms"][arm]["cost"] is not None] for arm in ARMS}
     if not any(pairs.values()):
         return None
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig = standalone_figure((5.5, 3.6))
+    ax = fig.subplots()
     for arm, xy in pairs.items():
         if xy:
             ax.scatter([q for q, _ in xy], [c for _, c in xy], label="dense" if arm == "pre" else arm, s=18)
@@ -121,9 +117,8 @@ def _frontier(points: list[dict[str, Any]]) -> str | None:
 
 def render_sweep_html(sweep_dir: Path, manifest: dict[str, Any]) -> str:
     """The page, or raises ImportError when matplotlib is missing."""
-    import matplotlib
+    import matplotlib  # noqa: F401  (ImportError here when it is missing)
 
-    matplotlib.use("Agg")
     points = trial_points(sweep_dir, manifest)
     cost_key = next((p["cost_key"] for p in points if p["cost_key"]), None)
     plots = [
