@@ -9,19 +9,15 @@ One line per problem and exit 1; else one summary line.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
 import tomllib
+from packaging.requirements import Requirement  # matplotlib's dependency, so in the product's venv
+from packaging.utils import canonicalize_name as canonical
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_COMPONENTS = 20
-
-
-def canonical(name: str) -> str:
-    """PEP 503 normalised distribution name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def own_distributions(root: Path = ROOT) -> list[str]:
@@ -35,8 +31,11 @@ def pinned_requirements(path: Path = ROOT / "requirements.txt") -> list[str]:
     names = []
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if "==" in line:
-            names.append(line.split("==", 1)[0].strip())
+        if not line or line.startswith("-"):
+            continue
+        requirement = Requirement(line)
+        if any(spec.operator == "==" for spec in requirement.specifier):
+            names.append(requirement.name)
     return names
 
 
