@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 import tomllib
-from packaging.requirements import Requirement  # matplotlib's dependency, so in the product's venv
+
+# packaging: a dependency of matplotlib, so present in the product's venv this runs in
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name as canonical
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from icd_core.contract.records import Constraints, FitResult, GraphW
 from icd_core.plugin.specs import ComponentSpec
 from icd_core.run.context import RunContext
-from icd_core.run.timing import available_cores
+from icd_core.run.timing import available_cores, default_threads
 
 _JOB: dict = {}  # what the forked workers inherit: the manager, the context and the solver
 _IN_BATCH_WORKER = False  # True in a batch's worker processes (see solver_workers)
@@ -24,8 +24,9 @@ _IN_BATCH_WORKER = False  # True in a batch's worker processes (see solver_worke
 
 def solver_workers() -> int:
     """Processes one solve may use for itself: 1 inside a batch worker (the batch already
-    keeps every core busy), else the cores of this process's CPU affinity."""
-    return 1 if _IN_BATCH_WORKER else len(available_cores())
+    keeps every core busy), else the cores of this process's CPU affinity, capped by
+    ``OMP_NUM_THREADS`` when set (a sweep or Ray sets it per trial)."""
+    return 1 if _IN_BATCH_WORKER else min(len(available_cores()), default_threads())
 
 
 def _enter_worker() -> None:

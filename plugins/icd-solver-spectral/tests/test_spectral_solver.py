@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -306,3 +308,15 @@ def test_a_chunked_solve_is_the_same_whatever_the_workers(monkeypatch):
     batch = icd.fit_permutation([w, w], time_budget_s=60.0, workers=2)
     assert [stats["workers"] for _, stats in batch] == [1, 1]  # the batch already uses both cores
     assert np.array_equal(batch[0][0], batch[1][0])
+
+
+def test_solver_workers_follow_the_affinity_and_omp_num_threads(monkeypatch):
+    from icd_core.toolkit import solver_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert solver_workers() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a sweep or Ray trial given one core
+    assert solver_workers() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    assert solver_workers() == 3
