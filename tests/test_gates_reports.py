@@ -15,7 +15,8 @@ from .conftest import icd, run_pipeline
 
 
 def test_reports_render_and_escape(tmp_path):
-    outcome, run = run_pipeline(tmp_path, name="esc", overrides={"workload": {"name": "mock", "hidden": 64, "tokens": 8}})
+    outcome, run = run_pipeline(tmp_path, name="esc", overrides={"workload": {"name": "mock", "hidden": 64, "tokens": 8},
+                                                                "pipeline.repeats": 6})  # 6 rounds: a 95 % CI
     html = (run / "report.html").read_text()
     assert "Gates, iterative vs linear: paired change and its 95 % CI" in html and '<section class="card"' in html
     assert "measured:wallclock" in html and "not measured" in html

@@ -27,7 +27,7 @@ def sparse_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("card")
     _, run = run_pipeline(tmp, spectral, sparsity, name="card", overrides={
-        "solver.name": "spectral", "transform.adapters": ["sparsity:2:4"], "pipeline.repeats": 4})
+        "solver.name": "spectral", "transform.adapters": ["sparsity:2:4"], "pipeline.repeats": 6})
     return run
 
 
@@ -44,6 +44,13 @@ def test_the_card_says_what_ran_what_each_gate_decided_and_what_layout_bought(sp
     assert card.rollback == "nothing rolled back" and card.rollback_ok
     assert card.bought.startswith("Layout could not pay here: every state ran dense kernels")
     assert "π₀ moved the mean block cost C" in card.bought
+
+
+def test_too_few_rounds_give_no_ci_and_the_card_says_so(tmp_path):
+    _, run = run_pipeline(tmp_path, name="few")  # 3 rounds: their range is a 75 % interval, not a 95 % CI
+    latency = {g.gate: g for g in verdict_card(json.loads((run / "metrics.json").read_text())).gates}["latency"]
+    assert latency.ci == "no CI" and latency.decision == "inconclusive: no 95 % CI"
+    assert "3 interleaved rounds" in latency.source and "too few for a 95 % CI" in latency.source
 
 
 def test_report_html_has_the_card_four_figures_and_no_raw_dict_outside_the_toggle(sparse_run):

@@ -101,6 +101,20 @@ def test_a_single_noisy_measurement_has_no_ci_and_decides_nothing():
     assert v["verdict"] == "inconclusive" and v["ci95"] is None and "no confidence interval" in v["reason"]
 
 
+def test_fewer_than_six_rounds_have_no_ci_and_decide_nothing():
+    """The range of 3 rounds covers their median only 75 % of the time: not a 95 % CI."""
+    def rounds(ratio, n):
+        values = BASE_MS[:n] * ratio
+        return Figure(float(np.median(values)), "measured:wallclock", unit="ms", samples=Samples("round", values, "median"))
+
+    few = compare("lat_ms", rounds(1.0, 3), rounds(1.3, 3), "relative")
+    assert few.ci95 is None and few.n == 3 and few.estimate == pytest.approx(30) and "too few" in few.basis
+    assert regressions(branch(rounds(1.0, 3)), branch(rounds(1.3, 3)), RollbackConfig(), False) == []
+    enough = compare("lat_ms", rounds(1.0, 6), rounds(1.3, 6), "relative")
+    assert enough.ci95 == pytest.approx((30, 30)) and enough.n == 6
+    assert regressions(branch(rounds(1.0, 6)), branch(rounds(1.3, 6)), RollbackConfig(), False)[0].startswith("latency")
+
+
 def test_independent_windows_are_compared_unpaired():
     def windows(level, seed):
         values = level * (1 + np.random.default_rng(seed).normal(0, 0.01, 5))

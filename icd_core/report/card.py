@@ -62,9 +62,10 @@ def _gate_line(v: dict[str, Any]) -> GateLine:
         return GateLine(name, "—", "—", target, f"not evaluated: {short_reason(v.get('reason'))}",
                         v.get("source") or "no figure")
     ci = v.get("ci95")
+    undecided = "inconclusive: the CI straddles the target" if ci else "inconclusive: no 95 % CI"
     return GateLine(name, f"{signed(v['value'])} {v['unit']}",
                     f"[{signed(ci[0])}, {signed(ci[1])}]" if ci else "no CI", target,
-                    {"pass": "PASS", "fail": "FAIL"}.get(v["verdict"], "inconclusive: the CI straddles the target"),
+                    {"pass": "PASS", "fail": "FAIL"}.get(v["verdict"], undecided),
                     v.get("decided_by") or v.get("source") or "")
 
 

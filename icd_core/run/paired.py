@@ -94,25 +94,31 @@ def _relative(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | floa
         return 100.0 * (np.asarray(b) / np.asarray(a) - 1.0)
 
 
-def median_ci(values: np.ndarray) -> tuple[float, float]:
+MIN_ROUNDS_FOR_CI = 6
+"""The fewest values whose range covers their median with ≥ 95 % (1 − 2^(1−n) ≥ 0.95)."""
+
+
+def median_ci(values: np.ndarray) -> tuple[float, float] | None:
     """Distribution-free 95 % CI of a median: order statistics x(k)…x(n−k+1) with k the
     largest rank whose binomial(n, ½) tail stays ≤ 2.5 % (coverage ≥ 95 % for any continuous
-    distribution, unlike a bootstrap of few values). Below 6 values no rank qualifies and the
-    range is returned (coverage 1 − 2^(1−n))."""
+    distribution, unlike a bootstrap of few values). Below 6 values not even the range reaches
+    95 % (its coverage is 1 − 2^(1−n): 75 % for 3), so there is no CI: ``None``."""
     from scipy.stats import binom
 
     x = np.sort(np.asarray(values, dtype=np.float64))
     n = x.size
+    if n < MIN_ROUNDS_FOR_CI:
+        return None
     k = int(binom.ppf(0.025, n, 0.5))  # P(X ≤ k − 1) ≤ 2.5 % holds for this k (when k ≥ 1)
     while k >= 1 and binom.cdf(k - 1, n, 0.5) > 0.025:
         k -= 1
-    k = max(k, 1)
     return float(x[k - 1]), float(x[n - k])
 
 
-def _draws(a: Samples, b: Samples, kind: Kind, rng: np.random.Generator) -> tuple[np.ndarray | tuple, float, str]:
-    """Bootstrap draws of the change (or, for rounds, the exact CI), the point estimate and
-    the basis text."""
+def _draws(a: Samples, b: Samples, kind: Kind,
+           rng: np.random.Generator) -> tuple[np.ndarray | tuple | None, float, str]:
+    """Bootstrap draws of the change (or, for rounds, the exact CI; ``None`` when too few
+    rounds give none), the point estimate and the basis text."""
     n = len(a)
     if a.paired and b.paired:
         if a.unit == "round":  # per-round ratios: each round timed both states back to back
@@ -147,6 +153,9 @@ def compare(metric: str, a: Figure, b: Figure, kind: Kind, seed: int = 0) -> Cha
             return f"{metric}: {len(sa)} vs {len(sb)} {sa.unit}s cannot be paired"
         if len(sa) >= 2 and len(sb) >= 2:
             draws, point, basis = _draws(sa, sb, kind, np.random.default_rng(seed))
+            if draws is None:
+                return Change(metric, kind, unit, point, None, f"{basis}: too few for a 95 % CI "
+                              f"(≥ {MIN_ROUNDS_FOR_CI} needed), so it decides nothing", str(a.source), len(sa))
             ci = draws if isinstance(draws, tuple) else _ci(draws)
             if not np.isfinite([point, *ci]).all():
                 return f"{metric}: the relative change is undefined (a zero in the reference values)"
