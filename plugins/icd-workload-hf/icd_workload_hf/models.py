@@ -27,6 +27,7 @@ from .torchmodel import TorchWorkload, state_tensors
 
 CALIBRATION = 8  # batches available to the activations source (graph.activations.batches uses the first ones)
 HELDOUT = 4  # batches kept apart for held-out evaluation (benchmarks)
+CPU_ROUNDS = 6  # timed rounds for full-size models on a CPU: the fewest whose median has a 95 % CI
 
 
 def kinds_of(text: str, allowed: set[str], workload: str) -> set[str]:
@@ -237,7 +238,7 @@ def load_bert_base(options: Any, seed: int) -> ModelState:
     workload = TorchWorkload(name="bert-base", module=module, batch=batches[0], tokens=options.batch * options.seq,
                              output=lambda out, _b: out.last_hidden_state, probes={},
                              calibration=batches[1:1 + CALIBRATION], heldout=batches[1 + CALIBRATION:],
-                             output_group="hidden", repeats=30 if small or options.device != "cpu" else 5,
+                             output_group="hidden", repeats=30 if small or options.device != "cpu" else CPU_ROUNDS,
                              warmup=5 if small or options.device != "cpu" else 1, device=options.device,
                              equivalence_tol=tolerance(options, 1e-4))
     specs = bert_groups(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
@@ -273,7 +274,7 @@ def load_mamba(options: Any, seed: int) -> ModelState:
     workload = TorchWorkload(name="mamba", module=module, batch=batches[0], tokens=options.batch * options.seq,
                              output=lambda out, _b: out.last_hidden_state, probes={},
                              calibration=batches[1:1 + CALIBRATION], heldout=batches[1 + CALIBRATION:],
-                             output_group="hidden", repeats=30 if options.size == "tiny" or on_gpu else 5,
+                             output_group="hidden", repeats=30 if options.size == "tiny" or on_gpu else CPU_ROUNDS,
                              warmup=5 if options.size == "tiny" or on_gpu else 1, device=options.device,
                              # fp32 round-off grows through deep random-init stacks (fp64 is exact)
                              equivalence_tol=tolerance(options, 1e-4 if options.size == "tiny" else 5e-3))
