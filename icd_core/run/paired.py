@@ -153,6 +153,8 @@ def compare(metric: str, a: Figure, b: Figure, kind: Kind, seed: int = 0) -> Cha
             return f"{metric}: {len(sa)} vs {len(sb)} {sa.unit}s cannot be paired"
         if len(sa) >= 2 and len(sb) >= 2:
             draws, point, basis = _draws(sa, sb, kind, np.random.default_rng(seed))
+            if not np.isfinite(point):
+                return f"{metric}: the relative change is undefined (a zero in the reference values)"
             if draws is None:
                 return Change(metric, kind, unit, point, None, f"{basis}: too few for a 95 % CI "
                               f"(≥ {MIN_ROUNDS_FOR_CI} needed), so it decides nothing", str(a.source), len(sa))
