@@ -11,7 +11,8 @@ and :mod:`icd_core.testing` that a plugin imports (a test enforces it).
   :func:`order_for`;
 - array helpers that take numpy arrays and torch tensors alike: :mod:`tensors`;
 - comparing outputs: :func:`max_rel_diff`, :func:`output_quality`; a paired
-  :func:`statistic` over a figure's samples;
+  :func:`statistic` over a figure's samples; :data:`MIN_ROUNDS_FOR_CI` (the fewest timing
+  rounds whose latency change gets a 95 % CI, for a workload's suggested repeats);
 - adapters: :func:`undo_permutation`, :func:`no_target_reason`; options: :func:`positive`,
   :func:`non_negative`, :func:`between`, :func:`power_of_two`;
 - solvers: :class:`Deadline` (``ctx.deadline``'s type), :func:`solver_budget` (the default budget
@@ -50,7 +51,7 @@ from icd_core.run.artifacts import csr_npz_bytes
 from icd_core.run.batch import solver_workers
 from icd_core.run.context import Deadline, solver_budget
 from icd_core.run.outputs import max_rel_diff, output_quality
-from icd_core.run.paired import statistic
+from icd_core.run.paired import MIN_ROUNDS_FOR_CI, statistic
 from icd_core.run.rollback import undo_permutation
 
 
@@ -78,7 +79,8 @@ def load_workload(workload: str | dict[str, Any], seed: int = 0) -> ModelState:
 
 
 __all__ = [
-    "Deadline", "between", "check_permutation", "cluster_order", "contract", "csr_npz_bytes", "cut_g", "expand",
+    "MIN_ROUNDS_FOR_CI", "Deadline", "between", "check_permutation", "cluster_order", "contract", "csr_npz_bytes",
+    "cut_g", "expand",
     "fit_stats", "identity", "inverse", "linear_arrangement", "lines_per_access", "load_workload", "max_rel_diff",
     "modularity", "no_target_reason", "non_negative", "order_for", "output_quality", "partition_modularity",
     "pin_fixed", "positive", "power_of_two", "solver_budget", "solver_workers", "sort_order", "statistic",

@@ -153,14 +153,11 @@ def compare(metric: str, a: Figure, b: Figure, kind: Kind, seed: int = 0) -> Cha
             return f"{metric}: {len(sa)} vs {len(sb)} {sa.unit}s cannot be paired"
         if len(sa) >= 2 and len(sb) >= 2:
             draws, point, basis = _draws(sa, sb, kind, np.random.default_rng(seed))
-            if not np.isfinite(point):
+            ci = None if draws is None else draws if isinstance(draws, tuple) else _ci(draws)
+            if not np.isfinite([point, *(ci or ())]).all():
                 return f"{metric}: the relative change is undefined (a zero in the reference values)"
-            if draws is None:
-                return Change(metric, kind, unit, point, None, f"{basis}: too few for a 95 % CI "
-                              f"(≥ {MIN_ROUNDS_FOR_CI} needed), so it decides nothing", str(a.source), len(sa))
-            ci = draws if isinstance(draws, tuple) else _ci(draws)
-            if not np.isfinite([point, *ci]).all():
-                return f"{metric}: the relative change is undefined (a zero in the reference values)"
+            if ci is None:
+                basis = f"{basis}: too few for a 95 % CI (≥ {MIN_ROUNDS_FOR_CI} needed), so it decides nothing"
             return Change(metric, kind, unit, point, ci, basis, str(a.source), len(sa))
     point = float(_relative(a.value, b.value)) if kind == "relative" else float(b.value - a.value)
     if deterministic(a) and deterministic(b):

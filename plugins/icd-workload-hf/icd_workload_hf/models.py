@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from icd_core import InputDataError, ModelState
+from icd_core.toolkit import MIN_ROUNDS_FOR_CI
 
 from .corpus import calibration_texts, labelled_tasks
 from .groups import GroupSpec, bert_groups, mamba_groups, mlp_groups
@@ -27,7 +28,7 @@ from .torchmodel import TorchWorkload, state_tensors
 
 CALIBRATION = 8  # batches available to the activations source (graph.activations.batches uses the first ones)
 HELDOUT = 4  # batches kept apart for held-out evaluation (benchmarks)
-CPU_ROUNDS = 6  # timed rounds for full-size models on a CPU: the fewest whose median has a 95 % CI
+CPU_ROUNDS = MIN_ROUNDS_FOR_CI  # timed rounds for full-size models on a CPU: the fewest with a 95 % CI
 
 
 def kinds_of(text: str, allowed: set[str], workload: str) -> set[str]:
