@@ -125,12 +125,16 @@ def paged_curve(tokens: int, repeats: int = 20) -> list[dict]:
         paged_attention,
     )
 
+    from icd_workload_hf.kvstore import KVStore
+
     torch.manual_seed(0)
     kv, group, d, page = 3, 3, 64, 16
-    key, value = torch.randn(1, kv, tokens + 1, d), torch.randn(1, kv, tokens + 1, d)
+    cache = {f"cache.0.{j}.{kind}": torch.randn(1, tokens, d) for j in range(kv) for kind in ("key", "value")}
+    store = KVStore.of(cache, 1, kv, 1, page)
+    key, value = store.append(0, torch.randn(1, kv, 1, d), torch.randn(1, kv, 1, d))
     query = torch.randn(1, kv * group, 1, d)
-    pages = tokens // page
-    summaries = [Summaries.of(key[0, j, :tokens], page) for j in range(kv)]
+    pages = -(-tokens // page)
+    summaries = Summaries.of(store.keys[0][0, :, :tokens], page)
 
     def timed(call) -> float:
         return time_call(call, repeats)
@@ -140,10 +144,9 @@ def paged_curve(tokens: int, repeats: int = 20) -> list[dict]:
     for budget in (4, 8, 16, 32, 64, 128):
         if budget >= pages:
             break
-        runtime = AttentionRuntime(mode="paged", cached=tokens,
+        runtime = AttentionRuntime(mode="paged", cached=tokens, store=store, path="gather",
                                    plan=PagePlan(page, budget, {(0, j): "centroid" for j in range(kv)}))
-        runtime.layers = {0: LayerPages.of(summaries, ["centroid"] * kv, [None] * kv)}
-        runtime.path = "gather"
+        runtime.layers = {0: LayerPages.of(summaries, ["centroid"] * kv, [None] * kv, store.capacity // page)}
         rows.append({"pages": budget, "kernel": "paged, gathered", "ms": timed(
             lambda: paged_attention(0, query, key, value, 0.125, runtime))})
     return rows

@@ -42,7 +42,7 @@ class PagePlan:
 
 @attrs.frozen(eq=False)
 class Summaries:
-    """Per page of one (layer, KV head) cache: key min, max, centroid and radius."""
+    """Per page of a cache: key min, max, centroid (… × pages × d) and radius (… × pages)."""
 
     low: torch.Tensor
     high: torch.Tensor
@@ -51,46 +51,63 @@ class Summaries:
 
     @classmethod
     def of(cls, keys: torch.Tensor, page: int) -> Summaries:
-        """``keys``: tokens × d; a partial last page is summarised over its own tokens."""
-        tokens, d = keys.shape
+        """``keys``: … × tokens × d (any leading dims, e.g. KV heads); a partial last page is
+        summarised over its own tokens."""
+        *lead, tokens, d = keys.shape
         pages = -(-tokens // page)
         pad = pages * page - tokens
-        mask = torch.ones(pages * page, dtype=torch.bool, device=keys.device)
-        if pad:
-            mask[tokens:] = False
-        padded = torch.cat([keys, keys[-1:].expand(pad, d)]) if pad else keys
-        grid = padded.reshape(pages, page, d)
-        count = mask.reshape(pages, page).sum(1, keepdim=True).to(keys.dtype)
-        centroid = (grid * mask.reshape(pages, page, 1)).sum(1) / count
-        radius = ((grid - centroid[:, None]).norm(dim=2) * mask.reshape(pages, page)).amax(1)
-        return cls(grid.amin(1), grid.amax(1), centroid, radius)
+        valid = torch.ones(pages * page, dtype=torch.bool, device=keys.device)
+        valid[tokens:] = False
+        padded = torch.cat([keys, keys[..., -1:, :].expand(*lead, pad, d)], dim=-2) if pad else keys
+        grid = padded.reshape(*lead, pages, page, d)
+        mask = valid.reshape(pages, page)
+        count = mask.sum(1, keepdim=True).to(keys.dtype)
+        centroid = (grid * mask[..., None]).sum(-2) / count
+        radius = ((grid - centroid[..., None, :]).norm(dim=-1) * mask).amax(-1)
+        return cls(grid.amin(-2), grid.amax(-2), centroid, radius)
 
 
 def page_scores(query: torch.Tensor, summaries: Summaries, selector: str) -> torch.Tensor:
     """Scores of every page for every query: queries (… × M × d) against summaries
     (… × pages × d) give … × M × pages; higher is read first."""
-    if selector == "quest":  # an upper bound of q·k over the page, channel by channel
-        q = query.unsqueeze(-2)  # … × M × 1 × d against … × 1 × pages × d
-        return torch.maximum(q * summaries.low.unsqueeze(-3), q * summaries.high.unsqueeze(-3)).sum(-1)
+    if selector == "quest":  # an upper bound of q·k over the page: Σ max(q·low, q·high) channel by channel
+        return (query.clamp(min=0) @ summaries.high.transpose(-1, -2)).add_(  # = q⁺·high + q⁻·low (high ≥ low)
+            query.clamp(max=0) @ summaries.low.transpose(-1, -2))
     score = query @ summaries.centroid.transpose(-1, -2)
     if selector == "radius":
         score = score + query.norm(dim=-1, keepdim=True) * summaries.radius.unsqueeze(-2)
     return score
 
 
+def shared_selection(scores: torch.Tensor, scaling: float, pinned: torch.Tensor, budget: int) -> torch.Tensor:
+    """The ``budget`` pages one KV head reads for all its queries at once: ``scores``
+    (… × M × pages, M = its query heads × steps) become an estimated attention mass per page
+    (softmax over pages, summed over the M queries); ``pinned`` pages (… × pages, bool) come
+    first. Returns … × budget page indices."""
+    mass = torch.softmax(scores * scaling, dim=-1).sum(-2)
+    if pinned is not None:
+        mass.masked_fill_(pinned, float("inf"))
+    return mass.topk(budget, dim=-1).indices
+
+
 def read_error(probs: torch.Tensor, values: torch.Tensor, scores: torch.Tensor, page: int,
-               pinned: torch.Tensor) -> float:
-    """Mean relative error of the attention output when each query reads 1/8 of the pages
-    (``pinned`` ones first, then by ``scores``): how well a selector and order serve a head."""
-    tokens = probs.shape[1]
-    pages = scores.shape[1]
-    scores = scores.clone()
-    scores[:, pinned] = float("inf")
-    read = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, scores.topk(max(1, pages // 8), dim=1).indices, True)
-    kept = probs * read.repeat_interleave(page, dim=1)[:, :tokens]
-    approx = (kept / kept.sum(1, keepdim=True)) @ values
+               pinned: torch.Tensor | list[int], scaling: float, budget: int | None = None) -> float:
+    """Mean relative error of the attention output when a KV head reads ``budget`` pages
+    (default 1/8 of them) for each token's query heads together, as :func:`paged_attention`
+    does (``pinned`` pages first, then by estimated mass): how well a selector and order serve
+    a head. ``probs``: G × T × tokens (query head, token); ``scores``: G × T × pages;
+    ``values``: tokens × d."""
+    groups, steps, tokens = probs.shape
+    pages = scores.shape[-1]
+    mask = torch.zeros(steps, pages, dtype=torch.bool)
+    mask[:, pinned] = True
+    chosen = min(pages, budget) if budget is not None else max(1, pages // 8)
+    ids = shared_selection(scores.transpose(0, 1), scaling, mask, chosen)  # T × budget
+    read = torch.zeros(steps, pages, dtype=torch.bool).scatter_(1, ids, True)
+    kept = probs * read.repeat_interleave(page, dim=1)[None, :, :tokens]
+    approx = (kept / kept.sum(-1, keepdim=True)) @ values
     exact = probs @ values
-    return float(((approx - exact).norm(dim=1) / exact.norm(dim=1).clamp(min=1e-12)).mean())
+    return float(((approx - exact).norm(dim=-1) / exact.norm(dim=-1).clamp(min=1e-12)).mean())
 
 
 def pages_for_mass(probs: torch.Tensor, scores: torch.Tensor, page: int, mass: float) -> float:
@@ -107,24 +124,25 @@ def pages_for_mass(probs: torch.Tensor, scores: torch.Tensor, page: int, mass: f
 @attrs.define(eq=False)
 class AttentionRuntime:
     """Shared by every attention module of a model: how attention runs now (``exact``,
-    ``capture`` or ``paged``), the plan and summaries of the current cache, captured
-    queries, and the time spent in attention during the last forward."""
+    ``capture`` or ``paged``), the plan, page summaries and store of the current cache,
+    captured queries, and the time spent in attention during the last forward."""
 
     mode: str = "exact"
     plan: PagePlan | None = None
     layers: dict[int, LayerPages] = attrs.Factory(dict)
+    store: Any = None  # the KVStore being decoded against (paged attention gathers its pages)
     cached: int = 0
     captured: dict[int, list[torch.Tensor]] = attrs.Factory(dict)
     capture_last: int = 0
     attention_ms: float = 0.0
-    pages_read: list[torch.Tensor] = attrs.Factory(list)
-    masked: int = 0
-    path: str = "auto"  # auto | gather | masked (tests force one)
+    pages_read: list[int] = attrs.Factory(list)  # per paged layer-step: pages each KV head read
+    exact_steps: int = 0  # paged layer-steps whose budget covered every page (run exact)
+    path: str = "auto"  # auto | gather (tests force the gathering kernel even over every page)
 
     def begin(self) -> None:
         self.attention_ms = 0.0
         self.pages_read = []
-        self.masked = 0
+        self.exact_steps = 0
 
 
 def attend(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -162,11 +180,12 @@ def grouped_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     _, heads, steps, d = query.shape
     kv_heads = key.shape[1]
     q = query[0].reshape(kv_heads, -1, d)  # Hkv × (G·L) × d: rows are (query head, step)
-    device = query.device
-    visible = torch.cat([torch.ones(steps, cached, dtype=torch.bool, device=device),
-                         _causal(steps, key.shape[2] - cached, device)], dim=1)
-    visible = visible.repeat(heads // kv_heads, 1)  # the same per query head
-    scores = torch.bmm(q, key[0].transpose(1, 2)).mul_(scaling).masked_fill_(~visible, float("-inf"))
+    scores = torch.bmm(q, key[0].transpose(1, 2)).mul_(scaling)
+    if steps > 1:  # a single decoding query sees everything
+        device = query.device
+        visible = torch.cat([torch.ones(steps, cached, dtype=torch.bool, device=device),
+                             _causal(steps, key.shape[2] - cached, device)], dim=1)
+        scores.masked_fill_(~visible.repeat(heads // kv_heads, 1), float("-inf"))  # the same per query head
     out = torch.bmm(torch.softmax(scores, dim=-1), value[0])  # Hkv × (G·L) × d
     return out.reshape(heads, steps, d).transpose(0, 1).unsqueeze(0)
 
@@ -174,26 +193,38 @@ def grouped_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
 @attrs.frozen(eq=False)
 class LayerPages:
     """One layer's page summaries stacked over its KV heads, with each head's selector and
-    pinned pages — what :func:`paged_attention` reads per step."""
+    pinned pages — what :func:`paged_attention` reads per step. Quest's bounds are kept as one
+    ``[high, low]`` tensor so that a head's bound is one product: ``[q⁺, q⁻] · [high, low]``."""
 
     summaries: Summaries  # Hkv × pages × d (radius: Hkv × pages)
     selectors: tuple[str, ...]
-    pinned: torch.Tensor  # Hkv × pages, bool
+    pinned: torch.Tensor | None  # Hkv × pages, bool (None: no page pinned)
+    bounds: torch.Tensor | None  # Hkv × 2d × pages when a head uses quest
+    row_offsets: torch.Tensor  # Hkv × 1: the first page row of each KV head in the store's page view
 
     @classmethod
-    def of(cls, per_head: list[Summaries], selectors: list[str], pinned: list[torch.Tensor | None]) -> LayerPages:
-        stacked = Summaries(*(torch.stack([getattr(s, f) for s in per_head]) for f in ("low", "high", "centroid",
-                                                                                          "radius")))
-        mask = torch.zeros(len(per_head), stacked.centroid.shape[1], dtype=torch.bool, device=stacked.centroid.device)
-        for head, pages in enumerate(pinned):
-            if pages is not None and len(pages):
-                mask[head, pages] = True
-        return cls(stacked, tuple(selectors), mask)
+    def of(cls, summaries: Summaries, selectors: list[str], pinned: list[torch.Tensor | None],
+           pages_per_head: int | None = None) -> LayerPages:
+        heads, pages = summaries.centroid.shape[0], summaries.centroid.shape[-2]
+        device = summaries.centroid.device
+        mask = torch.zeros(heads, pages, dtype=torch.bool, device=device)
+        for head, chosen in enumerate(pinned):
+            if chosen is not None and len(chosen):
+                mask[head, chosen] = True
+        bounds = (torch.cat([summaries.high, summaries.low], dim=-1).transpose(-1, -2).contiguous()
+                  if "quest" in selectors else None)
+        offsets = torch.arange(heads, device=device)[:, None] * (pages_per_head or pages)
+        return cls(summaries, tuple(selectors), mask if bool(mask.any()) else None, bounds, offsets)
 
     def scores(self, q: torch.Tensor) -> torch.Tensor:
         """Page scores of queries ``q`` (Hkv × M × d, M = query heads × steps) by each head's
         own selector: Hkv × M × pages."""
-        per_selector = {name: page_scores(q, self.summaries, name) for name in set(self.selectors)}
+        def one(name: str) -> torch.Tensor:
+            if name == "quest":
+                return torch.cat([q.clamp(min=0), q.clamp(max=0)], dim=-1) @ self.bounds
+            return page_scores(q, self.summaries, name)
+
+        per_selector = {name: one(name) for name in set(self.selectors)}
         if len(per_selector) == 1:
             return next(iter(per_selector.values()))
         return torch.stack([per_selector[name][h] for h, name in enumerate(self.selectors)])
@@ -202,55 +233,45 @@ class LayerPages:
 def paged_attention(layer: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
                     runtime: AttentionRuntime) -> torch.Tensor:
     """Attention of a few decoding queries over the selected pages of the cache plus the
-    tokens decoded since (causal), every KV head of the layer at once.
+    tokens decoded since (causal: the recent window, always read), every KV head at once.
 
-    ``query``: 1 × Hq × L × d; ``key`` / ``value``: 1 × Hkv × (cached + new) × d, the cache
-    first. Per KV head, the union of the pages its query heads select is gathered once (the
-    bytes that leave memory); each query head attends to its own pages within it. Returns
-    1 × L × Hq × d (the layout transformers expects from attention).
+    ``query``: 1 × Hq × L × d; ``key`` / ``value``: 1 × Hkv × (cached + new) × d, views of
+    ``runtime.store`` with the cache first. Per KV head one selection serves all its query
+    heads and steps (:func:`shared_selection`: the budget is what leaves memory); the chosen
+    pages of every head come out of the store in one page-granular ``index_select`` for keys
+    and one for values, then two batched products. A budget that covers every page runs exact
+    grouped attention (the same result, no gather). Returns 1 × L × Hq × d.
     """
-    plan, pages_of = runtime.plan, runtime.layers[layer]
-    cached = runtime.cached
+    plan, pages_of, store = runtime.plan, runtime.layers[layer], runtime.store
+    cached, page = runtime.cached, plan.page
     _, heads, steps, d = query.shape
     kv_heads = key.shape[1]
-    group = heads // kv_heads
-    q = query[0].reshape(kv_heads, group * steps, d)  # rows are (query head, step)
-    k_cache, v_cache = key[0, :, :cached], value[0, :, :cached]
-    k_new, v_new = key[0, :, cached:], value[0, :, cached:]
-    pages = pages_of.pinned.shape[1]
+    pages = pages_of.summaries.centroid.shape[-2]
     budget = pages if plan.budget is None else min(plan.budget, pages)
-    scores = pages_of.scores(q).masked_fill_(pages_of.pinned[:, None, :], float("inf"))
+    if budget == pages and runtime.path != "gather":
+        runtime.exact_steps += 1
+        runtime.pages_read.append(pages)
+        return grouped_attention(query, key, value, scaling, cached)
+    q = query[0].reshape(kv_heads, -1, d)  # Hkv × (G·L) × d: rows are (query head, step)
+    ids = shared_selection(pages_of.scores(q), scaling, pages_of.pinned, budget)  # Hkv × B
+    runtime.pages_read.append(budget)
     device = query.device
-    read = torch.zeros(kv_heads, group * steps, pages, dtype=torch.bool, device=device)
-    read.scatter_(-1, scores.topk(budget, dim=-1).indices, True)
-    union = read.reshape(kv_heads, group, steps, pages).any(1)  # Hkv × L × pages: read once per KV head
-    counts = union.sum(-1)
-    runtime.pages_read.append(counts.flatten())
-    causal = _causal(steps, key.shape[2] - cached, device).repeat(group, 1)
-    s_new = torch.bmm(q, k_new.transpose(1, 2)).mul_(scaling).masked_fill_(~causal, float("-inf"))
-    gather = int(counts.max()) * plan.page < cached if runtime.path == "auto" else runtime.path == "gather"
-    if gather:  # gather the pages: work and bytes follow the pages read
-        ids = union.float().topk(int(counts.max()), dim=-1).indices  # Hkv × L × U (the union, padded)
-        tokens = (ids.unsqueeze(-1) * plan.page + torch.arange(plan.page, device=device)).flatten(-2)  # Hkv×L×U·P
-        own = read.reshape(kv_heads, group, steps, pages).gather(
-            -1, ids.unsqueeze(1).expand(-1, group, -1, -1)).repeat_interleave(plan.page, dim=-1)
-        valid = (own & (tokens < cached).unsqueeze(1)).reshape(kv_heads, group * steps, -1)
-        tokens = tokens.clamp(max=cached - 1)
-        head = torch.arange(kv_heads, device=device)[:, None, None]
-        k_sel, v_sel = k_cache[head, tokens], v_cache[head, tokens]  # Hkv × L × U·P × d
-        qs = q.reshape(kv_heads, group, steps, d)
-        s_cache = torch.einsum("hgld,hlnd->hgln", qs, k_sel).reshape(kv_heads, group * steps, -1)
-        s_cache = s_cache.mul_(scaling).masked_fill_(~valid, float("-inf"))
-        weights = torch.softmax(torch.cat([s_cache, s_new], dim=-1), dim=-1)
-        n = s_cache.shape[-1]
-        cache_part = torch.einsum("hgln,hlnd->hgld", weights[..., :n].reshape(kv_heads, group, steps, n), v_sel)
-        out = cache_part.reshape(kv_heads, group * steps, d) + torch.bmm(weights[..., n:], v_new)
-    else:  # nearly every page: one masked pass over the cache costs less, same result
-        runtime.masked += 1
-        mask = read.repeat_interleave(plan.page, dim=-1)[..., :cached]
-        s_cache = torch.bmm(q, k_cache.transpose(1, 2)).mul_(scaling).masked_fill_(~mask, float("-inf"))
-        weights = torch.softmax(torch.cat([s_cache, s_new], dim=-1), dim=-1)
-        out = torch.bmm(weights[..., :cached], v_cache) + torch.bmm(weights[..., cached:], v_new)
+    rows = ids.add(pages_of.row_offsets).flatten()
+    key_pages, value_pages = store.pages(layer)
+    k_sel = key_pages.index_select(0, rows).view(kv_heads, budget * page, d)
+    v_sel = value_pages.index_select(0, rows).view(kv_heads, budget * page, d)
+    s_cache = torch.bmm(q, k_sel.transpose(1, 2)).mul_(scaling)
+    if cached % page:  # the last page is partial: its tail holds decoded tokens (attended below)
+        tail = (ids * page).unsqueeze(-1) + torch.arange(page, device=device) >= cached
+        s_cache.masked_fill_(tail.reshape(kv_heads, 1, -1), float("-inf"))
+    k_new, v_new = key[0, :, cached:], value[0, :, cached:]
+    s_new = torch.bmm(q, k_new.transpose(1, 2)).mul_(scaling)
+    if steps > 1:
+        causal = _causal(steps, k_new.shape[1], device).repeat(heads // kv_heads, 1)
+        s_new.masked_fill_(~causal, float("-inf"))
+    weights = torch.softmax(torch.cat([s_cache, s_new], dim=-1), dim=-1)
+    n = s_cache.shape[-1]
+    out = torch.bmm(weights[..., :n], v_sel).add_(torch.bmm(weights[..., n:], v_new))
     return out.reshape(heads, steps, d).transpose(0, 1).unsqueeze(0)  # 1 × L × Hq × d
 
 

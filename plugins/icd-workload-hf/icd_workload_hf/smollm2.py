@@ -28,6 +28,7 @@ from icd_core import KV_TOKENS, Figure, InputDataError, ModelState, Samples
 
 from .corpus import calibration_texts, continuation_text
 from .groups import kv_cache_groups, llama_groups
+from .kvstore import KVStore
 from .models import CALIBRATION, HELDOUT, kinds_of, quiet_transformers, text_batches
 from .paged import (
     SELECTORS,
@@ -75,6 +76,7 @@ def load_model(gguf: Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+STORES_KEPT = 4  # preallocated caches kept (the arms a run times together)
 SINKS = 4  # per head, the tokens the calibration queries attend most: their pages are always read
 PLAN_STRIDE = 3
 CALIBRATION_QUERIES = 512
@@ -100,20 +102,22 @@ class DecoderWorkload(TorchWorkload):
     runtime: AttentionRuntime = attrs.Factory(AttentionRuntime)
     calibration_queries: dict[int, torch.Tensor] = attrs.Factory(dict)
     _decoded: tuple[ModelState, dict[int, torch.Tensor]] | None = attrs.field(default=None, init=False, repr=False)
-    _summaries: tuple[tuple, dict] | None = attrs.field(default=None, init=False, repr=False)
+    _stores: list[tuple[tuple[torch.Tensor, ...], KVStore]] = attrs.field(factory=list, init=False, repr=False)
     _plans: dict[tuple, tuple[dict[str, str], dict[str, Any], dict[str, np.ndarray]]] = attrs.field(
         factory=dict, init=False, repr=False)
 
-    def _cache(self, state: ModelState) -> Any:
-        """A fresh transformers cache from the state's per-head tensors."""
-        from transformers import DynamicCache
-
-        cache = DynamicCache()
-        for layer in range(self.layers):
-            keys = torch.stack([state.tensors[f"cache.{layer}.{j}.key"] for j in range(self.kv_heads)], dim=1)
-            values = torch.stack([state.tensors[f"cache.{layer}.{j}.value"] for j in range(self.kv_heads)], dim=1)
-            cache.update(keys, values, layer)
-        return cache
+    def store(self, state: ModelState, page: int = 16) -> KVStore:
+        """The preallocated cache of ``state`` (its stored order, room for the decoded tokens);
+        shared by states holding the same cache tensors, the last ``STORES_KEPT`` kept."""
+        tensors = tuple(state.tensors[f"cache.{layer}.{j}.{kind}"] for layer in range(self.layers)
+                        for j in range(self.kv_heads) for kind in ("key", "value"))
+        for i, (held, store) in enumerate(self._stores):  # the tensors themselves: ids are reused
+            if store.page == page and all(a is b for a, b in zip(held, tensors)):
+                self._stores.insert(0, self._stores.pop(i))
+                return store
+        store = KVStore.of(state.tensors, self.layers, self.kv_heads, self.decode_ids.shape[1], page)
+        self._stores = [(tensors, store), *self._stores[:STORES_KEPT - 1]]
+        return store
 
     def cached_tokens(self, state: ModelState) -> int:
         return int(state.tensors["cache.0.0.key"].shape[1])
@@ -128,27 +132,26 @@ class DecoderWorkload(TorchWorkload):
                 return PagePlan(page=meta.kv["page"], budget=meta.kv["budget"], selectors=selectors, pinned=pinned)
         return None
 
-    def _prepare(self, state: ModelState, mode: str) -> None:
+    def _prepare(self, state: ModelState, mode: str) -> KVStore:
         runtime = self.runtime
         runtime.begin()
         runtime.mode, runtime.cached = mode, self.cached_tokens(state)
         if mode == "capture":
             runtime.captured, runtime.capture_last = {}, 1
-        runtime.plan = self.page_plan(state) if mode == "paged" else None
-        if runtime.plan is not None:
-            keys = [state.tensors[f"cache.{layer}.{j}.key"] for layer in range(self.layers) for j in range(self.kv_heads)]
-            held = self._summaries[0] if self._summaries else None  # the tensors themselves: ids are reused
-            if not (held and held[0] == runtime.plan.page and len(held[1]) == len(keys)
-                    and all(a is b for a, b in zip(held[1], keys))):  # shared by states with the same cache
-                key = (runtime.plan.page, keys)
-                self._summaries = (key, {
-                    (layer, j): Summaries.of(state.tensors[f"cache.{layer}.{j}.key"][0], runtime.plan.page)
-                    for layer in range(self.layers) for j in range(self.kv_heads)})
-            plan = runtime.plan
-            runtime.layers = {layer: LayerPages.of([self._summaries[1][(layer, j)] for j in range(self.kv_heads)],
+        runtime.plan = plan = self.page_plan(state) if mode == "paged" else None
+        store = self.store(state, plan.page if plan is not None else 16)
+        store.rewind()
+        runtime.store = store
+        if plan is not None:
+            if plan.page not in store.summaries:  # page summaries live beside the store's pages
+                store.summaries[plan.page] = [Summaries.of(store.keys[layer][0, :, :store.cached], plan.page)
+                                              for layer in range(self.layers)]
+            runtime.layers = {layer: LayerPages.of(store.summaries[plan.page][layer],
                                                    [plan.selectors[(layer, j)] for j in range(self.kv_heads)],
-                                                   [plan.pinned.get((layer, j)) for j in range(self.kv_heads)])
+                                                   [plan.pinned.get((layer, j)) for j in range(self.kv_heads)],
+                                                   store.capacity // plan.page)
                               for layer in range(self.layers)}
+        return store
 
     def decode(self, state: ModelState, mode: str | None = None) -> torch.Tensor:
         """Decode ``decode_ids`` one token at a time against the state's cache (teacher forcing,
@@ -156,9 +159,9 @@ class DecoderWorkload(TorchWorkload):
         return the logits (1 × steps × vocab). ``mode``: exact, capture (records the queries)
         or paged (default: paged when the backend is and a page plan is applied, else exact)."""
         mode = mode or ("paged" if self.backend == "paged" and self.page_plan(state) is not None else "exact")
-        self._prepare(state, mode)
-        cached = self.cached_tokens(state)
-        cache = self._cache(state)
+        store = self._prepare(state, mode)
+        cached = store.cached
+        cache = store.cache()
         cache_arg = "cache" if "cache" in inspect.signature(self.module.forward).parameters else "past_key_values"
         params = {k: v for k, v in state.tensors.items() if not k.startswith("cache.")}
         logits = []
@@ -170,7 +173,7 @@ class DecoderWorkload(TorchWorkload):
                               "cache_position": torch.tensor([cached + step])}
                     logits.append(functional_call(self.module, params, args=(), kwargs=kwargs, strict=False).logits)
         finally:
-            self.runtime.mode, self.runtime.cached = "exact", 0
+            self.runtime.mode, self.runtime.cached, self.runtime.store = "exact", 0, None
         return torch.cat(logits, dim=1)
 
     def forward(self, state: ModelState) -> torch.Tensor:
@@ -191,7 +194,7 @@ class DecoderWorkload(TorchWorkload):
     def pages_read(self) -> float | None:
         """Mean pages read per (layer, KV head, decoded token) in the last paged forward."""
         read = self.runtime.pages_read
-        return float(torch.cat(read).float().mean()) if read else None
+        return float(np.mean(read)) if read else None
 
     def quality(self, state: ModelState, output: Any, reference: Any) -> dict[str, Figure]:
         logp = torch.log_softmax(output, -1)
@@ -245,10 +248,11 @@ class DecoderWorkload(TorchWorkload):
             keys = state.tensors[f"cache.{layer}.{head}.key"][0]
             values = state.tensors[f"cache.{layer}.{head}.value"][0]
             group_q = self.calibration_queries[layer].shape[0] // self.kv_heads
-            q = self.calibration_queries[layer][head * group_q:(head + 1) * group_q].reshape(-1, keys.shape[1])
-            q = q[::PLAN_STRIDE]  # every 3rd calibration query judges a plan (the layout used them all)
-            probs = torch.softmax(q @ keys.T / keys.shape[1] ** 0.5, dim=-1)
-            sinks = probs.mean(0).topk(min(SINKS, keys.shape[0])).indices
+            # every 3rd calibration token's queries judge a plan (the layout used them all): G × T × d
+            q = self.calibration_queries[layer][head * group_q:(head + 1) * group_q, ::PLAN_STRIDE]
+            scaling = keys.shape[1] ** -0.5
+            probs = torch.softmax(q @ keys.T * scaling, dim=-1)  # G × T × tokens
+            sinks = probs.mean((0, 1)).topk(min(SINKS, keys.shape[0])).indices
             natural = torch.as_tensor(np.argsort(np.asarray(state.layout[group.name]), kind="stable"))
             orders = {"as laid out": torch.arange(natural.numel())}
             if permute and not torch.equal(natural, orders["as laid out"]):
@@ -258,10 +262,11 @@ class DecoderWorkload(TorchWorkload):
                 position = torch.empty_like(order)
                 position[order] = torch.arange(order.numel())
                 pinned = torch.unique(position[sinks] // page)
-                k, v, p = keys[order], values[order], probs[:, order]
+                k, v, p = keys[order], values[order], probs[..., order]
+                summaries = Summaries.of(k, page)
                 for name in names:
-                    scores = page_scores(q, Summaries.of(k, page), name)
-                    scored[(order_name, name)] = (read_error(p, v, scores, page, pinned), pinned)
+                    scores = page_scores(q, summaries, name)
+                    scored[(order_name, name)] = (read_error(p, v, scores, page, pinned, scaling), pinned)
             for (order_name, name), (error, _) in scored.items():
                 errors.setdefault(f"{name}, {order_name}", []).append(error)
             (order_name, name), (_, pinned) = min(scored.items(), key=lambda item: item[1][0])
@@ -296,15 +301,17 @@ class DecoderWorkload(TorchWorkload):
         layer, head = self.kv_head(group)
         return self.head_probs(state, layer, head, self.calibration_queries[layer]).sum(0).astype(np.float64)
 
-    def kv_accesses(self, state: ModelState, group: str, top: int, calibration: bool) -> list[np.ndarray]:
-        """The ``top`` cached positions each query attends most: the calibration queries
-        (captured at prefill) or the decoding ones (held out from W)."""
+    def kv_accesses(self, state: ModelState, group: str, top: int, calibration: bool) -> np.ndarray:
+        """The ``top`` cached positions each query attends most (queries × top, each row
+        ascending): the calibration queries (captured at prefill) or the decoding ones (held
+        out from W). The largest logits are the largest weights: no softmax needed."""
         layer, head = self.kv_head(group)
         queries = self.calibration_queries[layer] if calibration else self.decode_queries(state)[layer]
-        probs = self.head_probs(state, layer, head, queries)
-        k = min(top, probs.shape[1])
-        best = np.argpartition(-probs, k - 1, axis=1)[:, :k]
-        return [np.sort(row) for row in best]
+        keys = state.tensors[f"cache.{layer}.{head}.key"][0]
+        per_head = queries.shape[0] // self.kv_heads
+        q = queries[head * per_head:(head + 1) * per_head].reshape(-1, keys.shape[1])
+        best = (q @ keys.T).topk(min(top, keys.shape[0]), dim=1).indices
+        return best.sort(dim=1).values.numpy().astype(np.int64)
 
 
 def text_ids(tokenizer: Any, need: int) -> torch.Tensor:
@@ -321,8 +328,10 @@ def decoder_state(model: Any, ids: torch.Tensor, prompt: int, decode: int, kinds
     need = prompt + decode + 1
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and prompt + decode > limit:
+        largest = f"the largest prompt for decode={decode} is {limit - decode}" if limit > decode else \
+            f"decode must be below {limit}"
         raise InputDataError(f"{name}: prompt + decode = {prompt + decode} tokens exceeds the model's context "
-                             f"limit of {limit}")
+                             f"limit of {limit} ({largest})")
     if ids.shape[1] < need:
         raise InputDataError(f"{name}: the text has {ids.shape[1]} tokens, prompt + decode needs {need}")
     runtime = AttentionRuntime(mode="capture", capture_last=min(CALIBRATION_QUERIES, prompt))

@@ -126,20 +126,22 @@ def mask_w(ctx, state, group: PermutationGroup) -> GraphW:
 
 def kv_w(ctx, state, group: PermutationGroup) -> GraphW:
     """Co-selection of the group's cached tokens by the calibration queries (each one's
-    ``KV_TOP`` strongest positions, counted) plus key-similarity edges (each key's
-    ``KV_KNN`` nearest keys by cosine, at the mean co-selection weight): pages of tokens that
-    are read together and whose keys a page summary describes well. Held out: the decoding
-    queries' choices."""
+    ``KV_TOP`` strongest positions, counted; each token keeps its ``topk_per_row`` strongest
+    partners) plus key-similarity edges (each key's ``KV_KNN`` nearest keys by cosine, at the
+    mean co-selection weight): pages of tokens that are read together and whose keys a page
+    summary describes well. Held out: the decoding queries' choices. Sparse throughout (the
+    co-selection counts of 8k tokens never become a dense 8k × 8k array)."""
     workload = state.workload
     if group.kind != KV_TOKENS or not hasattr(workload, "kv_accesses"):
         raise ConfigError(f"graph.source kv: group {group.name!r} is not a KV-cache token axis")
     sets = workload.kv_accesses(state, group.name, KV_TOP, calibration=True)
-    rows = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
-    incidence = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, np.concatenate(sets))),
-                              shape=(len(sets), group.size))
-    selected = sparsify(co_access(incidence), ctx.config.graph.activations.topk_per_row)
-    w = (selected + key_neighbours(workload.kv_keys(state, group.name), KV_KNN,
-                                   float(selected.data.mean()) if selected.nnz else 1.0)).tocsr()
+    incidence = sp.csr_matrix((np.ones(sets.size, dtype=np.float32), sets.ravel(),
+                               np.arange(0, sets.size + 1, sets.shape[1])), shape=(len(sets), group.size))
+    counts = (incidence.T @ incidence).tocsr()
+    counts.setdiag(0)
+    selected = row_top(counts, ctx.config.graph.activations.topk_per_row)
+    weight = float(selected.data.mean()) if selected.nnz else 1.0
+    w = (selected + key_neighbours(workload.kv_keys(state, group.name), KV_KNN, weight)).tocsr()
     w.setdiag(0)
     w.eliminate_zeros()
     w.sort_indices()
@@ -148,20 +150,54 @@ def kv_w(ctx, state, group: PermutationGroup) -> GraphW:
     meta = {"source": "kv", "queries": len(sets), "heldout_queries": len(heldout), "top": KV_TOP, "knn": KV_KNN,
             "shape": list(w.shape), "format": "csr", "nnz": int(w.nnz), "seed": None}
     return GraphW(matrix=w.astype(np.float32), meta=meta, access_groups=accesses_of(incidence),
-                  heldout=tuple(np.asarray(s, dtype=np.int64) for s in heldout))
+                  heldout=tuple(heldout))
+
+
+ROW_BLOCK = 1024  # rows made dense at a time by row_top and key_neighbours
+
+
+def row_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Each row's ``k`` largest positive entries of a sparse square matrix, symmetrised by
+    max(W, Wᵀ), float32 — :func:`sparsify` for a matrix too large to hold dense (rows are made
+    dense ``ROW_BLOCK`` at a time and ranked by ``torch.topk``)."""
+    import torch
+
+    n = matrix.shape[0]
+    k = min(k, n - 1) if n > 1 else 0
+    if k <= 0:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    rows, cols, values = [], [], []
+    for start in range(0, n, ROW_BLOCK):
+        block = torch.from_numpy(matrix[start:start + ROW_BLOCK].toarray().astype(np.float32))
+        top = block.topk(k, dim=1)
+        keep = top.values > 0
+        rows.append((torch.nonzero(keep)[:, 0] + start).numpy())
+        cols.append(top.indices[keep].numpy())
+        values.append(top.values[keep].numpy())
+    w = sp.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    w = w.maximum(w.T).tocsr()
+    w.sort_indices()
+    return w.astype(np.float32)
 
 
 def key_neighbours(keys: np.ndarray, k: int, weight: float) -> sp.csr_matrix:
-    """Symmetric edges from each key to its ``k`` nearest keys by cosine, all of ``weight``."""
+    """Symmetric edges from each key to its ``k`` nearest keys by cosine, all of ``weight``
+    (similarities ``ROW_BLOCK`` rows at a time, ranked by ``torch.topk``)."""
+    import torch
+
     n = keys.shape[0]
     k = min(k, n - 1)
     if k < 1:
         return sp.csr_matrix((n, n), dtype=np.float32)
-    unit = keys / np.maximum(np.linalg.norm(keys, axis=1, keepdims=True), 1e-12)
-    similarity = unit @ unit.T
-    np.fill_diagonal(similarity, -np.inf)
-    nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-    edges = sp.csr_matrix((np.full(n * k, weight, dtype=np.float32), (np.repeat(np.arange(n), k), nearest.ravel())),
+    unit = torch.nn.functional.normalize(torch.from_numpy(np.ascontiguousarray(keys, dtype=np.float32)), dim=1)
+    nearest = []
+    for start in range(0, n, ROW_BLOCK):
+        similarity = unit[start:start + ROW_BLOCK] @ unit.T
+        rows = torch.arange(similarity.shape[0])
+        similarity[rows, rows + start] = -float("inf")  # not its own neighbour
+        nearest.append(similarity.topk(k, dim=1).indices)
+    cols = torch.cat(nearest).numpy().ravel()
+    edges = sp.csr_matrix((np.full(n * k, weight, dtype=np.float32), (np.repeat(np.arange(n), k), cols)),
                           shape=(n, n))
     return edges.maximum(edges.T).tocsr()
 

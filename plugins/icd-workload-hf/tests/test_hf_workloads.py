@@ -17,7 +17,7 @@ from icd_workload_hf.plugin import (
     MlpOptions,
 )
 from icd_workload_hf.smollm2 import decoder_state
-from icd_workload_hf.sources import active_sets
+from icd_workload_hf.sources import active_sets, key_neighbours, row_top, sparsify
 
 from icd_core import KV_TOKENS, GroupMember, InputDataError, PermutationGroup
 from icd_core.testing import (
@@ -178,6 +178,31 @@ def test_kv_source_and_eviction_on_a_decoder():
     assert result.state.tensors["cache.1.1.key"].shape == (1, 24, 16)
     figures = state.workload.quality(result.state, result.state.run(), state.run())
     assert 0 < figures["kl_nats"].value < 5 and figures["perplexity"].value > 1
+
+
+def test_the_sparse_kv_graph_equals_its_dense_definition(monkeypatch):
+    """row_top (blocks of rows, torch.topk) keeps what sparsify keeps of the dense matrix, and
+    key_neighbours' blocked cosine kNN is the dense one; the blocks are made small so that
+    several meet."""
+    from icd_workload_hf import sources
+
+    monkeypatch.setattr(sources, "ROW_BLOCK", 64)
+    rng = np.random.default_rng(3)
+    n = 200
+    dense = np.triu(rng.random((n, n)) * (rng.random((n, n)) < 0.2), 1)
+    dense = (dense + dense.T).astype(np.float32)  # distinct values: no ties to break
+    import scipy.sparse as sp
+
+    assert (row_top(sp.csr_matrix(dense), 8) != sparsify(dense, 8)).nnz == 0
+    keys = rng.standard_normal((n, 16)).astype(np.float32)
+    unit = keys / np.linalg.norm(keys, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argsort(-similarity, axis=1)[:, :4]
+    expected = np.zeros((n, n), dtype=np.float32)
+    expected[np.repeat(np.arange(n), 4), nearest.ravel()] = 0.5
+    expected = np.maximum(expected, expected.T)
+    assert np.array_equal(key_neighbours(keys, 4, 0.5).toarray(), expected)
 
 
 def test_minilm_reproduces_the_reference_task_scores():

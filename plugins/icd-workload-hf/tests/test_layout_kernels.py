@@ -54,20 +54,64 @@ def test_paged_attention_over_every_page_is_exact_attention(llama):
     llama.workload.backend = "dense"
 
 
-def test_the_gathering_and_the_masked_paths_agree(llama):
-    few = paged(llama, budget=1)
-    runtime = few.workload.runtime
-    out = few.run()  # at most 2 pages (two query heads share a KV head) of 4 tokens < 32 cached: gathers
-    assert runtime.masked == 0 and 1 <= few.workload.pages_read() <= 2
-    runtime.path = "masked"
+def test_the_gathering_kernel_over_every_page_is_exact_and_reads_the_budget(llama):
+    llama.workload.backend = "dense"
+    exact = llama.run()
+    every = paged(llama, budget=8)  # 32 cached tokens in pages of 4: every page, through the gather
+    runtime = every.workload.runtime
+    runtime.path = "gather"
     try:
-        masked = few.run()
-        assert runtime.masked == 8 * 2  # every decoding step and layer (all KV heads at once)
+        assert max_rel_diff(every.run().numpy(), exact.numpy()) < 1e-5
+        assert runtime.exact_steps == 0 and every.workload.pages_read() == 8.0
     finally:
         runtime.path = "auto"
-    assert max_rel_diff(masked.numpy(), out.numpy()) < 1e-5
+    every.run()
+    assert runtime.exact_steps == 8 * 2  # every decoding step and layer: the budget covers the cache, run exact
+    few = paged(llama, budget=1)
+    out = few.run()
+    assert runtime.exact_steps == 0 and few.workload.pages_read() == 1.0  # one page per KV head, shared by its query heads
     llama.workload.backend = "dense"
-    assert 0 < max_rel_diff(out.numpy(), llama.run().numpy()) < 1.0  # 1 of 8 pages: changed, boundedly
+    assert 0 < max_rel_diff(out.numpy(), exact.numpy()) < 1.0  # 1 of 8 pages: changed, boundedly
+
+
+def test_a_partial_last_page_is_exact_through_the_gather():
+    state = tiny_llama(("kv",))
+    cut = state
+    for group in (g for g in state.groups if g.kind == KV_KIND):
+        cut = cut.selected(group.name, np.arange(30))  # 30 cached tokens: pages of 4 leave a partial last page
+    cut.workload.backend = "dense"
+    exact = cut.run()
+    every = paged(cut, budget=8)
+    every.workload.runtime.path = "gather"
+    try:
+        assert max_rel_diff(every.run().numpy(), exact.numpy()) < 1e-5
+    finally:
+        every.workload.runtime.path = "auto"
+        cut.workload.backend = "dense"
+
+
+def test_decoding_appends_in_place_and_never_rebuilds_the_store(llama):
+    """One preallocated store per cache: decoding twice reuses it (no copy of the cache per
+    decode or per step) and gives the same logits as transformers' own DynamicCache path."""
+    from transformers import DynamicCache
+
+    llama.workload.backend = "dense"
+    first = llama.run()
+    store = llama.workload.store(llama)
+    assert store.length == [store.cached + 8] * 2  # 8 decoded tokens appended after the 32 cached
+    buffer = store.keys[0].data_ptr()
+    second = llama.run()
+    assert llama.workload.store(llama) is store and store.keys[0].data_ptr() == buffer
+    assert torch.equal(first, second)
+    w = llama.workload
+    cache = DynamicCache()
+    for layer in range(w.layers):
+        cache.update(torch.stack([llama.tensors[f"cache.{layer}.{j}.key"] for j in range(w.kv_heads)], 1),
+                     torch.stack([llama.tensors[f"cache.{layer}.{j}.value"] for j in range(w.kv_heads)], 1), layer)
+    with torch.no_grad():
+        ref = w.module(input_ids=w.decode_ids, cache=cache, use_cache=True,
+                       position_ids=torch.arange(32, 40)[None]).logits
+    assert max_rel_diff(first.numpy(), ref.numpy()) < 1e-5
 
 
 def test_pages_for_mass_and_selectors_on_a_planted_cache():
@@ -134,7 +178,7 @@ def test_a_context_beyond_the_model_limit_is_one_line():
                                          num_attention_heads=2, num_key_value_heads=1, vocab_size=50,
                                          max_position_embeddings=64)).eval()
     with pytest.raises(InputDataError, match=r"^smollm2: prompt \+ decode = 80 tokens exceeds the model's context "
-                                             r"limit of 64$"):
+                                             r"limit of 64 \(the largest prompt for decode=16 is 48\)$"):
         decoder_state(model, torch.zeros(1, 100, dtype=torch.long), 64, 16, {"kv"}, [])
     assert attrs.has(TransformMeta)
 
