@@ -126,6 +126,9 @@ def icd_apply_transform(ctx: RunContext, adapter: ComponentSpec, state: ModelSta
     is searched by the core: the options class returns a :class:`Knob` from
     ``auto_knob(state)`` (its name, gentlest and most aggressive values), and the core calls
     this hook once per trial value, keeping the most aggressive one within the quality limit.
+    Options that cannot apply to the loaded state (a budget beyond its size) are refused
+    before any work by the options class's ``check_state(state)``, which raises a
+    :class:`ConfigError` naming the option.
     """
 
 

@@ -27,7 +27,7 @@ from icd_core.contract.errors import (
     SolverTimeout,
     UsageError,
 )
-from icd_core.contract.records import Accesses, FitResult, GraphW, TransformMeta
+from icd_core.contract.records import KV_TOKENS, Accesses, FitResult, GraphW, TransformMeta
 from icd_core.contract.state import ModelState
 from icd_core.layout.permutations import identity
 from icd_core.plugin import dispatch
@@ -298,6 +298,13 @@ class Pipeline:
         """Which branches run: an ``identity`` arm too (compare mode) when layout-reading
         kernels run or a rate is searched; which adapter (one at most) has an ``auto`` rate,
         and what decides the search (metric, limit, the dense model's quality)."""
+        if self.cfg.execution.backend == "paged" and not any(g.kind == KV_TOKENS for g in state0.groups):
+            raise ConfigError(f"execution.backend paged: workload {self.sel.workload.text!r} has no KV-cache group "
+                              f"to read in pages (a decoder with its cache's token axis, e.g. smollm2:groups=kv)")
+        for spec in self.sel.adapters:  # an adapter's own word on options that cannot apply to this state
+            check = getattr(spec.options, "check_state", None)
+            if check is not None:
+                check(state0)
         auto = [i for i, spec in enumerate(self.sel.adapters)
                 if getattr(spec.options, "auto_knob", None) is not None and spec.options.auto_knob(state0) is not None]
         if len(auto) > 1:

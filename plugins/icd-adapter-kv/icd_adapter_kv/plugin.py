@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import attrs
 
-from icd_core import AUTO, KV_TOKENS, Knob, TransformMeta, TransformResult, hookimpl
+from icd_core import AUTO, KV_TOKENS, ConfigError, Knob, TransformMeta, TransformResult, hookimpl
 from icd_core.toolkit import between, non_negative, positive
 
 NAME = "kv"
@@ -52,6 +52,20 @@ class KvOptions:
     def __attrs_post_init__(self) -> None:
         if self.bits not in (2, 3, 4, 8):
             raise ValueError(f"bits must be 2, 3, 4 or 8 (got {self.bits})")
+
+    def check_state(self, state: Any) -> None:
+        """With ``pages``: a page no longer than the cache and a budget within its pages."""
+        sizes = [g.size for g in state.groups if g.kind == KV_TOKENS]
+        if self.mode != "pages" or not sizes:
+            return
+        tokens = max(sizes)
+        if self.page > tokens:
+            raise ConfigError(f"adapter kv: page {self.page} is longer than the {tokens} cached tokens "
+                              f"(give a page of at most {tokens} tokens)")
+        pages = -(-tokens // self.page)
+        if isinstance(self.budget, int) and self.budget > pages:
+            raise ConfigError(f"adapter kv: budget {self.budget} is more than the {pages} pages of {self.page} tokens "
+                              f"in the cache ({tokens} tokens): give at most {pages}, auto or none")
 
     def auto_knob(self, state: Any) -> Knob | None:
         """With ``pages`` and ``budget auto``: pages per query, from every page down to one."""

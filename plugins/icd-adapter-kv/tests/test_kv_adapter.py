@@ -123,3 +123,19 @@ def test_kv_quant_on_a_cache_and_specs(manager):
 
 def test_conforms(manager):
     assert check_conformance(manager, plugin) == []
+
+
+@pytest.mark.parametrize("spec,line", [
+    ("kv:pages:16:40", "adapter kv: budget 40 is more than the 32 pages of 16 tokens in the cache (512 tokens): "
+                       "give at most 32, auto or none"),
+    ("kv:pages:1024:auto", "adapter kv: page 1024 is longer than the 512 cached tokens (give a page of at most "
+                           "512 tokens)"),
+])
+def test_page_options_beyond_the_cache_are_one_line_before_any_work(manager, spec, line):
+    from icd_core import ConfigError
+
+    state = cache_state()
+    with pytest.raises(ConfigError) as raised:
+        resolve(manager.registry, "adapter", spec).options.check_state(state)
+    assert str(raised.value) == line
+    resolve(manager.registry, "adapter", "kv:pages:16:32").options.check_state(state)  # every page: fine
