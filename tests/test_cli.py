@@ -115,3 +115,29 @@ def test_bad_adapter_specs_exit_2_with_one_line(tmp_path, spec, line):
     done = icd("run", "--adapter", spec, "--out-dir", str(tmp_path))
     assert done.returncode == 2 and done.stderr.strip() == f"icd: error: {line}"
     assert not any(tmp_path.iterdir())
+
+
+def test_a_paged_backend_without_a_kv_cache_exits_2_naming_the_option(tmp_path):
+    done = icd("run", *FAST, "--backend", "paged", "--out-dir", str(tmp_path))
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "icd: error: execution.backend paged: workload 'mock:hidden=128:tokens=32' has no KV-cache group to read in "
+        "pages (a decoder with its cache's token axis, e.g. smollm2:groups=kv)")
+    assert not any(p for p in tmp_path.iterdir() if not p.name.startswith("."))
+
+
+def test_progress_shows_one_bar_with_an_eta_per_repeated_stage(capsys):
+    from icd_core.cli.run import Progress
+
+    progress = Progress()
+
+    def stage(name, **meta):
+        progress({"event": "stage", "stage": name, "t_start": 0.0, "t_end": 0.5, "ok": True, "meta": meta})
+
+    stage("load_workload", groups={f"kv.L0.h{j}": 64 for j in range(3)})
+    for j in range(3):
+        stage("build_w", group=f"kv.L0.h{j}", matrix="W")
+    stage("measure", branch="pre")
+    err = capsys.readouterr().err
+    assert "build_w W: 100%" in err and "3/3 [00:00<00:00" in err and "group/s" in err  # one bar: elapsed<ETA, rate
+    assert "group=kv.L0" not in err and err.count("\n") == 3  # no line per group: load, the bar, measure
+    assert "  measure          branch=pre" in err

@@ -37,14 +37,49 @@ def _default_name(out_dir: Path, workload: str) -> str:
     return name
 
 
-def _progress(record: dict[str, Any]) -> None:
-    if record.get("event") == "stage":
+class Progress:
+    """The run's progress on a TTY: a line per stage; stages repeated for every permutation
+    group (W, π) become one bar each with its ETA (tqdm), sized by the groups the workload
+    loaded."""
+
+    PER_GROUP = ("build_w", "fit_permutation")
+
+    def __init__(self) -> None:
+        self.groups = 0
+        self.bars: dict[tuple, Any] = {}
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if record.get("event") == "warning":
+            self._close()
+            click.echo(f"  warning: {record['message']}", err=True)
+        if record.get("event") != "stage":
+            return
         meta = record.get("meta", {})
+        if record["stage"] == "load_workload" and isinstance(meta.get("groups"), dict):
+            self.groups = len(meta["groups"])
+        key = (record["stage"], meta.get("branch"), meta.get("matrix"), meta.get("pi"))
+        if record["stage"] in self.PER_GROUP and record["ok"] and self.groups > 1:
+            if key not in self.bars:
+                self._close()
+                from tqdm import tqdm
+
+                what = " ".join(str(meta[k]) for k in ("branch", "matrix", "pi") if k in meta)
+                self.bars[key] = tqdm(total=self.groups, desc=f"  {record['stage']} {what}".rstrip(), unit="group",
+                                      leave=True, file=sys.stderr)
+            bar = self.bars[key]
+            bar.update(1)
+            if bar.n >= bar.total:
+                self._close()
+            return
+        self._close()
         what = " ".join(f"{k}={meta[k]}" for k in ("branch", "group", "matrix", "pi", "adapter") if k in meta)
         status = "ok" if record["ok"] else "FAILED"
         click.echo(f"  {record['stage']:<16} {what:<48} {record['t_end'] - record['t_start']:7.3f}s {status}", err=True)
-    elif record.get("event") == "warning":
-        click.echo(f"  warning: {record['message']}", err=True)
+
+    def _close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars = {}
 
 
 @click.command()
@@ -91,7 +126,7 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
     try:
         bus = EventBus(run_dir.file("events.jsonl"), run_dir.shown("events.jsonl"))
         if sys.stderr.isatty():
-            bus.listeners.append(_progress)
+            bus.listeners.append(Progress())
         outcome = Pipeline(manager, selection, run_dir, bus).run()
     except BaseException:
         run_dir.abandon()
