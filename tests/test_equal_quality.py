@@ -90,6 +90,8 @@ def test_each_arm_is_searched_to_its_own_rate_and_the_run_decomposes(tmp_path):
     decomposition = m["decomposition"]
     assert decomposition["arms"]["linear"]["rate"] == linear["chosen"]
     assert decomposition["arms"]["pre"]["quality_loss"] == 0.0
+    throughput = m["results"]["linear"]["figures"]["toks_per_s"]["value"]
+    assert decomposition["arms"]["linear"]["ms_per_token"] == pytest.approx(1e3 / throughput)
     assert set(decomposition["steps"]) >= {"layout", "re-permutation", "identity vs dense"}
     assert "lat_ms" in decomposition["steps"]["layout"]
     assert "identity" in (run / "report.html").read_text()

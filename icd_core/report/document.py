@@ -63,13 +63,20 @@ def decomposition(results: Mapping[str, BranchResult], changes: Mapping[str, Any
                      (0.0 if arm == "pre" else None),
                      "cost": result.best(cost).value if cost and result.best(cost) else None, "cost_unit": cost,
                      **{key: (result.best(key).value if result.best(key) else None)
-                        for key in ("lat_ms", "attention_ms")}}
+                        for key in ("lat_ms", "attention_ms")},
+                     "ms_per_token": _ms_per_token(result)}
     steps = {}
     for label, a, b in STEPS:
         row = changes.get(f"{b}_vs_{a}")
         if row is not None:
             steps[label] = {key: row[key] for key in ("lat_ms", "attention_ms", cost, quality) if key and key in row}
     return {"backend": backend, "cost": cost, "arms": arms, "steps": steps}
+
+
+def _ms_per_token(result: BranchResult) -> float | None:
+    """Wall-clock ms per token (per decoded token for a decoder) from the measured throughput."""
+    rate = result.best("toks_per_s")
+    return 1e3 / rate.value if rate is not None and rate.value else None
 
 
 def metrics_document(*, cfg: Config, sel: Selection, bus: EventBus, name: str, tag: str, started: datetime,

@@ -118,17 +118,17 @@ def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def decomposition_rows(decomposition: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Each arm at its own rate, then what layout and re-permutation each changed (paired)."""
     cost = decomposition.get("cost") or "cost"
-    headers = ["arm / step", "rate", "quality loss", cost, "latency ms", "attention ms"]
+    headers = ["arm / step", "rate", "quality loss", cost, "latency ms", "ms / token", "attention ms"]
     rows = []
     for arm in ("pre", "identity", "linear", "iterative"):
         a = decomposition["arms"].get(arm)
         if a:
             rows.append(["dense" if arm == "pre" else arm, fmt(a["rate"]), fmt(a["quality_loss"]), fmt(a["cost"]),
-                         fmt(a["lat_ms"]), fmt(a["attention_ms"])])
+                         fmt(a["lat_ms"]), fmt(a.get("ms_per_token")), fmt(a["attention_ms"])])
     for step, changes in decomposition.get("steps", {}).items():
         cells = {k: change_text(v) if v.get("estimate") is not None else v.get("reason", "")
                  for k, v in changes.items()}
         quality = next((k for k in changes if k not in ("lat_ms", "attention_ms", cost)), None)
         rows.append([step, "", cells.get(quality, ""), cells.get(cost, ""), cells.get("lat_ms", ""),
-                     cells.get("attention_ms", "")])
+                     "", cells.get("attention_ms", "")])  # per token: the latency change, said once
     return headers, rows
