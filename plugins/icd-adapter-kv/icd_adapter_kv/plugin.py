@@ -29,7 +29,8 @@ class KvOptions:
     ``scheme grouped``: per token, runs of ``group`` channels share a scale, channels first
     re-ordered so runs share ranges (``reorder kmeans``, SKVQ-style); ``kivi``: per-channel
     keys and per-token values (KIVI, the no-permutation reference). ``pages``: read the cache
-    in pages of ``page`` tokens, each decoding query head at most ``budget`` pages (``auto``:
+    in pages of ``page`` tokens, each KV head at most ``budget`` pages per decoded token, one
+    selection shared by its query heads (``auto``:
     the fewest whose quality drop stays within the limit; ``none``: every page), chosen by a
     page ``selector`` (``auto``: per head the one, and the order, with the least attention
     error on the calibration queries; ``quest`` min/max bounds; ``centroid``; ``radius``); the

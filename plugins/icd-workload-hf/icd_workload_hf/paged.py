@@ -3,10 +3,19 @@
 The cache of each (layer, KV head) is cut into pages of ``page`` consecutive tokens in its
 *stored* order — the order a permutation of the token axis chose. Each page has a summary
 (Quest's element-wise key min / max, the key centroid, or the centroid and a radius), kept
-beside the cache like any paged cache's metadata. For each decoding query a selector scores
-every page from its summary and only the ``budget`` best pages are read: their keys and values
-are gathered and attended to, with the decoding tokens themselves (causal). With a budget of
-every page this is exact attention (checked against SDPA in the tests).
+beside the cache like any paged cache's metadata. For each decoded token a selector scores
+every page from its summary for all query heads of a KV head at once, and the ``budget`` pages
+with the most estimated attention mass are read for all of them: gathered page by page from the
+preallocated store (:mod:`.kvstore`) and attended to, with the decoded tokens themselves (the
+recent window, causal). With a budget of every page this is exact attention (checked against
+SDPA in the tests).
+
+On a GPU the same plan is what a paged decode kernel consumes: FlashInfer's
+``BatchDecodeWithPagedKVCacheWrapper.plan(indptr, indices, last_page_len, …, page_size)`` reads,
+per request, the pages ``indices[indptr[b]:indptr[b + 1]]`` of a page table; one request per
+(sequence, KV head) with that head's query heads, ``indices`` the selected ``ids`` over the
+store's ``(Hkv · pages) × (page · d)`` view, is this kernel's plan. The torch code here runs on
+CUDA tensors too; FlashInfer is not a dependency (not measured without a GPU).
 
 Selectors suit layouts: min / max bounds suit the natural order (neighbouring tokens have
 similar keys per channel); centroids suit pages laid out by key similarity and co-selection.
@@ -31,7 +40,7 @@ DECODE_STEPS = 64
 @attrs.frozen
 class PagePlan:
     """How a state's cache is read: ``page`` tokens per page, at most ``budget`` pages per
-    query head (None: every page), the selector of each (layer, KV head), and its pages always
+    KV head and decoded token (None: every page), the selector of each (layer, KV head), and its pages always
     read (``pinned``: attention sinks; they count in the budget)."""
 
     page: int

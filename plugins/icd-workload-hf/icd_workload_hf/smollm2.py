@@ -184,7 +184,7 @@ class DecoderWorkload(TorchWorkload):
         plan = self.page_plan(state)
         if self.backend != "paged" or plan is None:
             return {}
-        budget = f"at most {plan.budget} pages per query head" if plan.budget else "every page"
+        budget = f"at most {plan.budget} pages per KV head" if plan.budget else "every page"
         return {"attention": f"paged over {plan.page}-token pages, {budget}"}
 
     def region_ms(self) -> dict[str, float]:
