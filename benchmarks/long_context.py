@@ -147,10 +147,11 @@ def kernel_times(store, queries, budget: int, rounds: int) -> dict:
             out.append(rt)
         return out
 
-    arms = {"dense": lambda layer: grouped_attention(q[layer], *kv[layer], 0.125, cached)}
+    scaling = store.keys[0].shape[3] ** -0.5
+    arms = {"dense": lambda layer: grouped_attention(q[layer], *kv[layer], scaling, cached)}
     for name, pages in (("paged", budget), ("one_page", 1)):
         rts = runtime(pages)
-        arms[name] = lambda layer, rts=rts: paged_attention(layer, q[layer], *kv[layer], 0.125, rts[layer])
+        arms[name] = lambda layer, rts=rts: paged_attention(layer, q[layer], *kv[layer], scaling, rts[layer])
     times = {name: [] for name in arms}
     rng = np.random.default_rng(0)
     for _ in range(rounds + 1):
