@@ -46,7 +46,7 @@ from icd_core import (
     UsageError,
 )
 
-__all__ = ["IcdError", "RunArtifacts", "apply_kvcache", "apply_quant", "apply_sparsity", "build_w", "fit_permutation", "run"]
+__all__ = ["IcdError", "RunArtifacts", "apply_kvcache", "apply_quant", "apply_sparsity", "build_w", "export", "fit_permutation", "run"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -252,9 +252,10 @@ class RunArtifacts:
 
 
 def run(config: dict[str, Any] | str | Path | None = None, *, name: str | None = None,
-        out_dir: str | Path | None = None, **settings: Any) -> RunArtifacts:
+        out_dir: str | Path | None = None, export: str | Path | None = None, **settings: Any) -> RunArtifacts:
     """One ``icd run``: ``config`` a mapping (dotted keys or nested tables) or a config file;
-    ``settings`` more dotted keys (``workload="mock"``, ``**{"transform.adapters": [...]}``)."""
+    ``settings`` more dotted keys (``workload="mock"``, ``model="path/to/checkpoint"``,
+    ``**{"transform.adapters": [...]}``); ``export``: write the state the run kept there (hf)."""
     from icd_core.config.files import load_config
     from icd_core.run.artifacts import RunDirectory
     from icd_core.run.pipeline import Pipeline
@@ -265,6 +266,10 @@ def run(config: dict[str, Any] | str | Path | None = None, *, name: str | None =
     loaded = load_config(path, cli={**given, **settings, **({"report.out_dir": str(out_dir)} if out_dir else {})})
     manager = _manager()
     selection = select(loaded, manager.registry)
+    if export is not None:
+        from icd_core.run.export import check_out
+
+        check_out(Path(export))
     directory = RunDirectory(Path(loaded.report.out_dir).expanduser(), name or loaded.name or "run").open()
     try:
         outcome = Pipeline(manager, selection, directory).run()
@@ -272,5 +277,19 @@ def run(config: dict[str, Any] | str | Path | None = None, *, name: str | None =
         directory.abandon()
         raise
     final = directory.commit()
+    if export is not None and outcome.ok:
+        import attrs
+
+        from icd_core.cli.export import export_outcome
+
+        export_outcome(manager, selection, attrs.evolve(outcome, path=final), Path(export), "hf", None)
     return RunArtifacts(path=final, ok=outcome.ok, error=outcome.error, metrics=outcome.record.metrics)
+
+
+def export(run_dir: str | Path, out: str | Path, *, format: str = "hf", arm: str | None = None) -> dict[str, Any]:
+    """``icd export``: re-derive ``run_dir``'s chosen arm from its config (digest-checked) and write
+    it to ``out`` as a model directory; returns its ``icd_layout.json``."""
+    from icd_core.cli.export import rederive_and_export
+
+    return rederive_and_export(Path(run_dir), Path(out), format, arm)
 

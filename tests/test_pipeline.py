@@ -262,6 +262,7 @@ def test_an_incomplete_group_fails_the_equivalence_check(tmp_path):
     outcome, run = run_pipeline(tmp_path, broken, overrides={"workload": "broken-groups", "solver.name": "shuffle"})
     m = metrics_of(run)
     assert not outcome.ok and "π₀ changed the output of workload 'broken-groups'" in outcome.error
+    assert "group mlp.hidden alone: max relative difference" in outcome.error  # the group that misses a member
     assert m["rollback"]["verified"] is True
     assert m["equivalence"]["ok"] is False and m["equivalence"]["max_rel_diff"] > 1e-2
 

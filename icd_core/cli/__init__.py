@@ -55,13 +55,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def _register_commands() -> None:
     from icd_core.cli.bridge import bridge
     from icd_core.cli.doctor import doctor
+    from icd_core.cli.export import export
     from icd_core.cli.plugins import plugins
     from icd_core.cli.reports import compare, report
     from icd_core.cli.run import run
     from icd_core.cli.solve import solve
     from icd_core.cli.sweep import sweep
 
-    for command in (run, sweep, solve, bridge, plugins, report, compare, doctor):
+    for command in (run, sweep, solve, bridge, export, plugins, report, compare, doctor):
         cli.add_command(command)
 
 

@@ -16,7 +16,7 @@ def _cli_settings(**given: Any) -> dict[str, Any]:
     """CLI options → dotted config keys (only the ones the user gave)."""
     keys = {"workload": "workload", "solver": "solver.name", "mode": "pipeline.mode", "seed": "seed",
             "repeats": "pipeline.repeats", "out_dir": "report.out_dir", "name": "name", "graph": "graph.source",
-            "backend": "execution.backend"}
+            "backend": "execution.backend", "model": "model"}
     out = {keys[k]: v for k, v in given.items() if k in keys and v is not None}
     if given.get("adapter"):
         out["transform.adapters"] = list(given["adapter"])
@@ -86,6 +86,7 @@ class Progress:
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="YAML, JSON or TOML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override one config key (repeatable).")
 @click.option("--workload", metavar="SPEC", help="Workload, e.g. mock or mock:1024.")
+@click.option("--model", type=click.Path(), help="A transformers checkpoint directory (config.json + weights).")
 @click.option("--graph", metavar="SOURCE", help="Graph source: mock, trace, …")
 @click.option("--trace", type=click.Path(dir_okay=False), help="JSONL access trace (implies --graph trace).")
 @click.option("--solver", metavar="SPEC", help="Solver name (default: spectral if installed, else identity).")
@@ -99,10 +100,14 @@ class Progress:
 @click.option("--out-dir", help="Where run directories go (default runs/).")
 @click.option("--name", help="Run directory name (default <workload>-<timestamp>).")
 @click.option("--force", is_flag=True, help="Replace an existing run directory of the same name.")
+@click.option("--export", "export_dir", type=click.Path(), help="Write the state the run kept as a model directory.")
+@click.option("--export-format", type=click.Choice(["hf", "compressed-tensors"]), default="hf", show_default=True,
+              help="Format of --export.")
+@click.option("--export-arm", help="Export this arm instead of the one the run kept (pre, identity, linear, iterative).")
 @click.option("--print-config", is_flag=True, help="Print the effective config and exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every row (each layout metric per group), the gates' rules and the verdict.")
 def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_config: bool, verbose: bool,
-        **given: Any) -> None:
+        export_dir: str | None, export_format: str, export_arm: str | None, **given: Any) -> None:
     """Build W, permute, transform, re-permute, measure and report one run."""
     from icd_core.config.files import dump_yaml, load_config
     from icd_core.contract.errors import RunDirectoryError
@@ -118,6 +123,10 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
     if print_config:
         click.echo(dump_yaml(selection.config), nl=False)
         return
+    if export_dir:
+        from icd_core.run.export import check_out
+
+        check_out(Path(export_dir))  # before the run: a taken path fails in a second, not after it
     out_dir = Path(selection.config.report.out_dir).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
         raise RunDirectoryError(f"report.out_dir {out_dir}: not a directory")
@@ -144,3 +153,11 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
                                           if rollback.get("verified") else " (see rollback/)")
         click.echo(f"icd: error: run failed: {outcome.error}{rolled}", err=True)
         sys.exit(1)
+    if export_dir:
+        from icd_core.cli.export import echo_export, export_outcome
+
+        import attrs
+
+        committed = attrs.evolve(outcome, path=path)
+        echo_export(export_outcome(manager, selection, committed, Path(export_dir), export_format, export_arm),
+                    Path(export_dir))

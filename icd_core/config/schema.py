@@ -240,6 +240,9 @@ class Config:
     """
 
     workload: SpecValue = "auto"
+    model: str | None = None
+    """A transformers checkpoint directory (``icd run --model DIR``): loaded by the installed
+    workload that can (ability ``model-directory``), into its option ``path``."""
     seed: int = attrs.field(default=0, validator=non_negative())
     name: str | None = None
     pipeline: PipelineConfig = PipelineConfig()

@@ -165,6 +165,24 @@ def icd_bridge(ctx: RunContext, target: ComponentSpec, run_dir: Any, out_dir: An
     """
 
 
+@hookspec(firstresult=True)
+def icd_export(workload: ComponentSpec, state: ModelState, out_dir: Any, format: str) -> dict[str, Any] | None:
+    """Write ``state`` (a finished run's chosen arm) as a model directory a user loads without icd.
+
+    :param workload: the run's workload; answer only if ``workload.name`` is yours.
+    :param state: the state to write: its tensors in their stored (permuted) order, with the
+        transforms in ``state.applied``.
+    :param out_dir: an empty temporary directory; the core writes ``icd_layout.json`` beside
+        what the plugin writes, then renames it into place (nothing half-written is left).
+    :param format: ``hf`` (plain transformers weights) or another format the plugin names.
+    :return: a record of what was written (files, what each transform became, the check that
+        reloading without icd gives the state's outputs); a format it cannot write is one
+        :class:`~icd_core.contract.errors.InputDataError` naming it.
+
+    Called by ``icd run --export`` and ``icd export``, never during the measured run.
+    """
+
+
 @hookspec
 def icd_report(ctx: RunContext, record: Any) -> list[str] | None:
     """Write report artifacts for a finished run.
@@ -186,5 +204,6 @@ PHASE_HOOKS: dict[str, str] = {
     "icd_apply_transform": "adapter",
     "icd_measure": "measure",
     "icd_bridge": "target",
+    "icd_export": "workload",
 }
 """Phase hook → the name of its spec parameter."""

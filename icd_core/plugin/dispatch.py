@@ -75,6 +75,10 @@ def bridge(manager: PluginManager, ctx: RunContext, spec: ComponentSpec, run_dir
     return _answer(manager, "icd_bridge", spec, Mapping, ctx=ctx, target=spec, run_dir=run_dir, out_dir=out_dir)
 
 
+def export(manager: PluginManager, spec: ComponentSpec, state: ModelState, out_dir: Any, fmt: str) -> Mapping:
+    return _answer(manager, "icd_export", spec, Mapping, workload=spec, state=state, out_dir=out_dir, format=fmt)
+
+
 def report(manager: PluginManager, ctx: RunContext, record: Any) -> tuple[list[str], str | None]:
     """Run every reporter, stopping at the first failure: (files written, the failure naming
     the reporter and the file, or None)."""

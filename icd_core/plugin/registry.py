@@ -30,7 +30,9 @@ class Component:
     ``None`` when usable here, otherwise the reason it is not (evaluated lazily, once);
     ``provides``: for measures, the figure keys it reports (so a missing figure can name
     the measure that would have given it); ``opt_in``: run only when named explicitly
-    (slow or intrusive); ``provider``: the plugin that registered it.
+    (slow or intrusive); ``abilities``: what else it can do, by name (a workload with
+    ``model-directory`` loads ``icd run --model DIR`` through an option ``path``);
+    ``provider``: the plugin that registered it.
     """
 
     kind: str
@@ -41,6 +43,7 @@ class Component:
     check: Callable[[], str | None] | None = attrs.field(default=None, eq=False, repr=False)
     provides: tuple[str, ...] = ()
     opt_in: bool = False
+    abilities: tuple[str, ...] = ()
     provider: str = ""
     _reason: object = attrs.field(init=False, default=_UNCHECKED, repr=False)
 
@@ -134,10 +137,10 @@ class ScopedRegistry:
 
     def add(self, kind: str, name: str, *, summary: str, options: type | None = None,
             positional: tuple[str, ...] = (), check: Callable[[], str | None] | None = None,
-            provides: tuple[str, ...] = (), opt_in: bool = False) -> Component:
+            provides: tuple[str, ...] = (), opt_in: bool = False, abilities: tuple[str, ...] = ()) -> Component:
         """Declare a component; see :class:`Component` for the fields."""
         component = Component(kind=kind, name=name, summary=summary, options=options,
                               positional=tuple(positional), check=check, provides=tuple(provides),
-                              opt_in=opt_in, provider=self.provider)
+                              opt_in=opt_in, abilities=tuple(abilities), provider=self.provider)
         self.registry.add(component)
         return component

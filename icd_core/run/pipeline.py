@@ -60,6 +60,10 @@ class Outcome:
     path: Any
     ok: bool
     error: str | None = None
+    states: dict[str, ModelState] = attrs.Factory(dict)
+    """Each arm's final state by name (``pre``: the loaded model), for an export."""
+    kept: str | None = None
+    """The arm whose state the run handed back (``pre`` after a rollback; ``None``: it failed)."""
 
 
 # The stages of a layout, as recorded in metrics.json ("fits") and in permutation-cache keys.
@@ -341,6 +345,19 @@ class Pipeline:
                   "groups": len(state.groups), "what": "max |y(π₀) − y| / max |y| on the workload's batch"}
         return result
 
+    def _culprit(self, state0: ModelState, state1: ModelState, reference: Any) -> str:
+        """The first group whose π₀ alone moves the output past the tolerance, and by how much."""
+        tolerance = self.cfg.pipeline.equivalence_tol
+        for group in state0.groups:
+            perm = np.asarray(state1.layout[group.name])
+            if np.array_equal(perm, np.arange(perm.size)):
+                continue
+            diff = float(state0.workload.max_rel_diff(state0.permuted(group.name, perm).run(), reference))
+            if diff > tolerance:
+                return f"group {group.name} alone: max relative difference {diff:.3g} > {tolerance:g}"
+        diff = float(state1.workload.max_rel_diff(state1.run(), reference))
+        return f"max relative difference {diff:.3g} > {tolerance:g}, no single group alone"
+
     def _measure(self, label: str, state: ModelState, reference: Any, w0: dict[str, GraphW]) -> BranchResult:
         """Every measure but the wall clock, which times all states together afterwards (and
         then hands each state's output to the quality judgement)."""
@@ -398,6 +415,8 @@ class Pipeline:
         pre_digest = None
         equivalence: dict[str, Any] | None = None
         timing: dict[str, Any] = {}
+        finals: dict[str, ModelState] = {}
+        chosen = ""
         try:
             with ctx.bus.stage("load_workload", state="READY", workload=self.sel.workload.text) as meta:
                 state0 = dispatch.load_workload(self.manager, ctx, self.sel.workload)
@@ -418,8 +437,8 @@ class Pipeline:
             state1 = self._permute(state0, w0, PI0, "shared", shared)
             equivalence = self._equivalence(state1, reference)
             if not equivalence["ok"]:
-                raise ContractError(f"π₀ changed the output of workload {self.sel.workload.name!r}: max relative "
-                                    f"difference {equivalence['max_rel_diff']:.3g} > {equivalence['tolerance']:g} "
+                raise ContractError(f"π₀ changed the output of workload {self.sel.workload.name!r} "
+                                    f"({state0.workload.name}): {self._culprit(state0, state1, reference)} "
                                     f"(a permutation group misses a member)")
             finals = {"pre": state0}
             stacks: dict[str, UndoStack] = {}
@@ -450,6 +469,7 @@ class Pipeline:
         if "config.json" not in ctx.written:  # the run failed before the workload settled the config
             ctx.write_artifact("config.json", dumps(config_to_dict(self.cfg)) + "\n")
         final_digest = self.active.state.digest() if self.active else None
+        kept = None if error else ("pre" if rollback else chosen)
         metrics = metrics_document(
             cfg=self.cfg, sel=self.sel, bus=ctx.bus, name=self.run_dir.name, tag=self.tag, started=started,
             duration=time.perf_counter() - t0, results=results, fits=self.fits, rollback=rollback, error=error,
@@ -461,4 +481,5 @@ class Pipeline:
             failure = dispatch.write_reports(self.manager, ctx, record)
         if failure:
             error = (f"{error}; " if error else "") + failure
-        return Outcome(record=record, path=self.run_dir.path, ok=error is None, error=error)
+        return Outcome(record=record, path=self.run_dir.path, ok=error is None, error=error,
+                       states=finals if kept else {}, kept=kept)

@@ -7,11 +7,12 @@ import attrs
 from icd_core.config.schema import Config
 from icd_core.contract.errors import ConfigError
 from icd_core.plugin.registry import Registry
-from icd_core.plugin.specs import ComponentSpec, resolve
+from icd_core.plugin.specs import ComponentSpec, resolve, split_spec
 
 PREFERRED_SOLVER = "spectral"
 FALLBACK_SOLVER = "identity"
 AUTO = "auto"
+MODEL_DIRECTORY = "model-directory"
 PREFERRED_WORKLOAD = "minilm"
 FALLBACK_WORKLOAD = "mock"
 DEFAULT_REPEATS = 30
@@ -48,7 +49,9 @@ def select(config: Config, registry: Registry) -> Selection:
     if not measures:
         raise ConfigError("measure.use: empty (at least wallclock is needed)")
     workload_raw = config.workload
-    if workload_raw == AUTO:
+    if config.model is not None:
+        workload_raw = model_workload(config, registry)
+    elif workload_raw == AUTO:
         usable = PREFERRED_WORKLOAD in registry.names("workload") and \
             registry.get("workload", PREFERRED_WORKLOAD).unavailable_reason() is None
         workload_raw = PREFERRED_WORKLOAD if usable else FALLBACK_WORKLOAD
@@ -60,6 +63,29 @@ def select(config: Config, registry: Registry) -> Selection:
         graph=None if source == AUTO else resolve(registry, "graph", source, prefix="graph.source"),
         graph_prime=None if prime is None else resolve(registry, "graph", prime, prefix="graph.reperm_source"),
         solver=solver, adapters=adapters, measures=measures)
+
+
+def model_workload(config: Config, registry: Registry) -> dict:
+    """The workload spec that loads ``config.model``: the named workload (it must have the
+    ``model-directory`` ability) or the one installed workload that has it."""
+    able = [n for n in registry.names("workload") if MODEL_DIRECTORY in registry.get("workload", n).abilities]
+    raw = config.workload
+    if isinstance(raw, dict):
+        options = dict(raw)
+    else:
+        name, positional, keywords = split_spec(raw)
+        if positional:
+            raise ConfigError(f"workload {raw!r}: with --model give its options as key=value (e.g. model:groups=ffn)")
+        options = {"name": None if name == AUTO else name, **keywords}
+    if options["name"] is None:
+        if not able:
+            raise ConfigError(f"model {config.model}: no installed workload loads a model directory "
+                              f"(install icd-workload-hf)")
+        options["name"] = able[0]
+    elif options["name"] not in able:
+        raise ConfigError(f"model {config.model}: workload {options['name']!r} does not load a model directory "
+                          f"({', '.join(able) or 'none installed does'})")
+    return {**options, "path": config.model}
 
 
 def settle(selection: Selection, registry: Registry, workload: object) -> Selection:

@@ -1,0 +1,109 @@
+"""``icd export RUN --out DIR``: a finished run's chosen state as a model directory.
+
+A run directory holds the layout and the decisions, not the weights. ``icd export`` re-derives
+the state by running RUN's own ``config.json`` again (same seed, same components, into a
+scratch directory) and writes it only when the re-derived arm's state digest equals the one
+RUN recorded; ``icd run --export DIR`` writes the state the run itself ends with.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+FORMATS = ("hf", "compressed-tensors")
+
+
+def export_outcome(manager: Any, selection: Any, outcome: Any, out: Path, fmt: str, arm: str | None) -> dict:
+    """Write ``arm`` of a finished run (default: the arm it kept) and return icd_layout.json."""
+    from icd_core.run.export import choose_arm, export_state
+
+    chosen = choose_arm(outcome.states, outcome.kept, arm, outcome.error)
+    metrics = outcome.record.metrics
+    why = "chosen with --arm" if arm else ("the pre-run model: the run rolled back" if chosen == "pre"
+                                           else "the state the run kept after its verdicts")
+    source = {"run": metrics["run"]["name"], "run_dir": str(outcome.path), "arm": chosen, "why": why,
+              "version_tag": metrics["run"]["version_tag"], "verdict": metrics.get("verdict"),
+              "state_digest": metrics["results"][chosen]["state_digest"] if chosen in metrics["results"] else None}
+    return export_state(manager, selection.workload, outcome.states[chosen], out, fmt, source)
+
+
+def echo_export(document: dict, out: Path) -> None:
+    written = document["written"]
+    check = written.get("reload_check") or {}
+    detail = f"; reloaded without icd: max relative difference {check['max_rel_diff']:.2g}" if check else ""
+    click.echo(f"exported {document['source']['arm']} ({document['source']['why']}) as {document['format']} "
+               f"to {out}{detail}")
+
+
+@click.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(), help="A new (or empty) directory.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="hf", show_default=True,
+              help="hf: plain transformers weights; compressed-tensors: packed quantized weights.")
+@click.option("--arm", help="The arm to export (default: the one the run kept).")
+def export(run_dir: str, out: str, fmt: str, arm: str | None) -> None:
+    """Write RUN_DIR's chosen state as a model directory (re-derived from its config, digest-checked)."""
+    echo_export(rederive_and_export(Path(run_dir), Path(out), fmt, arm), Path(out))
+
+
+def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None = None) -> dict:
+    """Re-run ``run``'s config into a scratch directory; export the arm only if its state digest
+    equals the one ``run`` recorded. Returns icd_layout.json."""
+    from icd_core.config.files import load_config
+    from icd_core.contract.errors import InputDataError, UsageError
+    from icd_core.plugin.manager import load_plugin_manager
+    from icd_core.run.artifacts import RunDirectory
+    from icd_core.run.export import check_out
+    from icd_core.run.pipeline import Pipeline
+    from icd_core.run.selection import select
+
+    target = check_out(out)
+    try:
+        recorded = json.loads((run / "metrics.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputDataError(f"{run / 'metrics.json'}: cannot read ({exc})") from None
+    if not recorded["run"]["ok"]:
+        raise UsageError(f"{run}: the run failed ({recorded['run']['error']}): nothing to export")
+    config = load_config(str(run / "config.json"), (), cli={})
+    manager = load_plugin_manager()
+    selection = select(config, manager.registry)
+    scratch = Path(tempfile.mkdtemp(prefix="icd-export-"))
+    try:
+        directory = RunDirectory(scratch, "replay").open()
+        try:
+            outcome = Pipeline(manager, selection, directory).run()
+        except BaseException:
+            directory.abandon()
+            raise
+        directory.commit()
+        if not outcome.ok:
+            raise UsageError(f"{run}: re-deriving the state failed ({outcome.error})")
+        chosen = arm or outcome.kept
+        expected = recorded["results"].get(chosen, {}).get("state_digest")
+        got = outcome.record.metrics["results"].get(chosen, {}).get("state_digest")
+        if expected is None or got != expected or (arm is None and outcome.kept != _kept(recorded)):
+            raise UsageError(f"{run}: re-running its config gave a different {chosen} state (digest "
+                             f"{str(got)[:12]}… vs recorded {str(expected)[:12]}…; kept {outcome.kept} vs "
+                             f"{_kept(recorded)}): nothing exported — use icd run --export to write a run's own state")
+        return export_outcome(manager, selection, named_after(outcome, run), target, fmt, arm)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _kept(metrics: dict) -> str:
+    return "pre" if metrics["final"]["rolled_back"] else ("linear" if metrics["run"]["mode"] == "linear"
+                                                         else "iterative")
+
+
+def named_after(outcome: Any, run: Path) -> Any:
+    """The outcome, named after the run it re-derived (not the scratch directory)."""
+    import attrs
+
+    metrics = {**outcome.record.metrics, "run": {**outcome.record.metrics["run"], "name": run.name}}
+    return attrs.evolve(outcome, path=run, record=attrs.evolve(outcome.record, metrics=metrics))

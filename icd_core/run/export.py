@@ -1,0 +1,91 @@
+"""A finished run's chosen state as a model directory (``icd run --export``, ``icd export``).
+
+The workload's plugin writes the weights (hook ``icd_export``); the core adds
+``icd_layout.json`` — π per group, the transforms, the run it came from, icd's version — and
+renames the temporary directory into place, so an export is whole or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from icd_core.contract.errors import UsageError
+from icd_core.contract.state import ModelState
+from icd_core.plugin import dispatch
+from icd_core.plugin.manager import PluginManager
+from icd_core.plugin.specs import ComponentSpec
+from icd_core.report.jsonify import dumps
+
+LAYOUT_FILE = "icd_layout.json"
+LAYOUT_VERSION = 1
+
+
+def check_out(out: Path) -> Path:
+    """``out`` must not exist, or be an empty directory (nothing of the user's is replaced)."""
+    out = Path(out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out {out}: exists and is not an empty directory (choose a new path)")
+    return out
+
+
+def choose_arm(states: Mapping[str, ModelState], kept: str | None, arm: str | None, error: str | None) -> str:
+    """The arm to export: ``arm`` when given, else the one the run kept (``pre`` if it rolled back)."""
+    if kept is None:
+        raise UsageError(f"the run failed ({error}): nothing to export")
+    if arm is None:
+        return kept
+    if arm not in states:
+        raise UsageError(f"--arm {arm}: not an arm of this run (arms: {', '.join(states)})")
+    return arm
+
+
+def transforms_of(state: ModelState) -> list[dict[str, Any]]:
+    return [{"adapter": m.adapter, "spec": m.spec, "noop": m.noop, "reason": m.reason,
+             "sparsity": m.sparsity, "quant": m.quant, "kv": {k: v for k, v in (m.kv or {}).items()
+                                                              if k not in ("selectors", "pinned")} or None,
+             "tensors": list(m.stats.get("tensors", []))} for m in state.applied]
+
+
+def layout_document(state: ModelState, fmt: str, source: Mapping[str, Any], written: Mapping[str, Any]) -> dict:
+    from icd_core import __version__
+
+    return {"icd_layout": LAYOUT_VERSION, "icd_version": __version__, "format": fmt, "source": dict(source),
+            "groups": {g.name: {"kind": g.kind, "size": g.size,
+                                "pi": np.asarray(state.layout[g.name]).tolist(),
+                                "identity": bool(np.array_equal(state.layout[g.name], np.arange(g.size))),
+                                "members": [{"tensor": m.tensor, "axis": m.axis, "role": m.role, "offset": m.offset,
+                                             "tiles": m.tiles, "stride": m.stride} for m in g.members]}
+                       for g in state.groups},
+            "transforms": transforms_of(state), "written": dict(written),
+            "pi_meaning": "pi[new position] = original index along every member axis of the group"}
+
+
+def export_state(manager: PluginManager, workload: ComponentSpec, state: ModelState, out: Path, fmt: str,
+                 source: Mapping[str, Any]) -> dict[str, Any]:
+    """Write ``state`` to ``out`` (absent or empty) through the workload's plugin; returns the
+    ``icd_layout.json`` document."""
+    out = check_out(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        written = dispatch.export(manager, workload, state, staging, fmt)
+        document = layout_document(state, fmt, source, written)
+        (staging / LAYOUT_FILE).write_text(dumps(document) + "\n")
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return document
+
+
+def read_layout(directory: Path) -> dict[str, Any]:
+    return json.loads((Path(directory) / LAYOUT_FILE).read_text())
