@@ -43,7 +43,7 @@ def _g(name: str, size: int, kind: str, members: list[GroupMember], probes: list
 
 # -- BERT ----------------------------------------------------------------------------------
 def bert_groups(n_layers: int, hidden: int, heads: int, intermediate: int, kinds: set[str],
-                pooler: bool = True) -> list[GroupSpec]:
+                pooler: bool = True, token_type: bool = True) -> list[GroupSpec]:
     d = hidden // heads
     out: list[GroupSpec] = []
     for layer in range(n_layers):
@@ -69,7 +69,8 @@ def bert_groups(n_layers: int, hidden: int, heads: int, intermediate: int, kinds
                     GroupMember(f"{p}.attention.output.dense.weight", 1, "in", offset=h * d)],
                     [Probe(f"{a}.value", "output", h * d)]))
     if "hidden" in kinds:
-        members = [GroupMember(f"embeddings.{e}_embeddings.weight", 1, "out") for e in ("word", "position", "token_type")]
+        embeddings = ("word", "position", "token_type") if token_type else ("word", "position")
+        members = [GroupMember(f"embeddings.{e}_embeddings.weight", 1, "out") for e in embeddings]
         members += [GroupMember("embeddings.LayerNorm.weight", 0), GroupMember("embeddings.LayerNorm.bias", 0)]
         for layer in range(n_layers):
             p = f"encoder.layer.{layer}"
@@ -93,10 +94,12 @@ def bert_groups(n_layers: int, hidden: int, heads: int, intermediate: int, kinds
 
 # -- Llama (SmolLM2) ------------------------------------------------------------------------
 def llama_groups(n_layers: int, hidden: int, heads: int, kv_heads: int, intermediate: int, kinds: set[str],
-                 tied: bool, prefix: str = "model", cache: bool = False) -> list[GroupSpec]:
+                 tied: bool, prefix: str = "model", cache: bool = False, head_dim: int | None = None,
+                 v_bias: bool = False) -> list[GroupSpec]:
     """``cache``: the state also holds a KV cache (``cache.<layer>.<head>.value`` as batch ×
-    tokens × d), whose value dims belong to the V/O groups."""
-    d = hidden // heads
+    tokens × d), whose value dims belong to the V/O groups; ``head_dim`` when it is not
+    hidden / heads (Qwen3); ``v_bias``: v_proj has a bias (Qwen2)."""
+    d = head_dim or hidden // heads
     per_kv = heads // kv_heads
     out: list[GroupSpec] = []
     for layer in range(n_layers):
@@ -110,6 +113,8 @@ def llama_groups(n_layers: int, hidden: int, heads: int, kv_heads: int, intermed
         if "heads" in kinds:
             for j in range(kv_heads):  # V/O dims of one KV head and the query heads sharing it
                 members = [GroupMember(f"{p}.self_attn.v_proj.weight", 0, "out", offset=j * d)]
+                if v_bias:
+                    members.append(GroupMember(f"{p}.self_attn.v_proj.bias", 0, offset=j * d))
                 members += [GroupMember(f"{p}.self_attn.o_proj.weight", 1, "in", offset=h * d)
                             for h in range(j * per_kv, (j + 1) * per_kv)]
                 if cache:
@@ -145,7 +150,8 @@ def kv_cache_groups(n_layers: int, kv_heads: int, tokens: int) -> list[GroupSpec
 
 # -- Mamba ----------------------------------------------------------------------------------
 def mamba_groups(n_layers: int, hidden: int, d_inner: int, d_state: int, dt_rank: int, kinds: set[str],
-                 prefix: str = "") -> list[GroupSpec]:
+                 prefix: str = "", lm_head: bool = False) -> list[GroupSpec]:
+    """``lm_head``: an untied output head reads the hidden dims too."""
     out: list[GroupSpec] = []
     for layer in range(n_layers):
         m = f"{prefix}layers.{layer}.mixer"
@@ -173,6 +179,8 @@ def mamba_groups(n_layers: int, hidden: int, d_inner: int, d_state: int, dt_rank
             members += [GroupMember(f"{m}.norm.weight", 0), GroupMember(f"{m}.mixer.in_proj.weight", 1, "in"),
                         GroupMember(f"{m}.mixer.out_proj.weight", 0, "out")]
         members.append(GroupMember(f"{prefix}norm_f.weight", 0))
+        if lm_head:
+            members.append(GroupMember("lm_head.weight", 1, "in"))
         probes = [Probe(f"{prefix}layers.{layer}.mixer.in_proj", "input") for layer in range(n_layers)]
         out.append(_g("hidden", hidden, "hidden", members, probes))
     return out

@@ -8,7 +8,6 @@ initialisation (or loaded from a user's ``model_path``).
 from __future__ import annotations
 
 import importlib.util
-import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -81,18 +80,11 @@ def finish(workload: TorchWorkload, module: torch.nn.Module, specs: list[GroupSp
 
 
 def check_model_path(path: str, expected: str) -> Path:
-    p = Path(path)
-    if not p.is_dir():
-        raise InputDataError(f"model_path {p}: no such directory")
-    config = p / "config.json"
-    if not config.is_file():
-        raise InputDataError(f"model_path {p}: no config.json (a transformers model directory is expected)")
-    try:
-        model_type = json.loads(config.read_text()).get("model_type")
-    except json.JSONDecodeError as exc:
-        raise InputDataError(f"{config}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-    if model_type != expected:
-        raise InputDataError(f"model_path {p}: a {model_type!r} model, expected {expected!r}")
+    from .directory import check_directory
+
+    p, config = check_directory(path, "model_path")
+    if config.get("model_type") != expected:
+        raise InputDataError(f"model_path {p}: a {config.get('model_type')!r} model, expected {expected!r}")
     return p
 
 
@@ -207,6 +199,7 @@ def load_minilm(options: Any, seed: int) -> ModelState:
                               output_group="hidden", primary_quality="lee_pearson_pct", device=options.device,
                               warmup=2,  # the states were just run by the quality pass
                               equivalence_tol=tolerance(options, 1e-4))
+    workload.origin, workload.tokenizer, workload.auto_class = str(path), tokenizer, "AutoModel"
     if options.tasks:
         workload.suite = TaskSuite(labelled_tasks(), tokenizer, device=options.device)
     else:
@@ -241,7 +234,7 @@ def load_bert_base(options: Any, seed: int) -> ModelState:
                              calibration=batches[1:1 + CALIBRATION], heldout=batches[1 + CALIBRATION:],
                              output_group="hidden", repeats=30 if small or options.device != "cpu" else CPU_ROUNDS,
                              warmup=5 if small or options.device != "cpu" else 1, device=options.device,
-                             equivalence_tol=tolerance(options, 1e-4))
+                             equivalence_tol=tolerance(options, 1e-4), auto_class="AutoModel")
     specs = bert_groups(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
                         kinds_of(options.groups, {"ffn", "heads", "hidden"}, "bert-base"))
     return finish(workload, module, specs)
@@ -278,7 +271,8 @@ def load_mamba(options: Any, seed: int) -> ModelState:
                              output_group="hidden", repeats=30 if options.size == "tiny" or on_gpu else CPU_ROUNDS,
                              warmup=5 if options.size == "tiny" or on_gpu else 1, device=options.device,
                              # fp32 round-off grows through deep random-init stacks (fp64 is exact)
-                             equivalence_tol=tolerance(options, 1e-4 if options.size == "tiny" else 5e-3))
+                             equivalence_tol=tolerance(options, 1e-4 if options.size == "tiny" else 5e-3),
+                             auto_class="AutoModel")
     specs = mamba_groups(c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.state_size, c.time_step_rank,
                          kinds_of(options.groups, {"inner", "state", "hidden"}, "mamba"))
     return finish(workload, module, specs)

@@ -77,7 +77,27 @@ class SmolLM2Options:
     calibration: str | None = None
 
 
+@attrs.frozen
+class ModelOptions:
+    """A transformers checkpoint directory (``path``; ``icd run --model DIR`` sets it).
+    ``groups``: the kinds its architecture offers; ``calibration`` / ``evaluation``: text files
+    (one passage per line); ``batch`` × ``seq`` tokens judged; a Llama-family decoder keeps a
+    ``prompt``-token KV cache and decodes ``decode`` tokens."""
+
+    path: str | None = None
+    groups: str = "ffn"
+    calibration: str | None = None
+    evaluation: str | None = None
+    batch: int = attrs.field(default=4, validator=positive())
+    seq: int = attrs.field(default=128, validator=positive())
+    prompt: int = attrs.field(default=256, validator=positive())
+    decode: int = attrs.field(default=16, validator=positive())
+    device: str = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+
+
 WORKLOADS = {
+    "model": (ModelOptions, "any transformers checkpoint directory of a known architecture (icd run --model DIR)"),
     "mlp": (MlpOptions, "a seeded ReLU MLP in torch (fast tests; ReLU activity)"),
     "minilm": (MiniLMOptions, "all-MiniLM-L6-v2, trained weights, labelled-task quality (gensim data)"),
     "bert-base": (BertBaseOptions, "BERT-base built from its config, seeded init (or model_path)"),
@@ -101,7 +121,8 @@ def _transformers_missing() -> str | None:
 @hookimpl
 def icd_register(registry):
     for name, (options, summary) in WORKLOADS.items():
-        registry.add("workload", name, summary=summary, options=options, check=_transformers_missing)
+        registry.add("workload", name, summary=summary, options=options, check=_transformers_missing,
+                     abilities=("model-directory",) if name == "model" else ())
     for name, summary in SOURCES.items():
         registry.add("graph", name, summary=summary)
     registry.add("measure", "kv-pages", summary="KV pages and bytes a paged decode reads per query and per token",
@@ -112,8 +133,12 @@ def icd_register(registry):
 def icd_load_workload(ctx, workload):
     if workload.name not in WORKLOADS:
         return None
-    options = workload.options or WORKLOADS[workload.name][0]()
     seed, backend = ctx.seed, ctx.config.execution.backend
+    if workload.name == "model":
+        from .directory import load_model_directory
+
+        return load_model_directory(workload.options or ModelOptions(), seed, backend, ctx.bus.warn)
+    options = workload.options or WORKLOADS[workload.name][0]()
     if workload.name == "smollm2":
         from .smollm2 import load_smollm2
 
@@ -125,6 +150,17 @@ def icd_load_workload(ctx, workload):
     state = loader(options, seed)
     state.workload.backend = backend
     return state
+
+
+@hookimpl
+def icd_export(workload, state, out_dir, format):
+    if workload.name not in WORKLOADS:
+        return None
+    from pathlib import Path
+
+    from .export import export_hf
+
+    return export_hf(state, Path(out_dir), format)
 
 
 @hookimpl

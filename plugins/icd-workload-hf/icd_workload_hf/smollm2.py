@@ -16,6 +16,9 @@ import contextlib
 import importlib.util
 import inspect
 import io
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,8 @@ from torch.func import functional_call
 from icd_core import KV_TOKENS, Figure, InputDataError, ModelState, Samples
 
 from .corpus import calibration_texts, continuation_text
-from .groups import kv_cache_groups, llama_groups
+from .architectures import architecture_of
+from .groups import kv_cache_groups
 from .kvstore import KVStore
 from .models import CALIBRATION, HELDOUT, kinds_of, quiet_transformers, text_batches
 from .paged import (
@@ -71,9 +75,52 @@ def load_model(gguf: Path) -> tuple[Any, Any]:
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     except (OSError, ValueError, RuntimeError, ImportError) as exc:
         raise InputDataError(f"model_path {gguf}: cannot load ({str(exc).splitlines()[0]})") from None
+    model.hf_quantizer = None  # dequantised to float32 on load: a plain model now (and save_pretrained can write it)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     if model.config.model_type != "llama":
         raise InputDataError(f"model_path {gguf}: a {model.config.model_type!r} model, expected 'llama'")
     return model, tokenizer
+
+
+def cache_root() -> Path:
+    """Where dequantised checkpoints are kept: ``$ICD_CACHE_DIR``, else ``$XDG_CACHE_HOME/icd``."""
+    explicit = os.environ.get("ICD_CACHE_DIR")
+    return Path(explicit) if explicit else Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "icd"
+
+
+def dequantised_directory(gguf: Path) -> Path | None:
+    """The GGUF dequantised once to a float32 transformers directory (safetensors + tokenizer),
+    keyed by the file's name, size and mtime: later loads read it directly (~1 s instead of
+    ~15 s of dequantisation), and ``icd run --model`` takes it too. ``None`` when the cache
+    cannot be written (the caller then reads the GGUF)."""
+    stat = gguf.stat()
+    target = cache_root() / "models" / f"{gguf.stem}-{stat.st_size}-{int(stat.st_mtime)}"
+    if (target / "config.json").is_file():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError:
+        return None
+    try:
+        model, tokenizer = load_model(gguf)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        staging.rename(target)
+    except OSError:  # a concurrent run renamed its copy first, or the disk is full
+        shutil.rmtree(staging, ignore_errors=True)
+        return target if (target / "config.json").is_file() else None
+    return target
+
+
+def load_directory(path: Path) -> tuple[Any, Any]:
+    """(model, tokenizer) from a float32 transformers directory."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
 STORES_KEPT = 4  # preallocated caches kept (the arms a run times together)
@@ -197,20 +244,8 @@ class DecoderWorkload(TorchWorkload):
         return float(np.mean(read)) if read else None
 
     def quality(self, state: ModelState, output: Any, reference: Any) -> dict[str, Figure]:
-        logp = torch.log_softmax(output, -1)
-        logq = torch.log_softmax(reference, -1)
-        kl = (logq.exp() * (logq - logp)).sum(-1).reshape(-1).double().numpy()
-        agree = 100.0 * (output.argmax(-1) == reference.argmax(-1)).reshape(-1).double().numpy()
-        nll = float(-logp[0, torch.arange(self.targets.shape[1]), self.targets[0]].mean())
-        source = "measured:output-fidelity"
         figures = super().quality(state, output, reference)
-        figures.update({
-            "top1_agree_pct": Figure(float(agree.mean()), source, unit="%", samples=Samples("token", agree)),
-            "kl_nats": Figure(float(kl.mean()), source, unit="nats/token", samples=Samples("token", kl),
-                              better="lower"),
-            "perplexity": Figure(float(np.exp(nll)), "measured:continuation-text", unit="",
-                                 detail={"tokens": int(self.targets.shape[1])}, better="lower"),
-        })
+        figures.update(next_token_figures(output, reference, self.targets, "measured:continuation-text"))
         return figures
 
     def decode_queries(self, state: ModelState) -> dict[int, torch.Tensor]:
@@ -314,6 +349,24 @@ class DecoderWorkload(TorchWorkload):
         return best.sort(dim=1).values.numpy().astype(np.int64)
 
 
+def next_token_figures(output: torch.Tensor, reference: torch.Tensor, targets: torch.Tensor,
+                       text_source: str) -> dict[str, Figure]:
+    """Per token, KL (reference ‖ output) and top-1 agreement of the next-token distributions
+    (batch × tokens × vocab logits), and the output's perplexity of ``targets``."""
+    logp = torch.log_softmax(output, -1)
+    logq = torch.log_softmax(reference, -1)
+    kl = (logq.exp() * (logq - logp)).sum(-1).reshape(-1).double().numpy()
+    agree = 100.0 * (output.argmax(-1) == reference.argmax(-1)).reshape(-1).double().numpy()
+    nll = float(-logp.gather(-1, targets.unsqueeze(-1)).mean())
+    source = "measured:output-fidelity"
+    return {
+        "top1_agree_pct": Figure(float(agree.mean()), source, unit="%", samples=Samples("token", agree)),
+        "kl_nats": Figure(float(kl.mean()), source, unit="nats/token", samples=Samples("token", kl), better="lower"),
+        "perplexity": Figure(float(np.exp(nll)), text_source, unit="", detail={"tokens": int(targets.numel())},
+                             better="lower"),
+    }
+
+
 def text_ids(tokenizer: Any, need: int) -> torch.Tensor:
     """The committed continuation text, or — for a longer context — gensim's news corpus."""
     ids = tokenizer(continuation_text(), return_tensors="pt")["input_ids"]
@@ -357,9 +410,8 @@ def decoder_state(model: Any, ids: torch.Tensor, prompt: int, decode: int, kinds
                                decode_ids=ids[:, prompt:prompt + decode], targets=ids[:, prompt + 1:need],
                                prompt_length=prompt, layers=c.num_hidden_layers, kv_heads=c.num_key_value_heads,
                                backend=backend, runtime=runtime, calibration_queries=calibration_queries)
-    tied = bool(getattr(c, "tie_word_embeddings", False))
-    specs = llama_groups(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_key_value_heads,
-                         c.intermediate_size, kinds, tied, cache=True)
+    shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+    specs = architecture_of(c.model_type, name).groups(c, kinds, shapes)
     if "kv" in kinds:
         specs += kv_cache_groups(c.num_hidden_layers, c.num_key_value_heads, prompt)
     workload.probes = {s.group.name: s.probes for s in specs}
@@ -367,9 +419,13 @@ def decoder_state(model: Any, ids: torch.Tensor, prompt: int, decode: int, kinds
 
 
 def load_smollm2(options: Any, seed: int, backend: str = "dense") -> ModelState:
-    model, tokenizer = load_model(gguf_path(options.model_path))
+    gguf = gguf_path(options.model_path)
+    directory = dequantised_directory(gguf)
+    model, tokenizer = load_directory(directory) if directory else load_model(gguf)
     ids = text_ids(tokenizer, options.prompt + options.decode + 1)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     batches = text_batches(tokenizer, calibration_texts(options.calibration), 4, 128, CALIBRATION + HELDOUT, 0)
     kinds = kinds_of(options.groups, {"ffn", "heads", "hidden", "kv"}, "smollm2")
-    return decoder_state(model, ids, options.prompt, options.decode, kinds, batches, backend=backend)
+    state = decoder_state(model, ids, options.prompt, options.decode, kinds, batches, backend=backend)
+    state.workload.tokenizer, state.workload.auto_class = tokenizer, "AutoModelForCausalLM"
+    return state

@@ -56,6 +56,9 @@ class TorchWorkload:
     warmup: int = 5
     equivalence_tol: float = 1e-4
     backend: str = "dense"
+    origin: str | None = None  # the model directory it was loaded from (exports copy its tokenizer files)
+    tokenizer: Any = None
+    auto_class: str | None = None  # the transformers class that reloads an export
     _captured: dict[tuple[ModelState, int, bool], dict[str, np.ndarray]] = attrs.field(factory=dict, init=False, repr=False)
     _executable: weakref.WeakKeyDictionary = attrs.field(factory=weakref.WeakKeyDictionary, init=False, repr=False)
     _kernel_choices: dict[tuple, str] = attrs.field(factory=dict, init=False, repr=False)

@@ -1,0 +1,213 @@
+"""``icd run --model DIR``: any local transformers checkpoint whose architecture icd knows.
+
+The directory is checked before loading (config.json, a known ``model_type``, every shard an
+index names); groups come from :mod:`.architectures`. Decoders are judged by next-token quality
+(a Llama-family decoder decodes against its KV cache, as SmolLM2 does), encoders by embedding
+fidelity. Calibration text (W, page layouts) and evaluation text (the judged batch and the
+decoded continuation) are the user's files when given, else disjoint parts of gensim's news
+corpus. Without tokenizer files seeded token ids stand in for text, and the run says so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from icd_core import Figure, InputDataError, ModelState
+
+from .architectures import Architecture, architecture_of
+from .corpus import calibration_texts
+from .models import (
+    CALIBRATION,
+    HELDOUT,
+    MiniLMWorkload,
+    finish,
+    kinds_of,
+    place,
+    quiet_transformers,
+    random_ids,
+    text_batches,
+    tolerance,
+)
+from .plugin import ModelOptions
+from .torchmodel import TorchWorkload
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model")
+
+
+def check_directory(path: str | None, label: str = "model") -> tuple[Path, dict]:
+    """The directory and its parsed config.json, or one line saying what is wrong."""
+    if not path:
+        raise InputDataError(f"{label}.path: no model directory given (icd run --model DIR)")
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise InputDataError(f"{label} {p}: no such directory")
+    config_file = p / "config.json"
+    if not config_file.is_file():
+        raise InputDataError(f"{label} {p}: no config.json (a transformers model directory is expected)")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"{config_file}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    except UnicodeDecodeError as exc:
+        raise InputDataError(f"{config_file}: not UTF-8 text ({exc.reason})") from None
+    if not isinstance(config, dict):
+        raise InputDataError(f"{config_file}: expected a JSON object")
+    return p, config
+
+
+def check_weights(p: Path) -> None:
+    """Every shard an index names is there, or there is one weights file."""
+    for index in INDEX_FILES:
+        if (p / index).is_file():
+            try:
+                shards = sorted(set(json.loads((p / index).read_text())["weight_map"].values()))
+            except (json.JSONDecodeError, KeyError, AttributeError, TypeError):
+                raise InputDataError(f"{p / index}: no weight_map (a shard index is expected)") from None
+            missing = [s for s in shards if not (p / s).is_file()]
+            if missing:
+                raise InputDataError(f"model {p}: shard {missing[0]} named in {index} is missing "
+                                     f"({len(missing)} of {len(shards)} missing)")
+            return
+    if not any((p / name).is_file() for name in WEIGHT_FILES):
+        raise InputDataError(f"model {p}: no weights ({', '.join(WEIGHT_FILES + INDEX_FILES)})")
+
+
+def has_tokenizer(path: Path) -> bool:
+    return any((path / name).is_file() for name in TOKENIZER_FILES)
+
+
+def load_pretrained(arch: Architecture, path: Path) -> Any:
+    import transformers
+
+    quiet_transformers()
+    cls = getattr(transformers, arch.auto_class)
+    try:
+        return cls.from_pretrained(path, local_files_only=True, dtype=torch.float32).eval()
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise InputDataError(f"model {path}: cannot load ({str(exc).splitlines()[0]})") from None
+
+
+@attrs.define(eq=False)
+class CausalLMWorkload(TorchWorkload):
+    """A decoder judged on its next-token distributions over the evaluation batch: KL and top-1
+    agreement vs the unmodified model per token, perplexity of the batch's text."""
+
+    rate_metric: str = "kl_nats"
+    rate_limit: float = 0.005
+    primary_quality: str = "top1_agree_pct"
+
+    def quality(self, state: ModelState, output: Any, reference: Any) -> dict[str, Figure]:
+        from .smollm2 import next_token_figures
+
+        targets = self.batch["input_ids"][:, 1:]
+        figures = super().quality(state, output, reference)
+        figures.update(next_token_figures(output[:, :-1].float(), reference[:, :-1].float(), targets,
+                                          "measured:evaluation-text"))
+        return figures
+
+
+def token_windows(tokenizer: Any, texts: list[str], batch: int, seq: int, count: int) -> list[dict]:
+    """``count`` batches of ``batch`` consecutive ``seq``-token windows of the texts (no padding)."""
+    ids = tokenizer("\n".join(texts), return_tensors="pt")["input_ids"][0]
+    need = count * batch * seq
+    if ids.numel() < need:
+        ids = ids.repeat(need // max(ids.numel(), 1) + 1)
+    windows = ids[:need].reshape(count, batch, seq)
+    return [{"input_ids": w.clone()} for w in windows]
+
+
+def _texts(options: ModelOptions) -> tuple[list[str], list[str]]:
+    """(calibration, evaluation) passages: disjoint halves of the default corpus unless given."""
+    calibration = calibration_texts(options.calibration)
+    if options.evaluation:
+        return calibration, calibration_texts(options.evaluation)
+    if options.calibration:
+        raise InputDataError("model.evaluation: give an evaluation file beside model.calibration "
+                             "(the judged text must not be the calibration text)")
+    half = len(calibration) // 2
+    return calibration[:half], calibration[half:]
+
+
+def load_model_directory(options: ModelOptions, seed: int, backend: str, warn: Any) -> ModelState:
+    path, raw_config = check_directory(options.path)
+    arch = architecture_of(raw_config.get("model_type"), f"model {path}")
+    kinds = kinds_of(options.groups, set(arch.kinds), f"model ({raw_config.get('model_type')})")
+    check_weights(path)
+    module = load_pretrained(arch, path)
+    tokenizer = None
+    if has_tokenizer(path):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    else:
+        warn(f"model {path}: no tokenizer files — seeded random token ids stand in for text "
+             f"(quality is fidelity on random ids, not on language)")
+    name = str(raw_config.get("model_type"))
+    if arch.kv_cache and options.device == "cpu":  # decoders of the Llama family keep a KV cache
+        return _kv_decoder(module, tokenizer, options, seed, backend, kinds, name, path)
+    if "kv" in kinds:
+        raise InputDataError(f"model ({name}).groups: kv needs icd's KV-cache decode (CPU, Llama family)")
+    return _batched(arch, module, tokenizer, options, seed, kinds, name, path)
+
+
+def _ids(tokenizer: Any, module: Any, texts: list[str], options: ModelOptions, seed: int, count: int,
+         encoder: bool) -> list[dict]:
+    if tokenizer is None:
+        return random_ids(module.config.vocab_size, options.batch, options.seq, seed, count)
+    if encoder:
+        return text_batches(tokenizer, texts, options.batch, options.seq, count, 0)
+    return token_windows(tokenizer, texts, options.batch, options.seq, count)
+
+
+def _batched(arch: Architecture, module: Any, tokenizer: Any, options: ModelOptions, seed: int, kinds: set[str],
+             name: str, path: Path) -> ModelState:
+    calibration_text, evaluation_text = _texts(options)
+    encoder = arch.task == "encoder"
+    judged = _ids(tokenizer, module, evaluation_text, options, seed + 1, 1 + HELDOUT, encoder)
+    calibration = _ids(tokenizer, module, calibration_text, options, seed + 2, CALIBRATION, encoder)
+    batches = judged + calibration
+    if arch.family == "mamba":
+        for b in batches:
+            b["use_cache"] = False
+            b.pop("attention_mask", None)
+    module = place(module, batches, options)
+    common = dict(name=name, module=module, batch=judged[0], tokens=options.batch * options.seq, probes={},
+                  calibration=calibration, heldout=judged[1:], device=options.device,
+                  repeats=10, warmup=2, equivalence_tol=tolerance(options, 1e-4))
+    if encoder:
+        workload: TorchWorkload = MiniLMWorkload(output=lambda out, _b: out.last_hidden_state, output_group="hidden",
+                                                 primary_quality="embedding_cosine_pct", **common)
+    else:
+        workload = CausalLMWorkload(output=lambda out, _b: out.logits, **common)
+    workload.origin, workload.tokenizer, workload.auto_class = str(path), tokenizer, arch.auto_class
+    shapes = {k: tuple(p.shape) for k, p in module.named_parameters()}
+    return finish(workload, module, arch.groups(module.config, kinds, shapes))
+
+
+def _kv_decoder(module: Any, tokenizer: Any, options: ModelOptions, seed: int, backend: str, kinds: set[str],
+                name: str, path: Path) -> ModelState:
+    from .smollm2 import decoder_state
+
+    calibration_text, evaluation_text = _texts(options)
+    need = options.prompt + options.decode + 1
+    if tokenizer is None:
+        gen = torch.Generator().manual_seed(seed + 1)
+        ids = torch.randint(0, module.config.vocab_size, (1, need), generator=gen)
+        calibration = random_ids(module.config.vocab_size, 4, 128, seed + 2, CALIBRATION + HELDOUT)
+    else:
+        ids = token_windows(tokenizer, evaluation_text, 1, need, 1)[0]["input_ids"]
+        calibration = text_batches(tokenizer, calibration_text, 4, 128, CALIBRATION + HELDOUT, 0)
+    state = decoder_state(module, ids, options.prompt, options.decode, kinds, calibration, name=name, backend=backend)
+    state.workload.origin, state.workload.tokenizer = str(path), tokenizer
+    state.workload.auto_class = "AutoModelForCausalLM"
+    return state
+
