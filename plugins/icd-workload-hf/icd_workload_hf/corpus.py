@@ -48,6 +48,28 @@ def calibration_texts(path: str | None) -> list[str]:
     return lines
 
 
+DECODER_CALIBRATION_PASSAGES = 80
+SHINGLE_WORDS = 8
+HELDOUT_CORPUS = ("gensim lee_background.cor, passages 81-300 less those repeating 8 words of passages 1-80 "
+                  "(news; never used to calibrate)")
+
+
+def _shingles(passage: str) -> set[tuple[str, ...]]:
+    words = passage.split()
+    return {tuple(words[i:i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1)}
+
+
+def decoder_texts() -> tuple[list[str], list[str]]:
+    """gensim's news corpus split for decoders: (calibration, held-out). The first 80 passages
+    (18k SmolLM2 tokens) give calibration batches and long prompts; of the other 220, those that
+    repeat no 8-word run of them (218, 56k tokens: the corpus carries a few re-run stories) are
+    only ever evaluated."""
+    lines = calibration_texts(None)
+    calibration = lines[:DECODER_CALIBRATION_PASSAGES]
+    seen = set().union(*(_shingles(p) for p in calibration))
+    return calibration, [p for p in lines[DECODER_CALIBRATION_PASSAGES:] if not _shingles(p) & seen]
+
+
 def continuation_text() -> str:
     """A fixed English text committed with icd (perplexity and decoding for SmolLM2)."""
     return (HERE / "continuation.txt").read_text(encoding="utf-8")

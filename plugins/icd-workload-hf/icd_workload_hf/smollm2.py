@@ -29,7 +29,7 @@ from torch.func import functional_call
 
 from icd_core import KV_TOKENS, Figure, InputDataError, ModelState, Samples
 
-from .corpus import calibration_texts, continuation_text
+from .corpus import HELDOUT_CORPUS, calibration_texts, continuation_text, decoder_texts
 from .architectures import architecture_of
 from .groups import kv_cache_groups
 from .kvstore import KVStore
@@ -148,6 +148,8 @@ class DecoderWorkload(TorchWorkload):
     rate_limit: float = 0.005  # nats per decoded token
     runtime: AttentionRuntime = attrs.Factory(AttentionRuntime)
     calibration_queries: dict[int, torch.Tensor] = attrs.Factory(dict)
+    heldout_ids: torch.Tensor | None = None  # held-out text (1 × T) for perplexity; None: not evaluated
+    heldout_corpus: str = ""
     _decoded: tuple[ModelState, dict[int, torch.Tensor]] | None = attrs.field(default=None, init=False, repr=False)
     _stores: list[tuple[tuple[torch.Tensor, ...], KVStore]] = attrs.field(factory=list, init=False, repr=False)
     _plans: dict[tuple, tuple[dict[str, str], dict[str, Any], dict[str, np.ndarray]]] = attrs.field(
@@ -244,8 +246,11 @@ class DecoderWorkload(TorchWorkload):
         return float(np.mean(read)) if read else None
 
     def quality(self, state: ModelState, output: Any, reference: Any) -> dict[str, Figure]:
+        from .heldout import heldout_figures
+
         figures = super().quality(state, output, reference)
         figures.update(next_token_figures(output, reference, self.targets, "measured:continuation-text"))
+        figures.update(heldout_figures(self, state))
         return figures
 
     def decode_queries(self, state: ModelState) -> dict[int, torch.Tensor]:
@@ -372,7 +377,7 @@ def text_ids(tokenizer: Any, need: int) -> torch.Tensor:
     ids = tokenizer(continuation_text(), return_tensors="pt")["input_ids"]
     if ids.shape[1] >= need:
         return ids
-    return tokenizer("\n".join(calibration_texts(None)), return_tensors="pt")["input_ids"]
+    return tokenizer("\n".join(decoder_texts()[0]), return_tensors="pt")["input_ids"]
 
 
 def decoder_state(model: Any, ids: torch.Tensor, prompt: int, decode: int, kinds: set[str],
@@ -424,8 +429,22 @@ def load_smollm2(options: Any, seed: int, backend: str = "dense") -> ModelState:
     model, tokenizer = load_directory(directory) if directory else load_model(gguf)
     ids = text_ids(tokenizer, options.prompt + options.decode + 1)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    batches = text_batches(tokenizer, calibration_texts(options.calibration), 4, 128, CALIBRATION + HELDOUT, 0)
+    texts = calibration_texts(options.calibration) if options.calibration else decoder_texts()[0]
+    batches = text_batches(tokenizer, texts, 4, 128, CALIBRATION + HELDOUT, 0)
     kinds = kinds_of(options.groups, {"ffn", "heads", "hidden", "kv"}, "smollm2")
     state = decoder_state(model, ids, options.prompt, options.decode, kinds, batches, backend=backend)
     state.workload.tokenizer, state.workload.auto_class = tokenizer, "AutoModelForCausalLM"
+    evaluation = calibration_texts(options.evaluation) if options.evaluation else decoder_texts()[1]
+    state.workload.heldout_ids = heldout_ids(tokenizer, evaluation, options.heldout)
+    state.workload.heldout_corpus = options.evaluation or HELDOUT_CORPUS
     return state
+
+
+def heldout_ids(tokenizer: Any, texts: list[str], tokens: int) -> torch.Tensor | None:
+    """The first ``tokens`` tokens of the held-out texts (None for 0)."""
+    if tokens <= 0:
+        return None
+    ids = tokenizer("\n".join(texts), return_tensors="pt")["input_ids"]
+    if ids.shape[1] < tokens:
+        raise InputDataError(f"heldout: the evaluation text has {ids.shape[1]} tokens, {tokens} asked for")
+    return ids[:, :tokens]
