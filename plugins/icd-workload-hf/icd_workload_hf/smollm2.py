@@ -446,5 +446,6 @@ def heldout_ids(tokenizer: Any, texts: list[str], tokens: int) -> torch.Tensor |
         return None
     ids = tokenizer("\n".join(texts), return_tensors="pt")["input_ids"]
     if ids.shape[1] < tokens:
-        raise InputDataError(f"heldout: the evaluation text has {ids.shape[1]} tokens, {tokens} asked for")
+        raise InputDataError(f"heldout: the evaluation text has {ids.shape[1]} tokens, {tokens} asked for "
+                             f"(set the workload's heldout option to at most {ids.shape[1]}, or 0)")
     return ids[:, :tokens]
