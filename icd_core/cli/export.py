@@ -16,9 +16,6 @@ from typing import Any
 
 import click
 
-FORMATS = ("hf", "compressed-tensors")
-
-
 def export_outcome(manager: Any, selection: Any, outcome: Any, out: Path, fmt: str, arm: str | None) -> dict:
     """Write ``arm`` of a finished run (default: the arm it kept) and return icd_layout.json."""
     from icd_core.run.export import choose_arm, export_state
@@ -44,8 +41,8 @@ def echo_export(document: dict, out: Path) -> None:
 @click.command("export")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out", required=True, type=click.Path(), help="A new (or empty) directory.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="hf", show_default=True,
-              help="hf: plain transformers weights; compressed-tensors: packed quantized weights.")
+@click.option("--format", "fmt", default="hf", show_default=True,
+              help="A format the workload's plugin writes (hf: plain transformers weights).")
 @click.option("--arm", help="The arm to export (default: the one the run kept).")
 def export(run_dir: str, out: str, fmt: str, arm: str | None) -> None:
     """Write RUN_DIR's chosen state as a model directory (re-derived from its config, digest-checked)."""

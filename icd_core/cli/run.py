@@ -101,8 +101,8 @@ class Progress:
 @click.option("--name", help="Run directory name (default <workload>-<timestamp>).")
 @click.option("--force", is_flag=True, help="Replace an existing run directory of the same name.")
 @click.option("--export", "export_dir", type=click.Path(), help="Write the state the run kept as a model directory.")
-@click.option("--export-format", type=click.Choice(["hf", "compressed-tensors"]), default="hf", show_default=True,
-              help="Format of --export.")
+@click.option("--export-format", default="hf", show_default=True,
+              help="Format of --export, one the workload's plugin writes (hf: plain transformers weights).")
 @click.option("--export-arm", help="Export this arm instead of the one the run kept (pre, identity, linear, iterative).")
 @click.option("--print-config", is_flag=True, help="Print the effective config and exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every row (each layout metric per group), the gates' rules and the verdict.")
