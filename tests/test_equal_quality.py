@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from icd_core import AUTO, Figure, Knob, Samples, TransformMeta, TransformResult
+from icd_core.report.card import verdict_card
+from icd_core.report.cells import fmt
 from icd_core.run.ratesearch import Trial, judge_drop, search
 
 from .conftest import make_plugin, run_pipeline
@@ -95,6 +97,10 @@ def test_each_arm_is_searched_to_its_own_rate_and_the_run_decomposes(tmp_path):
     assert set(decomposition["steps"]) >= {"layout", "re-permutation", "identity vs dense"}
     assert "lat_ms" in decomposition["steps"]["layout"]
     assert "identity" in (run / "report.html").read_text()
+    first = verdict_card(m).layout_answer  # the card leads with the rate each order reached
+    assert first.startswith(f"What did layout buy at damage:auto? At equal quality the rate went identity "
+                            f"{identity['knob']} {fmt(identity['chosen'])} → linear {linear['knob']} "
+                            f"{fmt(linear['chosen'])}; permuted vs natural order: cosine_pct "), first
 
 
 def test_two_auto_rates_and_an_unknown_rate_metric_are_refused(tmp_path):

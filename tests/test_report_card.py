@@ -87,7 +87,10 @@ def test_the_console_summary_is_short_and_verbose_prints_every_row(tmp_path):
     short = icd(*args, "--name", "short")
     assert short.returncode == 0, short.stderr
     lines = short.stdout.splitlines()
-    assert len(lines) <= 40 and lines[0].startswith("Is iterative (re-permuted) cheaper than linear at equal quality?")
+    assert len(lines) <= 41 and lines[1].startswith("Is iterative (re-permuted) cheaper than linear at equal quality?")
+    # The transform in natural order ran beside the permuted arms: what layout bought leads the card.
+    assert re.match(r"What did layout buy at sparsity:2:4\? permuted vs natural order: cosine_pct [\d.]+ → [\d.]+ % "
+                    r"\([+-][\d.e+-]+ pp \[[^]]+\], (better|worse|no difference shown)\)", lines[0]), lines[0]
     assert any(line.startswith("layout C (mlp.hidden)") for line in lines)
     assert not any(line.startswith("layout.mlp.hidden.Q") for line in lines)
     verbose = icd(*args, "--name", "verbose", "--verbose")

@@ -28,7 +28,8 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def card_lines(card: Card) -> list[str]:
     """The verdict card as console lines."""
-    lines = [f"{card.question} {card.answer}", "ran: " + " · ".join(f"{k} {v}" for k, v in card.ran)]
+    lines = [card.layout_answer] if card.layout_answer else []
+    lines += [f"{card.question} {card.answer}", "ran: " + " · ".join(f"{k} {v}" for k, v in card.ran)]
     if card.gates:
         lines += render_table(["gate", "change", "95 % CI", "target", "decision", "decided by"],
                               [[g.gate, g.change, g.ci, g.target, g.decision, g.source] for g in card.gates]).splitlines()
@@ -52,8 +53,10 @@ def print_summary(metrics: dict[str, Any], verbose: bool = False) -> None:
                                   r["source"] or ""] for r in rows]))
         if missing:
             click.echo("not measured: " + "; ".join(missing))
-        if metrics.get("decomposition"):
-            click.echo()
+        decomposition = metrics.get("decomposition")
+        searched = any(a.get("rate") is not None for a in (decomposition or {}).get("arms", {}).values())
+        if decomposition and (searched or metrics.get("execution", {}).get("layout_reading")):
+            click.echo()  # dense kernels at a fixed rate: the card's first line says it all
             click.echo(render_table(*decomposition_rows(metrics["decomposition"])))
         click.echo("(every row: --verbose, or report.html)")
         return

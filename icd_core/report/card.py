@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from icd_core.report.cells import fmt, short_reason
+from icd_core.report.cells import change_text, fmt, short_reason
 from icd_core.report.rows import layout_means
 from icd_core.report.verdict import overall, signed
 
@@ -41,6 +41,8 @@ class Card:
     rollback: str
     rollback_ok: bool
     bought: str
+    layout_answer: str | None = None
+    """First line of a compare run with a transform: what the permutation bought at this rate."""
 
 
 def _ran(metrics: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -93,7 +95,8 @@ def bought(metrics: dict[str, Any]) -> str:
         if c.get("iterative") is not None and c["iterative"] != c["linear"]:
             moved += f" and re-permutation to {fmt(c['iterative'], 3)}"
     decomposition = metrics.get("decomposition")
-    if decomposition:
+    reading = metrics.get("execution", {}).get("layout_reading", True)
+    if decomposition and reading:
         step = decomposition.get("steps", {}).get("layout", {})
         cost = decomposition.get("cost")
         change = step.get(cost) if cost else None
@@ -102,7 +105,7 @@ def bought(metrics: dict[str, Any]) -> str:
             return (f"At equal quality, layout changed {cost} by {signed(change['estimate'])} % "
                     f"[{signed(ci[0]) if ci[0] is not None else '?'}, {signed(ci[1]) if ci[1] is not None else '?'}]"
                     f" against the identity order{'; ' + moved if moved else ''}.")
-    if not metrics.get("execution", {}).get("layout_reading", True):
+    if not reading:
         return (f"Layout could not pay here: every state ran dense kernels, which read every element whatever "
                 f"the order, so no latency can change; {moved or 'the permutation changed the layout only'} — "
                 f"bytes a layout-reading kernel (--backend bsr or paged) would save.")
@@ -111,6 +114,51 @@ def bought(metrics: dict[str, Any]) -> str:
         return f"Re-permutation paid: a cost gate passed at equal quality{'; ' + moved if moved else ''}."
     return (f"Layout-reading kernels ran, but no cost gate passed at equal quality"
             f"{'; ' + moved if moved else ''}.")
+
+
+def _quality_step(metrics: dict[str, Any], metric: str) -> str | None:
+    """``task_fidelity_pct 92.4 → 93.9 % (+1.5 pp [+1.2, +1.8], better)`` — natural order → permuted."""
+    identity = metrics["results"].get("identity", {}).get("quality", {}).get(metric)
+    linear = metrics["results"].get("linear", {}).get("quality", {}).get(metric)
+    if not identity or not linear or identity.get("value") is None or linear.get("value") is None:
+        return None
+    change = metrics.get("comparisons", {}).get("linear_vs_identity", {}).get(metric, {})
+    said = f"{metric} {fmt(identity['value'])} → {fmt(linear['value'])} {linear.get('unit', '')}".rstrip()
+    if change.get("estimate") is None:
+        return f"{said} (no paired change: {short_reason(change.get('reason'))})"
+    if change.get("kind") == "difference" and change.get("unit") == "%":
+        change = {**change, "unit": "pp"}  # a difference of percentages
+    ci = change.get("ci95")
+    if not ci:
+        word = "no 95 % CI"
+    elif ci[0] > 0 or ci[1] < 0:
+        up = ci[0] > 0
+        word = "better" if up == (linear.get("better", "higher") == "higher") else "worse"
+    else:
+        word = "no difference shown"
+    return f"{said} ({change_text(change)}, {word})"
+
+
+def layout_answer(metrics: dict[str, Any]) -> str | None:
+    """What layout bought at the user's rate: the transform in natural order (identity) against
+    the same transform after π₀ (linear) — paired quality, and each arm's rate when it was searched."""
+    results = metrics.get("results", {})
+    if "identity" not in results or "linear" not in results or not metrics["run"]["ok"]:
+        return None
+    transforms = ", ".join(metrics["run"].get("adapters") or [])
+    decomposition = metrics.get("decomposition") or {}
+    arms = decomposition.get("arms", {})
+    searched = [f"{arm} {arms[arm]['knob']} {fmt(arms[arm]['rate'])}" for arm in ("identity", "linear")
+                if arms.get(arm, {}).get("rate") is not None]
+    primary = metrics.get("gates", {}).get("primary_quality") or results["linear"].get("primary_quality")
+    shown = list(dict.fromkeys(m for m in (arms.get("linear", {}).get("quality_metric"), primary) if m))
+    steps = [text for text in (_quality_step(metrics, m) for m in shown) if text]
+    head = f"What did layout buy at {transforms}?"
+    if searched:
+        head += f" At equal quality the rate went {' → '.join(searched)};"
+    if not steps:
+        return f"{head} no quality figure of both arms to compare."
+    return f"{head} permuted vs natural order: " + "; ".join(steps) + "."
 
 
 def verdict_card(metrics: dict[str, Any]) -> Card:
@@ -125,4 +173,5 @@ def verdict_card(metrics: dict[str, Any]) -> Card:
     note = None if gates.get("evaluated") else f"gates not evaluated: {gates.get('reason')}"
     return Card(title=f"icd run {metrics['run']['name']}", ok=bool(metrics["run"]["ok"]), answer=answer,
                 question=QUESTION, ran=_ran(metrics), gates=tuple(_gate_line(v) for v in gates.get("verdicts", [])),
-                gates_note=note, rollback=rollback, rollback_ok=rollback_ok, bought=bought(metrics))
+                gates_note=note, rollback=rollback, rollback_ok=rollback_ok, bought=bought(metrics),
+                layout_answer=layout_answer(metrics))

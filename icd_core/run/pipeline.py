@@ -299,9 +299,8 @@ class Pipeline:
         return final, chosen_metas
 
     def _plan_arms(self, state0: ModelState, reference: Any) -> ArmPlan:
-        """Which branches run: an ``identity`` arm too (compare mode) when layout-reading
-        kernels run or a rate is searched; which adapter (one at most) has an ``auto`` rate,
-        and what decides the search (metric, limit, the dense model's quality)."""
+        """Which branches run: an ``identity`` arm too (compare mode, any transform); which
+        adapter (one at most) has an ``auto`` rate, and what decides the search (metric, limit, the dense model's quality)."""
         if self.cfg.execution.backend == "paged" and not any(g.kind == KV_TOKENS for g in state0.groups):
             raise ConfigError(f"execution.backend paged: workload {self.sel.workload.text!r} has no KV-cache group "
                               f"to read in pages (a decoder with its cache's token axis, e.g. smollm2:groups=kv)")
@@ -316,8 +315,9 @@ class Pipeline:
                               + ", ".join(self.sel.adapters[i].text for i in auto) + ")")
         auto_index = auto[0] if auto else None
         branches = BRANCHES_OF_MODE[self.cfg.pipeline.mode]
-        equal_quality = auto_index is not None or self.cfg.execution.backend != "dense"
-        branches = ((ARM,) if equal_quality and self.cfg.pipeline.mode == "compare" else ()) + branches
+        # Compare mode always runs the transform in natural order too: what layout bought at the
+        # user's rate (quality here; the rate itself when it is searched) leads the card.
+        branches = ((ARM,) if self.sel.adapters and self.cfg.pipeline.mode == "compare" else ()) + branches
         workload = state0.workload
         suggested = getattr(workload, "rate_metric", None)
         rate_metric = self.cfg.execution.rate_metric or suggested or workload.primary_quality
