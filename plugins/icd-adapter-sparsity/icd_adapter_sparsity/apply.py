@@ -23,25 +23,7 @@ from icd_core.toolkit import tensors as T
 
 from .efficacy import search
 from .nm import block_mask, magnitude_mask, nm_mask, tile_scores
-
-
-def _input_norms(ctx, state, group: str, notes: list[str]) -> np.ndarray | None:
-    """‖x_j‖ per input channel over calibration tokens (Wanda), or None with a note."""
-    capture = getattr(state.workload, "capture", None)
-    if capture is None or group not in getattr(state.workload, "probes", {}):
-        notes.append(f"{group}: no activations to weight by (Wanda); used |w|")
-        return None
-    acts = capture(state, ctx.config.graph.activations.batches)[group]
-    return np.sqrt((acts.astype(np.float64) ** 2).sum(0))
-
-
-def _score(w: np.ndarray, axis: int, norms: np.ndarray | None) -> np.ndarray:
-    score = np.abs(w).astype(np.float64)
-    if norms is not None:
-        shape = [1] * w.ndim
-        shape[axis] = -1
-        score = score * norms.reshape(shape)
-    return score
+from .scores import ACTIVATION_SCORES, importance, input_norms
 
 
 def _block_order(score2d: np.ndarray, b: int) -> np.ndarray:
@@ -65,7 +47,7 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
     pruned: set[str] = set()
     per_group: dict[str, Any] = {}
     constraints: dict[str, Constraints] = {}
-    norms_of = {g: _input_norms(ctx, state, g, notes) if options.score == "wanda" else None for g in targets}
+    norms_of = {g: input_norms(ctx, state, g, notes) if options.score in ACTIVATION_SCORES else None for g in targets}
     may_permute = layout.permute and options.permute != "none"  # the identity arm: no channel re-ordering
     searched = _search_groups(ctx, state, layout, options, targets, norms_of) \
         if options.mode == "nm" and may_permute else {}
@@ -80,7 +62,7 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
             per_group[group] = {**stats, "permute": options.permute}
         elif options.mode == "block" and may_permute:
             first = members[0]
-            a = T.rows_along(_score(T.to_numpy(state.tensors[first.tensor]), first.axis, norms), first.axis)
+            a = T.rows_along(importance(T.to_numpy(state.tensors[first.tensor]), first.axis, options.score, norms), first.axis)
             before = float(np.sort(tile_scores(a, options.block).ravel())[::-1][: _kept_tiles(a, options)].sum())
             perm = _block_order(a, options.block)
             state = state.permuted(group, perm)
@@ -90,7 +72,7 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
         updates: dict[str, Any] = {}
         for member in members:
             w = T.to_numpy(state.tensors[member.tensor])
-            score = _score(w, member.axis, norms)
+            score = importance(w, member.axis, options.score, norms)
             if options.mode == "nm":
                 mask = nm_mask(score, member.axis, options.n, options.m)
             elif options.mode == "unstructured":
@@ -117,7 +99,7 @@ def _search_groups(ctx, state, layout, options, targets, norms_of) -> dict[str, 
     on the order threads finish in; numpy and scipy release the GIL in the heavy parts)."""
     def one(group: str) -> tuple[np.ndarray, dict]:
         members, norms = targets[group], norms_of[group]
-        a = np.vstack([T.rows_along(_score(T.to_numpy(state.tensors[m.tensor]), m.axis, norms), m.axis) for m in members])
+        a = np.vstack([T.rows_along(importance(T.to_numpy(state.tensors[m.tensor]), m.axis, options.score, norms), m.axis) for m in members])
         blocks = layout.blocks.get(group) if options.permute == "blocks" else None
         return search(a, options.n, options.m, options.search_s, ctx.seed, blocks=blocks, rounds=options.rounds)
 

@@ -18,7 +18,8 @@ class SparsityOptions:
     """``mode nm``: keep ``n`` of every ``m`` weights along the input dim; ``unstructured``:
     drop the ``rate`` smallest; ``block``: drop the ``rate`` weakest ``block``×``block`` tiles
     (``rate auto``: the most that keeps quality, searched per arm).
-    ``score``: magnitude or Wanda (|w|·‖x‖ over calibration tokens). ``permute`` (N:M): search
+    ``score``: magnitude, Wanda (|w|·‖x‖ over calibration tokens) or RIA (relative importance
+    × ‖x‖^0.5; :mod:`.scores`). ``permute`` (N:M): search
     the channel grouping that keeps most score ``global``ly, only ``blocks``-internally (keeps
     π₀'s cache lines), or ``none``; ``rounds`` of search (default by size: 160 for 64 channels,
     3 for 1536) keep it deterministic; ``search_s`` is a hard cap per weight (flagged when hit)."""
@@ -28,7 +29,7 @@ class SparsityOptions:
     m: int = attrs.field(default=4, validator=positive())
     rate: Any = 0.5
     block: int = attrs.field(default=64, validator=positive())
-    score: Literal["magnitude", "wanda"] = "magnitude"
+    score: Literal["magnitude", "wanda", "ria"] = "magnitude"
     permute: Literal["global", "blocks", "none"] = "global"
     rounds: int | None = attrs.field(default=None, validator=positive())
     search_s: float = attrs.field(default=60.0, validator=positive())

@@ -106,7 +106,7 @@ def test_not_divisible_is_a_recorded_noop(manager):
 
 def test_wanda_without_activations_falls_back_with_a_note(manager):
     result = apply(manager, "sparsity:2:4:score=wanda", mock())
-    assert "no activations to weight by (Wanda); used |w|" in result.meta.stats["notes"][0]
+    assert "no activations to weight by; used the weights alone" in result.meta.stats["notes"][0]
 
 
 @pytest.mark.parametrize("spec,message", [
@@ -138,3 +138,25 @@ def test_tiles_measure(manager):
 
 def test_conforms(manager):
     assert check_conformance(manager, plugin) == []
+
+
+def test_ria_score_follows_the_paper_and_moves_with_its_channel():
+    from icd_adapter_sparsity.scores import importance
+
+    rng = np.random.default_rng(0)
+    w, norms = rng.standard_normal((6, 8)), rng.uniform(0.5, 2.0, 8)
+    expected = np.empty_like(w)  # RI_ij = |w_ij| / Σ_k |w_ik| + |w_ij| / Σ_k |w_kj|, times ‖x_j‖^0.5
+    for i in range(6):
+        for j in range(8):
+            expected[i, j] = (abs(w[i, j]) / np.abs(w[i]).sum() + abs(w[i, j]) / np.abs(w[:, j]).sum()) * norms[j] ** 0.5
+    assert np.allclose(importance(w, 1, "ria", norms), expected)
+    assert np.allclose(importance(w.T, 0, "ria", norms), expected.T)  # input channels along axis 0
+    perm = rng.permutation(8)
+    assert np.allclose(importance(w[:, perm], 1, "ria", norms[perm]), expected[:, perm])
+
+
+def test_ria_prunes_two_of_four_and_searches_the_same_score(manager):
+    result = apply(manager, "sparsity:2:4:score=ria", mock())
+    assert result.meta.sparsity["score"] == "ria" and result.meta.sparsity["type"] == "2:4"
+    stats = result.meta.stats["groups"]["mlp.hidden"]
+    assert stats["kept"] >= stats["kept_default"] and stats["efficacy_pct"] > 0
