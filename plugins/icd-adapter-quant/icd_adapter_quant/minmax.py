@@ -58,25 +58,50 @@ def quantize_dequantize(w: np.ndarray, axis: int, dtype: str, group: int, symmet
     return np.moveaxis(out.reshape(moved.shape), -1, axis).astype(w.dtype)
 
 
-def _group_error(x2d: np.ndarray, options) -> float:
-    """Mean squared quantization error of a rows × channels matrix in its current order."""
+def _group_error(x2d: np.ndarray, options, energy: np.ndarray | None = None) -> float:
+    """Mean squared quantization error of a rows × channels matrix in its current order; with
+    ``energy`` (Σx² per channel) each channel's error weighs by it — the layer-output error
+    under uncorrelated inputs."""
     q = quantize_dequantize(x2d, 1, options.dtype, options.group, options.symmetric)
-    return float(np.mean((q - x2d) ** 2))
+    return float(np.mean((q - x2d) ** 2 * (1.0 if energy is None else energy[None, :])))
 
 
-def apply_quant(state, options, spec: str, seed: int = 0) -> TransformResult:
+def activation_energy(ctx, state, group: str) -> np.ndarray | None:
+    """Σ x_j² per input channel over the calibration tokens (the Hessian diagonal GPTQ's
+    act-order sorts by), or None when the workload captures no activity for the group."""
+    capture = getattr(state.workload, "capture", None)
+    if ctx is None or capture is None or group not in getattr(state.workload, "probes", {}):
+        return None
+    acts = capture(state, ctx.config.graph.activations.batches)[group].astype(np.float64)
+    return (acts ** 2).sum(0)
+
+
+def _channel_order(ctx, state, group: str, stacked: np.ndarray, options, seed: int, notes: list[str]):
+    """(order, energy the error is weighed by) for the group, or (None, None)."""
+    if options.permute != "act":
+        return order_for(stacked, options.permute, options.group, seed), None
+    energy = activation_energy(ctx, state, group)
+    if energy is None:
+        notes.append(f"{group}: no activations captured for act order; kept the order")
+        return None, None
+    return np.argsort(-energy, kind="stable"), energy
+
+
+def apply_quant(state, options, spec: str, seed: int = 0, ctx=None) -> TransformResult:
     updates: dict[str, Any] = {}
     constraints: dict[str, Constraints] = {}
     errors: dict[str, float] = {}
     stored_bytes = dense_bytes = 0
     targets, skipped = state.reduction_weights(multiple_of=options.group or 1)
     orders: dict[str, dict[str, float]] = {}
+    notes: list[str] = []
     for group, members in targets.items():
         if options.group and not options.per_tensor and options.permute != "none":
             stacked = np.vstack([T.rows_along(T.to_numpy(state.tensors[m.tensor]), m.axis).astype(np.float64) for m in members])
-            order = order_for(stacked, options.permute, options.group, seed)
+            order, energy = _channel_order(ctx, state, group, stacked, options, seed, notes)
             if order is not None:
-                before, after = _group_error(stacked, options), _group_error(stacked[:, order], options)
+                before = _group_error(stacked, options, energy)
+                after = _group_error(stacked[:, order], options, None if energy is None else energy[order])
                 kept = after < before  # a grouping that does not lower the error is not applied
                 if kept:
                     state = state.permuted(group, order)
@@ -104,7 +129,7 @@ def apply_quant(state, options, spec: str, seed: int = 0) -> TransformResult:
         repermute_reason=f"scales are shared by groups of {options.group} channels: the order decides "
                          f"which ranges share a scale" if grouped else None,
         constraints=constraints,
-        stats={"tensors": sorted(updates), "weight_mse": errors, "grouping_mse": orders, "stored_bytes": stored_bytes,
+        stats={"tensors": sorted(updates), "weight_mse": errors, "grouping_mse": orders, "notes": notes, "stored_bytes": stored_bytes,
                "dense_bytes": dense_bytes, "skipped_groups": skipped,
                "execution": "dequantised (fake-quant) on the workload's device"})
     return TransformResult(state=state.with_transform(updates, meta), meta=meta)

@@ -17,13 +17,16 @@ class QuantOptions:
     """``dtype``; ``group``: input channels sharing a scale (0 = one scale per output row);
     ``per_tensor``: one scale for the whole weight; ``symmetric``: zero-point 0 (else
     asymmetric min-max; integer dtypes only); ``permute`` (with groups): order channels so
-    each group shares a range — ``cluster`` (k-means on (min, max)), ``sort`` or ``none``."""
+    each group shares a range — ``cluster`` (k-means on (min, max)), ``sort``, ``act`` (by
+    activation energy Σx² over calibration tokens, decreasing: GPTQ's act-order made a
+    function-preserving model permutation, so groups stay contiguous and need no ``g_idx``;
+    kept only when it lowers the activation-weighted error) or ``none``."""
 
     dtype: Literal["int8", "int4", "fp8"] = "int8"
     group: int = attrs.field(default=0, validator=non_negative())
     symmetric: bool = True
     per_tensor: bool = False
-    permute: Literal["cluster", "sort", "none"] = "cluster"
+    permute: Literal["cluster", "sort", "act", "none"] = "cluster"
 
     def __attrs_post_init__(self) -> None:
         if self.dtype == "fp8" and not self.symmetric:
@@ -43,11 +46,11 @@ class QuantOptions:
                 out["symmetric"] = text == "sym"
             elif text == "tensor":
                 out["per_tensor"] = True
-            elif text in ("cluster", "sort", "none"):
+            elif text in ("cluster", "sort", "act", "none"):
                 out["permute"] = text
             else:
                 raise ValueError(f"unknown option {text!r} (expected int8|int4|fp8, g<N>, tensor, sym|asym, "
-                                 f"cluster|sort|none)")
+                                 f"cluster|sort|act|none)")
         return out
 
 
@@ -63,4 +66,4 @@ def icd_apply_transform(ctx, adapter, state, layout):
         return None
     from .minmax import apply_quant
 
-    return apply_quant(state, adapter.options, adapter.text, seed=ctx.seed)
+    return apply_quant(state, adapter.options, adapter.text, seed=ctx.seed, ctx=ctx)

@@ -126,3 +126,46 @@ def test_per_tensor_and_specs(manager):
 
 def test_conforms(manager):
     assert check_conformance(manager, plugin) == []
+
+
+def test_act_order_sorts_channels_by_activation_energy_and_says_when_it_cannot(manager):
+    import attrs
+
+    from icd_core.builtins.workload_mock import MockMLP
+
+    class Probed(MockMLP):
+        """The mock MLP with its hidden activity captured (as the transformer workloads do)."""
+
+        probes = {"mlp.hidden": ()}
+
+        def capture(self, state, batches):
+            t = state.tensors
+            return {"mlp.hidden": np.maximum(self.inputs @ t["mlp.fc1.weight"].T + t["mlp.fc1.bias"], 0)}
+
+    rng = np.random.default_rng(2)
+    plain = build_mock_state(MockOptions(hidden=64, d_in=16, d_out=8, tokens=64), rng)
+    scale = np.exp(rng.normal(0, 1.5, 64)).astype(np.float32)  # channels of very different energy
+    plain = plain.with_tensors({"mlp.fc1.weight": plain.tensors["mlp.fc1.weight"] * scale[:, None],
+                                "mlp.fc1.bias": plain.tensors["mlp.fc1.bias"] * scale})
+    adapter = resolve(manager.registry, "adapter", "quant:int4:g16:act")
+
+    def act(state):
+        state = attrs.evolve(state, workload=Probed(inputs=plain.workload.inputs))
+        return state, manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=state,
+                                                          layout=state.layout_for({}))
+
+    # fc2's columns narrow where their inputs are loud (outlier channels meeting small weights):
+    # sorting by energy also sorts by range and puts the loud channels under fine steps — it pays.
+    state, result = act(plain.with_tensors({"mlp.fc2.weight": plain.tensors["mlp.fc2.weight"] / scale[None, :]}))
+    grouping = result.meta.stats["grouping_mse"]["mlp.hidden"]
+    energy = (state.workload.capture(state, 1)["mlp.hidden"].astype(np.float64) ** 2).sum(0)
+    assert result.meta.quant["grouping"] == "act"
+    assert grouping["applied"] and grouping["error"] < grouping["error_identity"]  # energy-weighted error
+    assert np.array_equal(result.state.layout["mlp.hidden"], np.argsort(-energy, kind="stable"))
+    # Ranges unrelated to energy: the order does not lower the weighted error and is not applied.
+    _, result = act(plain)
+    grouping = result.meta.stats["grouping_mse"]["mlp.hidden"]
+    assert not grouping["applied"] and np.array_equal(result.state.layout["mlp.hidden"], np.arange(64))
+    unprobed = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=plain,
+                                                   layout=plain.layout_for({}))
+    assert unprobed.meta.stats["notes"] == ["mlp.hidden: no activations captured for act order; kept the order"]
