@@ -13,8 +13,8 @@ scored once): per-token NLL, perplexity, KL vs dense and top-1 agreement, every 
 windows in one pass. Paired CIs of the NLL change use windows (256 scored tokens each) as the
 units — tokens inside a window are not independent — with scipy's t interval.
 
-    .venv/bin/python benchmarks/heldout_quality.py           # 50k held-out tokens (~25 min, 2 threads)
-    .venv/bin/python benchmarks/heldout_quality.py --quick   # 8k tokens (~7 min)
+    .venv/bin/python benchmarks/heldout_quality.py           # 50k held-out tokens (10 states; 7 took 18 min on 2 threads)
+    .venv/bin/python benchmarks/heldout_quality.py --quick   # 8k tokens
     .venv/bin/python benchmarks/heldout_quality.py --json
 """
 

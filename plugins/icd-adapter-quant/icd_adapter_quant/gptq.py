@@ -122,4 +122,4 @@ def gptq(w: np.ndarray, hessian: np.ndarray, bits: int, plan: Plan, block: int =
 def output_error(w: np.ndarray, q: np.ndarray, hessian: np.ndarray) -> float:
     """Relative layer-output error tr(ΔW H ΔWᵀ) / tr(W H Wᵀ) on the calibration inputs."""
     d = np.asarray(q, dtype=np.float64) - w
-    return float(np.einsum("ij,jk,ik->", d, hessian, d) / np.einsum("ij,jk,ik->", w, hessian, w))
+    return float(((d @ hessian) * d).sum() / ((w @ hessian) * w).sum())
