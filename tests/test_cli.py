@@ -107,7 +107,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 @pytest.mark.parametrize("spec,line", [
     ("sparsity:5:4", "sparsity: n (5) must be < m (4)"),
-    ("quant:int3", "quant: unknown option 'int3' (expected int8|int4|fp8, g<N>, tensor, sym|asym, cluster|sort|none)"),
+    ("quant:int3", "quant: unknown option 'int3' (expected int8|int4|fp8, g<N>, tensor, sym|asym, cluster|sort|act|none)"),
     ("kv:0:0.1", "kv.block: must be > 0 (got 0)"),
     ("sparsity:unstructured:1.2", "sparsity: rate must be in [0, 1) or auto (got 1.2)"),
 ])

@@ -131,9 +131,10 @@ def test_conforms(manager):
 def test_act_order_sorts_channels_by_activation_energy_and_says_when_it_cannot(manager):
     import attrs
 
-    from icd_core.builtins.workload_mock import MockMLP
+    rng = np.random.default_rng(2)
+    plain = build_mock_state(MockOptions(hidden=64, d_in=16, d_out=8, tokens=64), rng)
 
-    class Probed(MockMLP):
+    class Probed(type(plain.workload)):
         """The mock MLP with its hidden activity captured (as the transformer workloads do)."""
 
         probes = {"mlp.hidden": ()}
@@ -142,8 +143,6 @@ def test_act_order_sorts_channels_by_activation_energy_and_says_when_it_cannot(m
             t = state.tensors
             return {"mlp.hidden": np.maximum(self.inputs @ t["mlp.fc1.weight"].T + t["mlp.fc1.bias"], 0)}
 
-    rng = np.random.default_rng(2)
-    plain = build_mock_state(MockOptions(hidden=64, d_in=16, d_out=8, tokens=64), rng)
     scale = np.exp(rng.normal(0, 1.5, 64)).astype(np.float32)  # channels of very different energy
     plain = plain.with_tensors({"mlp.fc1.weight": plain.tensors["mlp.fc1.weight"] * scale[:, None],
                                 "mlp.fc1.bias": plain.tensors["mlp.fc1.bias"] * scale})
