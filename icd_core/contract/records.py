@@ -46,6 +46,11 @@ class GroupMember:
             index[start:start + size] = start + np.asarray(perm)
         return index
 
+    def positions(self, size: int) -> np.ndarray:
+        """The axis positions this member's slices cover, in slice order (``tiles · size``)."""
+        step = self.stride if self.stride is not None else size
+        return np.concatenate([self.offset + t * step + np.arange(size) for t in range(self.tiles)])
+
     def covered(self, size: int) -> int:
         """One past the last axis position this member's slices reach."""
         step = self.stride if self.stride is not None else size

@@ -41,6 +41,8 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
         return TransformResult(state=state, meta=TransformMeta.skipped("sparsity", spec, "rate 0 prunes nothing"))
     multiple = options.m if options.mode == "nm" else 1
     targets, skipped = state.reduction_weights(multiple_of=multiple)
+    if options.mode == "nm":
+        targets, skipped = _aligned(state, targets, options.m, skipped)
     if not targets:
         return TransformResult(state=state, meta=TransformMeta.skipped("sparsity", spec, no_target_reason(skipped)))
     notes: list[str] = []
@@ -61,8 +63,7 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
                 norms = norms[perm]
             per_group[group] = {**stats, "permute": options.permute}
         elif options.mode == "block" and may_permute:
-            first = members[0]
-            a = T.rows_along(importance(T.to_numpy(state.tensors[first.tensor]), first.axis, options.score, norms), first.axis)
+            a = _member_scores(state, members[0], size, options.score, norms)
             before = float(np.sort(tile_scores(a, options.block).ravel())[::-1][: _kept_tiles(a, options)].sum())
             perm = _block_order(a, options.block)
             state = state.permuted(group, perm)
@@ -72,7 +73,9 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
         updates: dict[str, Any] = {}
         for member in members:
             w = T.to_numpy(state.tensors[member.tensor])
-            score = importance(w, member.axis, options.score, norms)
+            positions = member.positions(size)
+            view = np.take(w, positions, axis=member.axis)  # the member's slices (a head: its 32 inputs)
+            score = importance(view, member.axis, options.score, _tiled(norms, member))
             if options.mode == "nm":
                 mask = nm_mask(score, member.axis, options.n, options.m)
             elif options.mode == "unstructured":
@@ -81,7 +84,10 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
                 moved = np.moveaxis(score, member.axis, -1)
                 mask2d = block_mask(moved.reshape(-1, size), options.block, options.rate)
                 mask = np.moveaxis(mask2d.reshape(moved.shape), -1, member.axis)
-            updates[member.tensor] = T.numpy_like(np.where(mask, w, 0), state.tensors[member.tensor])
+            pruned_w = w.copy()
+            np.put_along_axis(pruned_w, _along(positions, member.axis, w.ndim),
+                              np.where(mask, view, 0), axis=member.axis)
+            updates[member.tensor] = T.numpy_like(pruned_w, state.tensors[member.tensor])
             per_group.setdefault(group, {})[f"{member.tensor}.density"] = float(mask.mean())
             pruned.add(member.tensor)
         state = state.with_tensors(updates)
@@ -93,13 +99,47 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
     return TransformResult(state=new_state, meta=meta)
 
 
+def _aligned(state, targets, m: int, skipped: list[str]) -> tuple[dict, list[str]]:
+    """Groups whose every slice starts on a multiple of m, so a kernel's runs of m along the
+    whole axis are the group's runs; the others are left out with a note."""
+    kept, notes = {}, list(skipped)
+    for group, members in targets.items():
+        size = state.group(group).size
+        starts = [int(p) for mb in members for p in mb.positions(size)[::size]]
+        if all(p % m == 0 for p in starts):
+            kept[group] = members
+        else:
+            notes.append(f"{group} (a slice starts off a multiple of {m})")
+    return kept, notes
+
+
+def _tiled(norms: np.ndarray | None, member) -> np.ndarray | None:
+    """Per-channel norms repeated for each of the member's slices."""
+    return None if norms is None else np.tile(norms, member.tiles)
+
+
+def _along(positions: np.ndarray, axis: int, ndim: int) -> np.ndarray:
+    shape = [1] * ndim
+    shape[axis] = -1
+    return positions.reshape(shape)
+
+
+def _member_scores(state, member, size: int, kind: str, norms: np.ndarray | None) -> np.ndarray:
+    """Scores of a member's slices as (rows × size) blocks stacked (each slice's rows see the
+    same group channels)."""
+    view = np.take(T.to_numpy(state.tensors[member.tensor]), member.positions(size), axis=member.axis)
+    rows = T.rows_along(importance(view, member.axis, kind, _tiled(norms, member)), member.axis)
+    return np.vstack([rows[:, t * size:(t + 1) * size] for t in range(member.tiles)])
+
+
 def _search_groups(ctx, state, layout, options, targets, norms_of) -> dict[str, tuple[np.ndarray, dict]]:
     """The N:M channel search of every group, run side by side on the machine's cores (the
     groups are independent and each search is seeded alike, so the result does not depend
     on the order threads finish in; numpy and scipy release the GIL in the heavy parts)."""
     def one(group: str) -> tuple[np.ndarray, dict]:
         members, norms = targets[group], norms_of[group]
-        a = np.vstack([T.rows_along(importance(T.to_numpy(state.tensors[m.tensor]), m.axis, options.score, norms), m.axis) for m in members])
+        size = state.group(group).size
+        a = np.vstack([_member_scores(state, m, size, options.score, norms) for m in members])
         blocks = layout.blocks.get(group) if options.permute == "blocks" else None
         return search(a, options.n, options.m, options.search_s, ctx.seed, blocks=blocks, rounds=options.rounds)
 

@@ -8,7 +8,7 @@ from icd_adapter_sparsity import plugin
 from icd_adapter_sparsity.efficacy import kept, row_bound, search
 from icd_adapter_sparsity.nm import block_mask, magnitude_mask, nm_mask, nonzero_tiles
 
-from icd_core import ConfigError
+from icd_core import ConfigError, GroupMember, ModelState, PermutationGroup
 from icd_core.testing import (
     MockOptions,
     build_mock_state,
@@ -160,3 +160,45 @@ def test_ria_prunes_two_of_four_and_searches_the_same_score(manager):
     assert result.meta.sparsity["score"] == "ria" and result.meta.sparsity["type"] == "2:4"
     stats = result.meta.stats["groups"]["mlp.hidden"]
     assert stats["kept"] >= stats["kept_default"] and stats["efficacy_pct"] > 0
+
+
+def _heads(state, offsets, size):
+    """The mock's hidden dim cut into head-like groups: slices of one shared axis."""
+    groups = tuple(PermutationGroup(f"head{k}", size, (GroupMember("mlp.fc1.weight", 0, "out", offset=o),
+                                                       GroupMember("mlp.fc1.bias", 0, "param", offset=o),
+                                                       GroupMember("mlp.fc2.weight", 1, "in", offset=o)))
+                   for k, o in enumerate(offsets))
+    return ModelState.initial(state.workload, state.tensors, groups)
+
+
+@pytest.mark.parametrize("spec", ["sparsity:2:4", "sparsity:2:4:score=ria", "sparsity:unstructured:0.5"])
+def test_groups_that_are_slices_of_a_shared_axis(manager, spec):
+    """Attention heads are groups over slices of one tensor axis: each group searches and prunes its
+    own slice, and the pruned model is the pruned unpermuted model, permuted."""
+    base = mock()
+    state = _heads(base, (0, 32), 32)
+    result = apply_any(manager, spec, state, {"head0": 16, "head1": 16})
+    assert not result.meta.noop
+    w2 = result.state.tensors["mlp.fc2.weight"]
+    if "2:4" in spec:
+        assert ((w2.reshape(8, 16, 4) != 0).sum(axis=-1) == 2).all()
+    else:
+        assert (w2 != 0).mean() == pytest.approx(0.5, abs=0.02)
+    whole = np.concatenate([result.state.layout["head0"], 32 + result.state.layout["head1"]])
+    original_mask = (w2 != 0)[:, inverse(whole)]
+    unpermuted = base.with_tensors({"mlp.fc2.weight": np.where(original_mask, base.tensors["mlp.fc2.weight"], 0)})
+    assert np.max(np.abs(unpermuted.run() - result.state.run())) < 1e-5
+
+
+def test_nm_leaves_out_a_slice_off_the_kernel_grid(manager):
+    state = _heads(mock(), (0, 34), 28)
+    result = apply_any(manager, "sparsity:2:4", state, {"head0": 4, "head1": 4})
+    assert "head1 (a slice starts off a multiple of 4)" in result.meta.stats["skipped_groups"]
+    w2 = result.state.tensors["mlp.fc2.weight"]
+    assert ((w2[:, :28].reshape(8, 7, 4) != 0).sum(axis=-1) == 2).all() and (w2[:, 28:] != 0).all()
+
+
+def apply_any(manager, spec, state, blocks):
+    adapter = resolve(manager.registry, "adapter", spec)
+    return manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=state,
+                                               layout=state.layout_for(blocks))
