@@ -79,8 +79,12 @@ def build_w(source: str = "mock", **cfg: Any) -> sp.csr_matrix:
         unknown = set(cfg) - {"n", "blocks", "noise", "seed"}
         if unknown:
             raise UsageError(f"build_w('mock'): unknown option {sorted(unknown)[0]!r} (expected n, blocks, noise, seed)")
-        w, _ = planted_blocks(int(cfg.get("n", 256)), int(cfg.get("blocks", 16)), float(cfg.get("noise", 0.05)),
-                              int(cfg.get("seed", 0)))
+        n, blocks, noise = cfg.get("n", 256), cfg.get("blocks", 16), cfg.get("noise", 0.05)
+        _check_option("n", n, int, 1, 1_000_000)
+        _check_option("blocks", blocks, int, 1, n)
+        _check_option("noise", noise, float, 0.0, 1.0)
+        _check_option("seed", cfg.get("seed", 0), int, 0, 2**32 - 1)
+        w, _ = planted_blocks(int(n), int(blocks), float(noise), int(cfg.get("seed", 0)))
         return w
     manager = _manager()
     if source == "trace":
@@ -101,12 +105,22 @@ def build_w(source: str = "mock", **cfg: Any) -> sp.csr_matrix:
     return dispatch.build_w(manager, ctx, resolve(manager.registry, "graph", source), state, group).matrix
 
 
-def _symmetric(W: Any) -> sp.csr_matrix:
-    matrix = sp.csr_matrix(W, dtype=np.float32)
-    matrix = ((matrix + matrix.T) * 0.5).tocsr() if (matrix != matrix.T).nnz else matrix
-    matrix.setdiag(0)
-    matrix.eliminate_zeros()
-    return matrix
+def _check_option(name: str, value: Any, kind: type, low: float, high: float) -> None:
+    """One UsageError line unless ``value`` is a ``kind`` number in [low, high]."""
+    numeric = (int, np.integer) if kind is int else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, numeric) or not low <= value <= high:
+        raise UsageError(f"build_w('mock'): {name} must be {'an integer' if kind is int else 'a number'} "
+                         f"in [{low}, {high}] (got {value!r})")
+
+
+def _checked_w(W: Any, block: int, where: str = "icd.fit_permutation") -> sp.csr_matrix:
+    """The user's W validated as ``icd solve`` validates a file (same one-line errors), an
+    asymmetric one symmetrised and self-loops dropped."""
+    from icd_core.layout.graphs import prepare_user_w
+
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise UsageError(f"{where}: block must be an integer >= 1 (got {block!r})")
+    return prepare_user_w(W, where, int(block), symmetrise=True)[0]
 
 
 def fit_permutation(W: Any, time_budget_s: float | None = 300, refine_steps: int = 2000, solver: str = "spectral",
@@ -123,8 +137,9 @@ def fit_permutation(W: Any, time_budget_s: float | None = 300, refine_steps: int
     from icd_core.plugin.specs import resolve
 
     many = isinstance(W, (list, tuple))
-    problems = [GraphW(matrix=_symmetric(m), meta={"source": "icd.fit_permutation"}, block=block)
-                for m in (W if many else [W])]
+    problems = [GraphW(matrix=_checked_w(m, block, f"icd.fit_permutation(W[{k}])" if many else "icd.fit_permutation"),
+                       meta={"source": "icd.fit_permutation"}, block=block)
+                for k, m in enumerate(W if many else [W])]
     manager = _manager()
     ctx = _context(manager, **{"solver.time_budget_s": time_budget_s, "solver.refine_steps": refine_steps,
                                "seed": seed})
@@ -164,9 +179,15 @@ class _TensorWorkload:
 def _transform(tensor: Any, spec: str | dict[str, Any]) -> tuple[Any, TransformMeta]:
     from icd_core.plugin import dispatch
     from icd_core.plugin.specs import resolve
-    shape = tuple(getattr(tensor, "shape", ()))
-    if len(shape) != 2:
-        raise UsageError(f"{spec}: expected a 2-D weight (out × in), got shape {shape}")
+    where = f"apply_{spec['name'] if isinstance(spec, dict) else spec.split(':')[0]}"
+    if tensor is None or not hasattr(tensor, "shape"):  # nested lists: a numpy array of them
+        try:
+            tensor = np.asarray(tensor, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{where}: expected a 2-D weight (out × in) of numbers ({exc})") from None
+    shape = tuple(tensor.shape)
+    if len(shape) != 2 or 0 in shape:
+        raise UsageError(f"{where}: expected a non-empty 2-D weight (out × in), got shape {shape}")
     group = PermutationGroup(name="in", size=shape[1], members=(GroupMember("weight", 1, role="in"),))
     state = ModelState.initial(_TensorWorkload(), {"weight": tensor}, (group,))
     manager = _manager()

@@ -125,7 +125,7 @@ def test_odd_but_valid_matrices_are_handled_and_noted(tmp_path, matrix, note):
 
 def test_missing_or_corrupt_file(tmp_path):
     done = icd("solve", str(tmp_path / "none.npz"), "--out", str(tmp_path / "p.json"))
-    assert done.returncode == 1 and done.stderr.strip().endswith("none.npz: no such file")
+    assert done.returncode == 1 and done.stderr.strip().endswith("none.npz: no such matrix file")
     (tmp_path / "bad.npz").write_text("garbage")
     done = icd("solve", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "p.json"))
-    assert done.returncode == 1 and "not a readable .npz matrix file" in done.stderr
+    assert done.returncode == 1 and "bad.npz: not a .npz (zip) file" in done.stderr

@@ -75,7 +75,7 @@ def test_npz_is_deterministic_and_loadable(tmp_path):
     sp.save_npz(tmp_path / "plain.npz", w)
     assert (load_w(tmp_path / "plain.npz")["W"] != w).nnz == 0
     (tmp_path / "bad.npz").write_text("not a zip")
-    with pytest.raises(InputDataError, match="bad.npz: not a readable .npz"):
+    with pytest.raises(InputDataError, match="bad.npz: not a .npz \\(zip\\) file"):
         load_w(tmp_path / "bad.npz")
 
 

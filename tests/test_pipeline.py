@@ -69,7 +69,7 @@ def test_default_run_writes_every_artifact(tmp_path):
     m = metrics_of(run)
     assert set(m["results"]) == {"pre", "linear", "iterative"}
     lat = m["results"]["pre"]["figures"]["lat_ms"]
-    assert lat["source"] == "measured:wallclock" and lat["n"] == 3 and lat["ci95"][0] <= lat["median"] <= lat["ci95"][1]
+    assert lat["source"] == "measured:wallclock" and lat["n"] == 3 and lat["ci95"] is None  # no CI below 6 rounds
     l2 = m["results"]["pre"]["figures"]["l2_hit_pct"]
     assert l2["source"] == "modelled:cache-sim" and 0 < l2["value"] <= 100
     misses = m["results"]["pre"]["figures"]["cache_misses_per_access"]
@@ -188,7 +188,7 @@ def test_solver_timeout_keeps_the_initial_order_flagged(tmp_path):
     fit = metrics_of(run)["fits"][0]
     assert fit["stats"]["timed_out"] is True and fit["stats"]["kept"].endswith("kept the current order")
     warnings = [json.loads(l)["message"] for l in (run / "events.jsonl").read_text().splitlines() if '"warning"' in l]
-    assert warnings == ["solver slow hit its 30 s budget: kept the current order"]
+    assert warnings == ["solver slow hit its 600 s budget: kept the current order"]
     perm = json.loads((run / "perm.json").read_text())
     assert perm["groups"]["mlp.hidden"]["pi0"] == list(range(128))
 

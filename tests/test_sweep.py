@@ -137,7 +137,9 @@ def test_a_second_sweep_on_the_directory_is_refused_and_a_finished_trial_never_o
                                      f"(it holds .sweep.lock)"
     assert icd("sweep", str(spec), "--out-dir", str(out), timeout=120).returncode == 0
     changed = icd("sweep", str(spec), "--out-dir", str(out), "--set", "pipeline.repeats=4")
-    assert changed.returncode == 1 and "holds a finished run of another config" in changed.stderr
+    assert changed.returncode == 1 and "sweep.json belongs to another spec (base differs)" in changed.stderr
+    forced = icd("sweep", str(spec), "--out-dir", str(out), "--set", "pipeline.repeats=4", "--force")
+    assert forced.returncode == 1 and "holds a finished run of another config" in forced.stderr
     assert json.loads(next((out / "spec").glob("seed-0_*/metrics.json")).read_text())["run"]["repeats"] == 3
 
 

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from icd_core.builtins.graph_mock import mock_for
 from icd_core.contract.errors import ConfigError, InputDataError
 from icd_core.contract.hookmarkers import hookimpl
+from icd_core.contract.limits import read_text
 from icd_core.contract.records import GraphW
 from icd_core.layout.permutations import inverse
 
@@ -36,12 +37,7 @@ def read_events(path: Path, group: str, size: int, only_group: bool,
                 groups: tuple[str, ...] = ()) -> list[tuple[np.ndarray, float]]:
     """Parse and validate the events of ``group`` (dims in load order); ``groups``: every
     group of the workload (an event naming another one is an error)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputDataError(f"{path}: no such trace file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputDataError(f"{path}: cannot read trace ({exc})") from None
+    lines = read_text(path, "trace file", "trace_bytes").splitlines()
     events: list[tuple[np.ndarray, float]] = []
     seen_any = False
     for number, line in enumerate(lines, start=1):
@@ -53,6 +49,8 @@ def read_events(path: Path, group: str, size: int, only_group: bool,
             event: Any = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputDataError(f"{where}: invalid JSON ({exc.msg})") from None
+        except (RecursionError, ValueError) as exc:
+            raise InputDataError(f"{where}: unreadable JSON ({'nested too deeply' if isinstance(exc, RecursionError) else exc})") from None
         if not isinstance(event, dict):
             raise InputDataError(f"{where}: expected a JSON object, got {type(event).__name__}")
         name = event.get("group")

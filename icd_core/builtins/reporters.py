@@ -3,13 +3,11 @@ the core itself, first (:func:`icd_core.plugin.dispatch.write_reports`)."""
 
 from __future__ import annotations
 
-import csv
-import io
 
 import jinja2
 
 from icd_core.contract.hookmarkers import hookimpl
-from icd_core.report.cells import change_text, fmt
+from icd_core.report.cells import change_text, csv_text, fmt
 from icd_core.report.rows import (
     BRANCHES,
     comparison_rows,
@@ -30,20 +28,18 @@ def _num(value) -> str:
 def render_csv(metrics: dict) -> str:
     """Per metric the three states' values and the paired change iterative vs linear with its
     CI; then one row per gate with its verdict and rule."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
+    rows: list[list] = [list(CSV_HEADER)]
     for row in comparison_rows(metrics):
         change = row["change"] or {}
         ci = change.get("ci95") or [None, None]
-        writer.writerow([row["metric"], row["unit"] or "", *(_num(row[b]) for b in BRANCHES), row["source"] or "",
-                         row["reason"] or "", _num(change.get("estimate")), _num(ci[0]), _num(ci[1]), "", ""])
+        rows.append([row["metric"], row["unit"] or "", *(_num(row[b]) for b in BRANCHES), row["source"] or "",
+                     row["reason"] or "", _num(change.get("estimate")), _num(ci[0]), _num(ci[1]), "", ""])
     for v in metrics.get("gates", {}).get("verdicts", []):
         ci = v.get("ci95") or [None, None]
-        writer.writerow([f"gate.{v['gate']}", v.get("unit") or "", *[""] * len(BRANCHES), v.get("source") or "",
-                         v.get("reason") or "", _num(v.get("value")), _num(ci[0]), _num(ci[1]), v["verdict"],
-                         v.get("rule") or ""])
-    return buf.getvalue()
+        rows.append([f"gate.{v['gate']}", v.get("unit") or "", *[""] * len(BRANCHES), v.get("source") or "",
+                     v.get("reason") or "", _num(v.get("value")), _num(ci[0]), _num(ci[1]), v["verdict"],
+                     v.get("rule") or ""])
+    return csv_text(rows)
 
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("icd_core.report", "templates"), autoescape=True,

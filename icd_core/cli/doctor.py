@@ -51,3 +51,7 @@ def doctor() -> None:
     click.echo()
     click.echo(render_table(["component", "kind", "provider", "status"],
                             [[c.name, c.kind, c.provider, c.status] for c in manager.registry]))
+    failed = manager.failures()
+    if failed:
+        click.echo()
+        click.echo(render_table(["plugin", "distribution", "status"], [[r.name, r.distribution, r.status] for r in failed]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import click
@@ -70,7 +68,7 @@ def compare(runs: tuple[str, ...], out: str | None) -> None:
     from icd_core.cli.tables import card_lines
     from icd_core.contract.errors import UsageError
     from icd_core.report.card import verdict_card
-    from icd_core.report.cells import fmt
+    from icd_core.report.cells import csv_text, fmt
     from icd_core.report.compare import diff_runs
     from icd_core.report.jsonify import dumps
     from icd_core.run.artifacts import ArtifactDir
@@ -99,13 +97,9 @@ def compare(runs: tuple[str, ...], out: str | None) -> None:
     directory = ArtifactDir(target)
     doc = {**diffs[0], "runs": [r.metrics["run"]["name"] for r in finished], "warnings": warnings, "diffs": diffs}
     directory.write_text("compare.json", dumps(doc) + "\n")
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["a", "b", "metric", "value_a", "value_b", "delta", "ratio", "source_a", "source_b"])
-    for diff in diffs:
-        for r in diff["rows"]:
-            writer.writerow([diff["a"]["name"], diff["b"]["name"], *(r[k] if r[k] is not None else "" for k in
-                             ("metric", "a", "b", "delta", "ratio", "source_a", "source_b"))])
-    directory.write_text("compare.csv", buf.getvalue())
+    header = ["a", "b", "metric", "value_a", "value_b", "delta", "ratio", "source_a", "source_b"]
+    rows = [[diff["a"]["name"], diff["b"]["name"], *(r[k] if r[k] is not None else "" for k in
+             ("metric", "a", "b", "delta", "ratio", "source_a", "source_b"))] for diff in diffs for r in diff["rows"]]
+    directory.write_text("compare.csv", csv_text([header, *rows]))
     directory.write_text("compare.html", render_compare_html([r.metrics for r in finished], diffs, warnings))
     click.echo(f"written: {target / 'compare.html'}, {target / 'compare.json'}, {target / 'compare.csv'}")

@@ -26,16 +26,23 @@ def sweep() -> None:
 
 def write_reports(sweep_dir: Path, manifest: dict) -> str | None:
     """sweep.csv, then sweep.html; returns why sweep.html was not written, or None."""
+    from icd_core.contract.errors import ArtifactWriteError
     from icd_core.report.sweep_html import render_sweep_html
     from icd_core.report.sweeps import sweep_csv
     from icd_core.run.artifacts import write_text_atomic
 
-    write_text_atomic(sweep_dir / "sweep.csv", sweep_csv(sweep_dir, manifest))
+    def write(path: Path, text: str) -> None:
+        try:
+            write_text_atomic(path, text)
+        except OSError as exc:
+            raise ArtifactWriteError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+    write(sweep_dir / "sweep.csv", sweep_csv(sweep_dir, manifest))
     try:
         page = render_sweep_html(sweep_dir, manifest)
     except ImportError:
         return 'sweep.html not written: matplotlib is not installed (pip install matplotlib)'
-    write_text_atomic(sweep_dir / "sweep.html", page)
+    write(sweep_dir / "sweep.html", page)
     return None
 
 
@@ -52,17 +59,22 @@ def write_reports(sweep_dir: Path, manifest: dict) -> str | None:
 @click.option("--name", default=None, help="Sweep directory name (default: the spec file's stem).")
 @click.option("--grid", "grid_args", multiple=True, metavar="KEY=V1,V2", help="Add or replace a grid axis.")
 @click.option("--set", "set_args", multiple=True, metavar="KEY.PATH=VALUE", help="Override a base config key.")
+@click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True), default=4 * 3600.0, show_default=True,
+              help="Seconds one trial may run; past it the trial is stopped and marked failed.")
+@click.option("--force", is_flag=True, help="Replace the manifest of another spec under the same name.")
 def run_sweep(spec: str, executor: str, address: str | None, workers: int | None, retries: int, out_dir: str,
-              name: str | None, grid_args: tuple[str, ...], set_args: tuple[str, ...]) -> None:
+              name: str | None, grid_args: tuple[str, ...], set_args: tuple[str, ...], trial_timeout: float,
+              force: bool) -> None:
     """Run every trial of SPEC (base config × grid × seeds), one `icd run` each, into
     OUT_DIR/NAME/<trial>/, with sweep.json (the resumable manifest), sweep.csv and sweep.html."""
     from filelock import FileLock, Timeout
 
     from icd_core import __version__
-    from icd_core.contract.errors import UsageError
+    from icd_core.contract.errors import IcdError, UsageError
     from icd_core.plugin.manager import load_plugin_manager
     from icd_core.run.executors import run_local
-    from icd_core.run.sweep import Manifest, load_spec, plan
+    from icd_core.run.artifacts import check_name
+    from icd_core.run.sweep import Manifest, finished, load_spec, plan
     from icd_core.run.timing import available_cores
 
     if address and executor != "ray":
@@ -71,7 +83,7 @@ def run_sweep(spec: str, executor: str, address: str | None, workers: int | None
     manager = load_plugin_manager()
     versions = {"icd-co": __version__, **{r.distribution: r.version for r in manager.rows if not r.failed}}
     trials = plan(loaded, manager.registry, versions)
-    name = name or Path(spec).stem
+    name = check_name(name or Path(spec).stem, "sweep name", UsageError)
     sweep_dir = Path(out_dir) / name
     sweep_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(sweep_dir / ".sweep.lock"), timeout=0)
@@ -81,10 +93,10 @@ def run_sweep(spec: str, executor: str, address: str | None, workers: int | None
         raise UsageError(f"sweep {name}: another sweep is running in {sweep_dir} (it holds .sweep.lock)") from None
     counts = {"executed": 0, "skipped": 0, "failed": 0}
     try:
-        manifest = Manifest.open(sweep_dir, name, loaded, trials)
+        manifest = Manifest.open(sweep_dir, name, loaded, trials, force=force)
         pending = []
         for trial in trials:
-            if manifest.entry(trial.name)["state"] == "done" and (sweep_dir / trial.name / "metrics.json").is_file():
+            if manifest.entry(trial.name)["state"] == "done" and finished(sweep_dir / trial.name):
                 counts["skipped"] += 1
                 continue
             pending.append((trial.name, dict(trial.config), (sweep_dir / trial.name).exists()))
@@ -111,20 +123,25 @@ def run_sweep(spec: str, executor: str, address: str | None, workers: int | None
 
                 run_ray(sweep_dir, pending, concurrency, retries, on_done, address=address)
             elif pending:
-                run_local(sweep_dir, pending, concurrency, retries, on_done)
+                run_local(sweep_dir, pending, concurrency, retries, on_done, timeout_s=trial_timeout)
         except KeyboardInterrupt:
             write_reports(sweep_dir, manifest.data)
             click.echo(_summary(name, len(trials), counts) + " (interrupted: run it again to resume)")
             sys.exit(130)
         if tty and total:
             click.echo("", err=True)
-        note = write_reports(sweep_dir, manifest.data)
+        try:
+            note, failure = write_reports(sweep_dir, manifest.data), None
+        except IcdError as exc:  # the trials' results stand; say which report could not be written
+            note, failure = None, exc
     finally:
         lock.release()
     if note:
         click.echo(f"warning: {note}", err=True)
     click.echo(f"sweep directory: {sweep_dir}")
     click.echo(_summary(name, len(trials), counts))
+    if failure is not None:
+        raise failure
     if counts["failed"]:
         sys.exit(1)
 
@@ -136,13 +153,17 @@ def report_sweep(directory: str) -> None:
     import json
 
     from icd_core.contract.errors import InputDataError
+    from icd_core.contract.limits import read_text
 
     path = Path(directory) / "sweep.json"
     try:
-        manifest = json.loads(path.read_text())
-        manifest["trials"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        manifest = json.loads(read_text(path, "sweep manifest", "json_bytes"))
+        trials = manifest["trials"]
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise InputDataError(f"{path}: not a sweep manifest ({type(exc).__name__}: {exc})") from None
+    if not isinstance(trials, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in trials):
+        raise InputDataError(f"{path}: trials: expected a list of trial entries with a name, got "
+                             f"{type(trials).__name__}")
     note = write_reports(Path(directory), manifest)
     if note:
         click.echo(f"warning: {note}", err=True)

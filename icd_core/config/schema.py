@@ -43,6 +43,10 @@ class PipelineConfig:
     ``equivalence_tol``: the largest relative output change π₀ may cause (permutations are
     function-preserving, so only round-off is allowed); beyond it the run fails and rolls
     back. ``null``: the workload's own bound (1e-4 unless deep fp32 models need more).
+
+    ``hook_timeout_s``: the longest one plugin hook call may take (loading a model, building
+    W, a solve, a transform, a measure); past it the call is abandoned and recorded as that
+    plugin's failure, and the run goes on or stops as for any plugin error.
     """
 
     mode: Literal["linear", "iterative", "compare"] = "compare"
@@ -52,6 +56,7 @@ class PipelineConfig:
     warmup_iter: int | None = attrs.field(default=None, validator=non_negative())
     fixed_clock: bool = False
     equivalence_tol: float | None = attrs.field(default=None, validator=positive())
+    hook_timeout_s: float = attrs.field(default=3600.0, validator=positive())
 
 
 @attrs.frozen
@@ -104,8 +109,10 @@ class SolverConfig:
 
     ``block``: cache-line elements g; when unset, ``line_bytes`` / the group's element size
     (64-byte lines: 16 fp32, 32 fp16, 64 int8; 128-byte lines double them).
-    ``time_budget_s``: seconds per solve; unset, it scales with the group's size n:
-    max(30, n / 4000) s (:func:`icd_core.run.context.solver_budget`), recorded as ``budget_s``.
+    ``time_budget_s``: a wall-clock cap per solve (a hard one when set: the result then depends
+    on the machine's speed and load); unset, a safety cap of max(600, n / 1000) s
+    (:func:`icd_core.run.context.solver_budget`), recorded as ``budget_s`` — the solver's work
+    is bounded by counts (levels, ``refine_steps`` passes), so results do not follow load.
     """
 
     name: SpecValue = "auto"

@@ -25,12 +25,57 @@ def symmetric_csr(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n: in
     return w.astype(np.float32)
 
 
+def structure_problem(m: sp.spmatrix) -> str | None:
+    """What makes a sparse matrix's stored arrays unusable (indices out of range, an ``indptr``
+    that runs backwards or disagrees with the data, a complex dtype), or None. Checked before
+    any arithmetic: scipy trusts these arrays in C and reads out of bounds otherwise."""
+    if np.issubdtype(m.dtype, np.complexfloating):
+        return f"has complex values (dtype {m.dtype}); co-access weights are real"
+    if not (np.issubdtype(m.dtype, np.number) or m.dtype == np.bool_):
+        return f"has non-numeric values (dtype {m.dtype})"
+    try:
+        if m.format in ("csr", "csc", "bsr"):
+            m.check_format(full_check=True)
+        elif m.format == "coo":
+            rows, cols = m.shape
+            if m.nnz and (m.row.min() < 0 or m.row.max() >= rows or m.col.min() < 0 or m.col.max() >= cols):
+                return f"has an index outside its {rows}×{cols} shape"
+    except (ValueError, TypeError) as exc:
+        return f"is not a valid {m.format.upper()} matrix ({exc})"
+    return None
+
+
+def user_matrix(W: object, where: str) -> sp.spmatrix:
+    """A matrix a user handed over (scipy sparse, numpy array, nested lists) as a sparse matrix
+    whose arrays are safe to compute on, or one :class:`InputDataError` line."""
+    if W is None:
+        raise InputDataError(f"{where}: W is None; expected a square matrix (scipy sparse or numpy array)")
+    if sp.issparse(W):
+        problem = structure_problem(W)
+        if problem:
+            raise InputDataError(f"{where}: W {problem}")
+        return W
+    try:
+        dense = np.asarray(W)
+    except (ValueError, TypeError) as exc:
+        raise InputDataError(f"{where}: W is not a matrix ({exc})") from None
+    if np.iscomplexobj(dense):
+        raise InputDataError(f"{where}: W has complex values (dtype {dense.dtype}); co-access weights are real")
+    if not (np.issubdtype(dense.dtype, np.number) or dense.dtype == np.bool_):
+        raise InputDataError(f"{where}: W has non-numeric entries (dtype {dense.dtype}); expected numbers")
+    if dense.ndim != 2:
+        raise InputDataError(f"{where}: W has {dense.ndim} dimension(s) (shape {dense.shape}); expected a square matrix")
+    return sp.csr_matrix(dense.astype(np.float64))
+
+
 def check_w(w: GraphW, n: int, where: str) -> None:
     """Raise :class:`ContractError` unless W is the documented kind of matrix for ``n`` dims."""
     m = w.matrix
     problem = None
     if not sp.issparse(m) or m.format != "csr":
         problem = f"must be a scipy CSR matrix, got {type(m).__name__}"
+    elif structure_problem(m):
+        problem = structure_problem(m)
     elif m.shape != (n, n):
         problem = f"shape {m.shape} does not match the group size {n}"
     elif m.dtype != np.float32:
@@ -47,14 +92,16 @@ def check_w(w: GraphW, n: int, where: str) -> None:
         raise ContractError(f"{where}: W {problem}")
 
 
-def prepare_user_w(m: sp.spmatrix, where: str, block: int) -> tuple[sp.csr_matrix, list[str]]:
+def prepare_user_w(m: object, where: str, block: int, symmetrise: bool = False) -> tuple[sp.csr_matrix, list[str]]:
     """A user's matrix as a valid W, or one :class:`InputDataError` line naming the problem.
 
     Rejected: non-square, empty, NaN/inf, negative weights, asymmetric. Handled (and noted):
     self-loops are dropped; float64 becomes float32; n < g or n not a multiple of g leaves
     a partial last block; no edges or several components are laid out as they come.
+    ``symmetrise``: an asymmetric W becomes (W + Wᵀ) / 2, with a note, instead of an error.
     """
     notes: list[str] = []
+    m = user_matrix(m, where)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise InputDataError(f"{where}: W is {m.shape[0]}×{m.shape[1]}, expected a square matrix")
     n = m.shape[0]
@@ -69,7 +116,10 @@ def prepare_user_w(m: sp.spmatrix, where: str, block: int) -> tuple[sp.csr_matri
         raise InputDataError(f"{where}: W has negative weights (min {w.data.min():.6g}); co-access weights must be >= 0")
     if w.nnz:
         asym = float(abs(w - w.T).max())
-        if asym > 1e-6 * float(np.abs(w.data).max()):
+        if asym > 1e-6 * float(np.abs(w.data).max()) and symmetrise:
+            w = ((w + w.T) * 0.5).tocsr()
+            notes.append(f"symmetrised W as (W + W^T) / 2 (max |W - W^T| was {asym:.6g})")
+        elif asym > 1e-6 * float(np.abs(w.data).max()):
             raise InputDataError(f"{where}: W is not symmetric (max |W - W^T| = {asym:.6g}); symmetrise it, "
                                  f"e.g. (W + W^T) / 2")
     loops = int(np.count_nonzero(w.diagonal()))

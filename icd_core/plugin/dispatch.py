@@ -17,7 +17,10 @@ from icd_core.contract.records import (
 from icd_core.contract.state import Layout, ModelState
 from icd_core.layout.graphs import check_w
 from icd_core.layout.permutations import check_permutation
+from icd_core.plugin.bounded import call_bounded
 from icd_core.plugin.specs import ComponentSpec
+
+DEFAULT_HOOK_TIMEOUT_S = 3600.0  # hooks called without a run context (export)
 
 if TYPE_CHECKING:
     from icd_core.plugin.manager import PluginManager
@@ -25,8 +28,11 @@ if TYPE_CHECKING:
 
 
 def _answer(manager: PluginManager, hook: str, spec: ComponentSpec, expected: type, **kwargs: Any) -> Any:
-    result = getattr(manager.pm.hook, hook)(**kwargs)
     provider = manager.registry.get(spec.kind, spec.name).provider
+    ctx = kwargs.get("ctx")
+    timeout_s = ctx.config.pipeline.hook_timeout_s if ctx is not None else DEFAULT_HOOK_TIMEOUT_S
+    result = call_bounded(getattr(manager.pm.hook, hook), kwargs, timeout_s,
+                          f"{provider}: {hook} for {spec.kind} {spec.name!r}")
     if result is None:
         raise ContractError(f"{provider}: registered {spec.kind} {spec.name!r} but no {hook} "
                             f"implementation answered for it")
@@ -85,7 +91,8 @@ def report(manager: PluginManager, ctx: RunContext, record: Any) -> tuple[list[s
     written: list[str] = []
     for impl in manager.pm.hook.icd_report.get_hookimpls():
         try:
-            answers = manager.call_one("icd_report", impl.plugin, ctx=ctx, record=record)
+            answers = manager.call_one("icd_report", impl.plugin, timeout_s=ctx.config.pipeline.hook_timeout_s,
+                                       ctx=ctx, record=record)
         except Exception as exc:
             return written, f"reporter {impl.plugin_name} failed: {exc}"
         for paths in answers:

@@ -23,6 +23,7 @@ import pluggy
 from icd_core.contract import hookspecs
 from icd_core.contract.errors import AmbiguousComponentError, PluginError
 from icd_core.contract.hookmarkers import PROJECT
+from icd_core.plugin.bounded import call_bounded
 from icd_core.plugin.registry import Registry, ScopedRegistry
 
 ENTRY_POINT_GROUP = "icd"
@@ -54,6 +55,19 @@ class PluginRow:
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def register_timeout_s() -> float:
+    """Seconds one plugin's ``icd_register`` may take (``ICD_REGISTER_TIMEOUT_S``, default 30):
+    a plugin that hangs there becomes an error row, so ``plugins list`` and ``doctor`` answer."""
+    raw = os.environ.get("ICD_REGISTER_TIMEOUT_S", "30")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise PluginError(f"ICD_REGISTER_TIMEOUT_S={raw!r}: expected a positive number of seconds")
+    return value
 
 
 def disabled_names() -> set[str]:
@@ -182,11 +196,14 @@ class PluginManager:
         name = self.pm.get_name(plugin)
         return self._labels.get(name) if name else None
 
-    def call_one(self, hook: str, plugin: Any, **kwargs: Any) -> list[Any]:
+    def call_one(self, hook: str, plugin: Any, timeout_s: float | None = None, **kwargs: Any) -> list[Any]:
         """Call ``hook`` on one registered plugin only, through pluggy's hook caller (so
-        tracing and monitoring see it): its answers, empty when it does not implement it."""
+        tracing and monitoring see it), for at most ``timeout_s`` seconds (``icd_register``:
+        :func:`register_timeout_s`): its answers, empty when it does not implement it."""
         others = [p for p in self.pm.get_plugins() if p is not plugin]
-        answer = self.pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+        caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
+        limit = register_timeout_s() if hook == "icd_register" else timeout_s
+        answer = call_bounded(caller, kwargs, limit, f"{self.pm.get_name(plugin)}: {hook}")
         spec = getattr(self.pm.hook, hook).spec
         if spec is not None and spec.opts.get("firstresult"):
             return [] if answer is None else [answer]

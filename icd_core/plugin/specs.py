@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+import typing
+from typing import Any, Literal
 
 import attrs
 
@@ -69,11 +70,31 @@ def split_spec(text: str) -> tuple[str, list[Any], dict[str, Any]]:
     return name.strip(), positional, keywords
 
 
+def _as_choice(options: type, key: str, value: Any, raw: str | None) -> Any:
+    """A spec value read as ``None`` (``none``/``null``) or a number, kept as the text when the
+    option is a choice that lists that text (``permute=none`` is the choice 'none')."""
+    if raw is None or isinstance(value, str) or not attrs.has(options):
+        return value
+    field = attrs.fields_dict(attrs.resolve_types(options)).get(key)
+    if field is None:
+        return value
+    return raw if raw in _literals(field.type) else value
+
+
+def _literals(tp: Any) -> list[Any]:
+    """The values a ``Literal[...]`` type (or a union holding some) admits."""
+    if typing.get_origin(tp) is Literal:
+        return list(typing.get_args(tp))
+    return [c for arm in typing.get_args(tp) for c in _literals(arm)]
+
+
 def resolve(registry: Registry, kind: str, raw: str | Mapping[str, Any], *,
             where: str = "", prefix: str | None = None) -> ComponentSpec:
     """Look ``raw`` up in ``registry`` and validate its options into the component's class."""
+    raw_text: dict[str, str] = {}
     if isinstance(raw, str):
         name, positional, keywords = split_spec(raw)
+        raw_text = {k.strip(): v.strip() for k, v in (a.split("=", 1) for a in raw.split(":")[1:] if "=" in a)}
         text = raw
     elif isinstance(raw, Mapping) and isinstance(raw.get("name"), str):
         name = raw["name"]
@@ -105,6 +126,6 @@ def resolve(registry: Registry, kind: str, raw: str | Mapping[str, Any], *,
     clash = set(data) & set(keywords)
     if clash:
         raise ConfigError(f"{head}{label}: {sorted(clash)} given twice")
-    data.update(keywords)
+    data.update({k: _as_choice(component.options, k, v, raw_text.get(k)) for k, v in keywords.items()})
     options = structure(data, component.options, where=where, prefix=label)
     return ComponentSpec(kind=kind, name=name, options=options, text=text)

@@ -2,7 +2,31 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+from collections.abc import Iterable
 from typing import Any
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|nan)$", re.IGNORECASE)
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting with ``= + - @``, a tab or a CR
+    gets a leading ``'`` (OWASP's advice); numbers, also negative ones, stay as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def csv_text(rows: Iterable[Iterable[Any]]) -> str:
+    """Rows as CSV text (``\\n`` line ends), every cell through :func:`spreadsheet_safe`."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for row in rows:
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
+    return buf.getvalue()
 
 
 def value_of(entry: dict[str, Any] | None) -> float | None:

@@ -4,12 +4,11 @@ change iterative vs linear of each figure where the run computed one."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
 
+from icd_core.report.cells import csv_text
 from icd_core.report.rows import BRANCHES
 
 
@@ -50,8 +49,5 @@ def sweep_csv(sweep_dir: Path, manifest: dict[str, Any]) -> str:
         rows.append(row)
     fixed = ["trial", "state", "error", *(f"param.{k}" for k in params)]
     rest = sorted({k for r in rows for k in r} - set(fixed))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=fixed + rest, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    fields = fixed + rest
+    return csv_text([fields, *([r.get(k, "") for k in fields] for r in rows)])

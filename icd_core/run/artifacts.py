@@ -29,6 +29,8 @@ from icd_core.contract.errors import (
     InputDataError,
     RunDirectoryError,
 )
+from icd_core.contract.limits import limit, regular_file
+from icd_core.layout.graphs import structure_problem
 from icd_core.run.privacy import redact
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -72,22 +74,41 @@ def csr_npz_bytes(matrices: dict[str, sp.csr_matrix]) -> bytes:
 
 
 def load_w(path: str | Path) -> dict[str, sp.csr_matrix]:
-    """Read an icd ``W.npz`` (groups) or a plain ``scipy.sparse.save_npz`` file (group ``W``)."""
-    p = Path(path)
+    """Read an icd ``W.npz`` (groups) or a plain ``scipy.sparse.save_npz`` file (group ``W``):
+    a regular zip whose members unpack to at most ``limits.npz_bytes``, no pickles, and every
+    matrix's index arrays checked before use."""
+    p = regular_file(path, "matrix file")
+    with open(p, "rb") as fh:
+        head = fh.read(6)
+    if head == b"\x93NUMPY":
+        raise InputDataError(f"{p}: a plain .npy array; expected a .npz matrix file (scipy.sparse.save_npz or an "
+                             f"icd W.npz)")
+    if not zipfile.is_zipfile(p):
+        raise InputDataError(f"{p}: not a .npz (zip) file; expected scipy.sparse.save_npz output or an icd W.npz")
     try:
+        with zipfile.ZipFile(p) as zf:
+            unpacked = sum(info.file_size for info in zf.infolist())
+        cap = limit("npz_bytes")
+        if unpacked > cap:
+            raise InputDataError(f"{p}: members unpack to {unpacked:,} bytes, over the {cap:,}-byte limit "
+                                 f"(ICD_LIMIT_NPZ_BYTES)")
         with np.load(p, allow_pickle=False) as z:
             keys = set(z.files)
             if {"data", "indices", "indptr", "shape"} <= keys:
-                return {"W": sp.load_npz(p).tocsr()}
-            groups = sorted({k.rsplit("/", 1)[0] for k in keys if "/" in k})
-            if not groups:
-                raise InputDataError(f"{p}: no CSR matrix inside (keys: {sorted(keys)})")
-            return {g: sp.csr_matrix((z[f"{g}/data"], z[f"{g}/indices"], z[f"{g}/indptr"]),
-                                     shape=tuple(z[f"{g}/shape"])) for g in groups}
-    except FileNotFoundError:
-        raise InputDataError(f"{p}: no such file") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                matrices = {"W": sp.load_npz(p)}
+            else:
+                groups = sorted({k.rsplit("/", 1)[0] for k in keys if "/" in k})
+                if not groups:
+                    raise InputDataError(f"{p}: no CSR matrix inside (keys: {sorted(keys)})")
+                matrices = {g: sp.csr_matrix((z[f"{g}/data"], z[f"{g}/indices"], z[f"{g}/indptr"]),
+                                             shape=tuple(int(v) for v in z[f"{g}/shape"])) for g in groups}
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, zipfile.BadZipFile) as exc:
         raise InputDataError(f"{p}: not a readable .npz matrix file ({exc})") from None
+    for group, m in matrices.items():
+        problem = structure_problem(m)
+        if problem:
+            raise InputDataError(f"{p}{'' if group == 'W' else f'[{group}]'}: W {problem}")
+    return {g: m.tocsr() for g, m in matrices.items()}
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -127,7 +148,8 @@ class ArtifactDir:
 
     def write_text(self, relative: str, text: str) -> Path:
         """Write a text artifact, home directory and secrets redacted (:mod:`icd_core.run.privacy`)."""
-        return self.write_bytes(relative, redact(text).encode("utf-8"))
+        json_text = relative.endswith((".json", ".jsonl"))
+        return self.write_bytes(relative, redact(text, json_text=json_text).encode("utf-8"))
 
     def write_bytes(self, relative: str, data: bytes) -> Path:
         target = self.file(relative)
@@ -141,6 +163,24 @@ class ArtifactDir:
 STALE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)$")
 
 
+MAX_NAME_BYTES = 200  # leaves room for ".NAME.partial-PID" within a file system's 255 bytes
+
+
+def check_name(name: str, what: str, error: type[Exception] = RunDirectoryError) -> str:
+    """``name`` if it can name one directory entry: non-empty, no '/', not starting with '.',
+    no control characters, at most 200 UTF-8 bytes; else one ``error`` line."""
+    problem = None
+    if not name or "/" in name or name.startswith("."):
+        problem = "must be non-empty, without '/' and not start with '.'"
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        problem = "must not contain control characters (newlines, tabs, escapes)"
+    elif len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        problem = f"is {len(name.encode('utf-8', 'surrogateescape'))} bytes long; at most {MAX_NAME_BYTES}"
+    if problem:
+        raise error(f"{what} {name[:60]!r}{'…' if len(name) > 60 else ''}: {problem}")
+    return name
+
+
 class RunDirectory(ArtifactDir):
     """A run directory under construction; ``commit()`` makes it visible.
 
@@ -151,8 +191,7 @@ class RunDirectory(ArtifactDir):
     """
 
     def __init__(self, out_dir: str | Path, name: str, *, replace: bool = False) -> None:
-        if not name or "/" in name or name.startswith("."):
-            raise RunDirectoryError(f"run name {name!r}: must be non-empty, without '/' and not start with '.'")
+        check_name(name, "run name")
         self.out_dir = Path(out_dir)
         self.name = name
         self.final = self.out_dir / name

@@ -26,6 +26,7 @@ import attrs
 
 from icd_core.report.jsonify import dumps
 from icd_core.run.artifacts import write_text_atomic
+from icd_core.run.privacy import redact
 from icd_core.run.timing import available_cores
 
 
@@ -98,12 +99,35 @@ class TrialProcesses:
                 process.kill()
 
 
+def stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGINT (the run writes what it has), then SIGKILL after ``grace_s``."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.communicate(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+
+
 def run_trial(sweep_dir: Path, name: str, config: dict[str, Any], cores: list[int], processes: TrialProcesses,
-              force: bool = False) -> TrialOutcome:
-    """One ``icd run`` process of a trial's config into ``sweep_dir/name``, on ``cores``."""
-    config_path = sweep_dir / ".trials" / f"{name}.json"
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(config_path, dumps(config) + "\n")
+              force: bool = False, timeout_s: float | None = None) -> TrialOutcome:
+    """One ``icd run`` process of a trial's config into ``sweep_dir/name``, on ``cores``; one
+    that runs past ``timeout_s`` is interrupted (then killed) and fails."""
+    record = sweep_dir / ".trials" / f"{name}.json"  # what the trial ran, secrets redacted
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(record, redact(dumps(config), json_text=True) + "\n")
+    config_path = record.parent / f".{name}.{os.getpid()}.{threading.get_ident()}.json"  # the real one, private
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(dumps(config) + "\n")
+    try:
+        return _run_trial_process(sweep_dir, name, config_path, cores, processes, force, timeout_s)
+    finally:
+        config_path.unlink(missing_ok=True)
+
+
+def _run_trial_process(sweep_dir: Path, name: str, config_path: Path, cores: list[int], processes: TrialProcesses,
+                       force: bool, timeout_s: float | None) -> TrialOutcome:
     cmd = [sys.executable, "-m", "icd_core.cli", "run", "-c", str(config_path), "--out-dir", str(sweep_dir),
            "--name", name, *(["--force"] if force else [])]
     threads = str(len(cores))
@@ -111,7 +135,12 @@ def run_trial(sweep_dir: Path, name: str, config: dict[str, Any], cores: list[in
     t0 = time.perf_counter()
     process = processes.start(cmd, env, cores)
     try:
-        _, stderr = process.communicate()
+        try:
+            _, stderr = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            stop(process)
+            processes.done(process)
+            return TrialOutcome(name, False, time.perf_counter() - t0, f"timed out after {timeout_s:g} s (stopped)")
         code = process.returncode
     finally:
         processes.done(process)
@@ -122,7 +151,8 @@ def run_trial(sweep_dir: Path, name: str, config: dict[str, Any], cores: list[in
 
 
 def run_local(sweep_dir: Path, trials: Iterable[tuple[str, dict[str, Any], bool]], workers: int,
-              retries: int, on_done: Callable[[TrialOutcome], None], backoff_s: float = 0.5) -> None:
+              retries: int, on_done: Callable[[TrialOutcome], None], backoff_s: float = 0.5,
+              timeout_s: float | None = None) -> None:
     """Run ``(name, config, force)`` trials ``workers`` at a time, each failure retried up to
     ``retries`` times with exponential backoff; ``on_done`` is called in this thread, once per
     trial, with its final outcome. Ctrl-C stops every running trial and re-raises."""
@@ -139,7 +169,8 @@ def run_local(sweep_dir: Path, trials: Iterable[tuple[str, dict[str, Any], bool]
             for attempt_no in range(retries + 1):
                 if attempt_no:
                     time.sleep(backoff_s * 2 ** (attempt_no - 1))
-                outcome = run_trial(sweep_dir, name, config, shares[slot], processes, force=force or attempt_no > 0)
+                outcome = run_trial(sweep_dir, name, config, shares[slot], processes, force=force or attempt_no > 0,
+                                    timeout_s=timeout_s)
                 if outcome.ok:
                     break
             return attrs.evolve(outcome, attempts=attempt_no + 1)

@@ -19,6 +19,7 @@ import attrs
 import numpy as np
 
 from icd_core.contract.records import Figure, Samples
+from icd_core.run.stats import MIN_ROUNDS_FOR_CI, median_ci  # noqa: F401 - median_ci is used and re-exported
 
 RESAMPLES = 1000
 SOURCE_PRIORITY = ("measured", "simulated", "modelled", "computed")
@@ -94,25 +95,7 @@ def _relative(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | floa
         return 100.0 * (np.asarray(b) / np.asarray(a) - 1.0)
 
 
-MIN_ROUNDS_FOR_CI = 6
 """The fewest values whose range covers their median with ≥ 95 % (1 − 2^(1−n) ≥ 0.95)."""
-
-
-def median_ci(values: np.ndarray) -> tuple[float, float] | None:
-    """Distribution-free 95 % CI of a median: order statistics x(k)…x(n−k+1) with k the
-    largest rank whose binomial(n, ½) tail stays ≤ 2.5 % (coverage ≥ 95 % for any continuous
-    distribution, unlike a bootstrap of few values). Below 6 values not even the range reaches
-    95 % (its coverage is 1 − 2^(1−n): 75 % for 3), so there is no CI: ``None``."""
-    from scipy.stats import binom
-
-    x = np.sort(np.asarray(values, dtype=np.float64))
-    n = x.size
-    if n < MIN_ROUNDS_FOR_CI:
-        return None
-    k = int(binom.ppf(0.025, n, 0.5))  # P(X ≤ k − 1) ≤ 2.5 % holds for this k (when k ≥ 1)
-    while k >= 1 and binom.cdf(k - 1, n, 0.5) > 0.025:
-        k -= 1
-    return float(x[k - 1]), float(x[n - k])
 
 
 def _draws(a: Samples, b: Samples, kind: Kind,

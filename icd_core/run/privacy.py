@@ -1,7 +1,8 @@
 """What never leaves the machine in a run's artifacts: the user's home directory and the values
 of secret-looking environment variables (``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ``*API_KEY*``,
-…). Every text artifact and event line goes through :func:`redact`: the home directory becomes
-``~`` (which the config loader expands again), a secret ``[redacted]``. Nothing is uploaded
+…) of at least 8 characters. Every text artifact, event line, sweep manifest and console error
+line goes through :func:`redact`: the home directory becomes ``~`` (which the config loader
+expands again), a secret standing as a whole token ``[redacted]`` — in JSON only inside strings. Nothing is uploaded
 anywhere; profiler outputs stay in the run directory."""
 
 from __future__ import annotations
@@ -23,24 +24,41 @@ def secrets(environ: os._Environ | dict[str, str] = os.environ) -> list[str]:
     return sorted(values, key=len, reverse=True)
 
 
+TOKEN_EDGE = "A-Za-z0-9_"  # a secret counts only as a whole token: not inside a longer word or number
+JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
 class Redactor:
-    """Replaces the home directory and the secret values of the environment as it is now."""
+    """Replaces the home directory and the secret values of the environment as it is now.
+
+    A secret is replaced only where it stands as a whole token (``/data/<secret>/x`` yes,
+    the digits of a longer number no); in JSON text only inside string literals, so numbers,
+    keys' structure and the document's validity never change."""
 
     def __init__(self) -> None:
         self.secrets = secrets()
+        self.secret = re.compile(f"(?<![{TOKEN_EDGE}])(?:{'|'.join(map(re.escape, self.secrets))})(?![{TOKEN_EDGE}])") \
+            if self.secrets else None
         home = os.path.expanduser("~").rstrip("/")
         self.home = re.compile(re.escape(home) + r"(?![\w.-])") if len(home) > 1 else None
 
     def __call__(self, text: str) -> str:
-        for value in self.secrets:
-            if value in text:
-                text = text.replace(value, REDACTED)
+        if self.secret is not None:
+            text = self.secret.sub(REDACTED, text)
         return self.home.sub("~", text) if self.home is not None else text
 
+    def json(self, text: str) -> str:
+        """JSON (or JSON Lines) text with only its string literals redacted."""
+        if self.secret is None and self.home is None:
+            return text
+        return JSON_STRING.sub(lambda match: self(match.group(0)), text)
 
-def redact(text: str) -> str:
-    """``text`` with the home directory as ``~`` and secret values as ``[redacted]``."""
-    return Redactor()(text)
+
+def redact(text: str, json_text: bool = False) -> str:
+    """``text`` with the home directory as ``~`` and secret values as ``[redacted]``
+    (``json_text``: inside JSON string literals only)."""
+    redactor = Redactor()
+    return redactor.json(text) if json_text else redactor(text)
 
 
 class RedactingWriter:
@@ -52,7 +70,7 @@ class RedactingWriter:
         self._redact = Redactor()
 
     def write(self, text: str) -> int:
-        return self._file.write(self._redact(text))
+        return self._file.write(self._redact.json(text))
 
     def flush(self) -> None:
         self._file.flush()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import json
 import re
 from collections.abc import Mapping
@@ -29,8 +30,10 @@ import attrs
 
 from icd_core.config.files import config_to_dict, load_config, parse_override, read_file
 from icd_core.contract.errors import ConfigError, IcdError
+from icd_core.contract.limits import limit, read_text
 from icd_core.report.jsonify import dumps
 from icd_core.run.artifacts import write_text_atomic
+from icd_core.run.privacy import redact
 
 SPEC_KEYS = ("base", "grid", "seeds")
 MANIFEST = "sweep.json"
@@ -117,8 +120,12 @@ def plan(spec: SweepSpec, registry: Any, versions: Mapping[str, str]) -> list[Tr
     from icd_core.run.selection import select
 
     axes = list(spec.grid.items())
-    combos = itertools.product(*(values for _, values in axes)) if axes else [()]
     seeds = spec.seeds if spec.seeds is not None else (None,)
+    count = math.prod(len(values) for _, values in axes) * len(seeds)
+    if count > limit("trials"):
+        raise _fail(spec.where, f"the grid plans {count:,} trials, over the limit of {limit('trials'):,} "
+                                f"(ICD_LIMIT_TRIALS); split the sweep")
+    combos = itertools.product(*(values for _, values in axes)) if axes else [()]
     trials = []
     for combo in combos:
         for seed in seeds:
@@ -140,11 +147,11 @@ def plan(spec: SweepSpec, registry: Any, versions: Mapping[str, str]) -> list[Tr
     return trials
 
 
-def _finished(run: Path) -> bool:
+def finished(run: Path) -> bool:
     """Whether ``run`` holds a complete, successful run (its metrics.json says so)."""
     try:
-        return bool(json.loads((run / "metrics.json").read_text())["run"]["ok"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return json.loads(read_text(run / "metrics.json", "metrics file", "json_bytes"))["run"]["ok"] is True
+    except (IcdError, ValueError, KeyError, TypeError, RecursionError):
         return False
 
 
@@ -156,28 +163,37 @@ class Manifest:
     data: dict[str, Any]
 
     @classmethod
-    def open(cls, directory: Path, name: str, spec: SweepSpec, trials: list[Trial]) -> Manifest:
+    def open(cls, directory: Path, name: str, spec: SweepSpec, trials: list[Trial], force: bool = False) -> Manifest:
         """The manifest of ``directory`` brought up to date with ``trials``: a trial keeps its
         state only when its tag is unchanged; one that finished after the sweep was killed
         (its run is complete, the manifest did not hear of it) counts as done; a finished run
-        of another config under a trial's name is refused, never overwritten."""
+        of another config under a trial's name is refused, never overwritten; so is a manifest
+        of another spec (base, grid or seeds), unless ``force``."""
         path = directory / MANIFEST
         old = {}
-        if path.exists():
+        shape = {"base": dict(spec.base), "grid": {k: list(v) for k, v in spec.grid.items()},
+                 "seeds": list(spec.seeds) if spec.seeds is not None else None}
+        if path.exists() or path.is_symlink():
             try:
-                old = {t["name"]: t for t in json.loads(path.read_text())["trials"]}
-            except (ValueError, KeyError, TypeError) as exc:
+                recorded = json.loads(read_text(path, "sweep manifest", "json_bytes"))
+                old = {t["name"]: t for t in recorded["trials"]}
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
                 raise IcdError(f"{path}: not a sweep manifest ({exc}); move it away to start over") from None
+            then, now = json.loads(dumps({k: recorded.get(k) for k in shape})), json.loads(dumps(shape))
+            if then != now and not force:
+                changed = next(k for k in shape if then[k] != now[k])
+                raise IcdError(f"sweep {name}: {path} belongs to another spec ({changed} differs); use another "
+                               f"--name, or --force to replace its manifest")
         entries = []
         for trial in trials:
             before = old.get(trial.name, {})
             same = before.get("tag") == trial.tag
-            finished = _finished(directory / trial.name)
-            if finished and not same:
+            done = finished(directory / trial.name)
+            if done and not same:
                 raise IcdError(f"sweep {name}: {directory / trial.name} holds a finished run of another config "
                                f"(tag {before.get('tag') or 'unknown'}, now {trial.tag}); use another --name "
                                f"or move it away")
-            if finished and same:
+            if done and same:
                 before = {**before, "state": "done"}
             entries.append({"name": trial.name, "params": dict(trial.params), "tag": trial.tag,
                             "state": before.get("state", "pending") if same else "pending",
@@ -185,9 +201,7 @@ class Manifest:
                             "error": before.get("error") if same else None,
                             "seconds": before.get("seconds") if same else None,
                             "run_dir": trial.name})
-        manifest = cls(path, {"name": name, "spec": spec.where, "base": dict(spec.base),
-                              "grid": {k: list(v) for k, v in spec.grid.items()},
-                              "seeds": list(spec.seeds) if spec.seeds is not None else None, "trials": entries})
+        manifest = cls(path, {"name": name, "spec": spec.where, **shape, "trials": entries})
         manifest.save()
         return manifest
 
@@ -199,4 +213,4 @@ class Manifest:
         self.save()
 
     def save(self) -> None:
-        write_text_atomic(self.path, dumps(self.data) + "\n")
+        write_text_atomic(self.path, redact(dumps(self.data), json_text=True) + "\n")

@@ -154,7 +154,7 @@ def interleaved_samples(states: Mapping[str, Any], warmup: int, repeats: int, *,
 
 def figures_from(samples: list[float], tokens: int, warmup: int, seed: int, device: str,
                  threads: Mapping[str, Any], interleaved_with: list[str] | None = None) -> dict[str, Figure]:
-    summary = summarize(samples, seed=seed)
+    summary = summarize(samples)
     median = summary.pop("median")
     detail = {**summary, "warmup": warmup, "threads": {k: v for k, v in threads.items() if not k.startswith("_")},
               "device": device, "timer": "cuda-events" if device.startswith("cuda") else "perf_counter_ns",
