@@ -18,6 +18,18 @@ from icd_core.contract.errors import (
     SolverTimeout,
     UsageError,
 )
+from icd_core.contract.abilities import (
+    CapturesActivations,
+    PlansPages,
+    ReplaysKvAccesses,
+    ReportsAttentionMass,
+    ReportsKernels,
+    SuggestsGraphSource,
+    SuggestsMeasurement,
+    SuggestsRate,
+    SuggestsTolerance,
+    TimesRegions,
+)
 from icd_core.contract.hookmarkers import hookimpl, hookspec
 from icd_core.contract.records import (
     AUTO,
@@ -45,4 +57,7 @@ __all__ = [
     "IcdError", "InputDataError", "Layout", "ModelState", "PermutationGroup", "PluginError",
     "Samples", "SolverTimeout", "TransformMeta", "TransformResult", "UsageError", "Workload", "__version__",
     "hookimpl", "hookspec",
+    # optional workload abilities (runtime-checkable protocols: isinstance, never attribute probes)
+    "CapturesActivations", "PlansPages", "ReplaysKvAccesses", "ReportsAttentionMass", "ReportsKernels",
+    "SuggestsGraphSource", "SuggestsMeasurement", "SuggestsRate", "SuggestsTolerance", "TimesRegions",
 ]

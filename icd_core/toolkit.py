@@ -13,7 +13,8 @@ and :mod:`icd_core.testing` that a plugin imports (a test enforces it).
 - comparing outputs: :func:`max_rel_diff`, :func:`output_quality`; a paired
   :func:`statistic` over a figure's samples; :data:`MIN_ROUNDS_FOR_CI` (the fewest timing
   rounds whose latency change gets a 95 % CI, for a workload's suggested repeats);
-- adapters: :func:`undo_permutation`, :func:`no_target_reason`; options: :func:`positive`,
+- adapters: :func:`undo_permutation`, :func:`no_target_reason`, :func:`activation_energy` (Σ x²
+  per channel, for activation-aware scores and act-order); options: :func:`positive`,
   :func:`non_negative`, :func:`between`, :func:`power_of_two`;
 - solvers: :class:`Deadline` (``ctx.deadline``'s type), :func:`solver_budget` (the default budget
   for n nodes) and :func:`solver_workers` (the processes one solve may fork);
@@ -25,7 +26,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from icd_core.config.validators import between, non_negative, positive, power_of_two
+from icd_core.contract.abilities import CapturesActivations
 from icd_core.contract.state import ModelState
 from icd_core.layout import tensors
 from icd_core.layout.channel_order import cluster_order, order_for, sort_order
@@ -62,6 +66,16 @@ def no_target_reason(skipped: list[str]) -> str:
     return "no weight has a permutation group as its input dimension"
 
 
+def activation_energy(ctx: Any, state: ModelState, group: str) -> np.ndarray | None:
+    """Σ x_j² per channel of ``group`` over the run's calibration batches (the Hessian diagonal
+    of a layer reading it), or None when the workload captures no activity for the group."""
+    workload = state.workload
+    if not isinstance(workload, CapturesActivations) or group not in workload.probes:
+        return None
+    acts = workload.capture(state, ctx.config.graph.activations.batches)[group].astype(np.float64)
+    return (acts ** 2).sum(0)
+
+
 def load_workload(workload: str | dict[str, Any], seed: int = 0) -> ModelState:
     """The workload named by ``workload`` (a spec such as ``"smollm2:prompt=2048"``), loaded
     with every installed plugin exactly as ``icd run --seed seed`` loads it."""
@@ -79,7 +93,7 @@ def load_workload(workload: str | dict[str, Any], seed: int = 0) -> ModelState:
 
 
 __all__ = [
-    "MIN_ROUNDS_FOR_CI", "Deadline", "between", "check_permutation", "cluster_order", "contract", "csr_npz_bytes",
+    "MIN_ROUNDS_FOR_CI", "Deadline", "activation_energy", "between", "check_permutation", "cluster_order", "contract", "csr_npz_bytes",
     "cut_g", "expand",
     "fit_stats", "identity", "inverse", "linear_arrangement", "lines_per_access", "load_workload", "max_rel_diff",
     "modularity", "no_target_reason", "non_negative", "order_for", "output_quality", "partition_modularity",

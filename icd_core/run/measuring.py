@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from icd_core.contract.abilities import ReportsKernels
 from icd_core.contract.records import Figure, GraphW, Samples
 from icd_core.contract.state import ModelState
 from icd_core.layout.metrics import layout_metrics
@@ -134,7 +135,7 @@ def interleaved_timing(ctx: RunContext, states: Mapping[str, ModelState], result
     for label, state in states.items():
         figures = timing.figures_from(samples[label], state.workload.tokens, cfg.warmup_iter, ctx.seed,
                                   state.workload.device, threads, interleaved_with=labels)
-        kernels = getattr(state.workload, "kernels", None)
+        kernels = state.workload.kernels if isinstance(state.workload, ReportsKernels) else None
         if kernels is not None and kernels(state):
             figures["lat_ms"] = attrs.evolve(figures["lat_ms"], detail={**figures["lat_ms"].detail,
                                                                         "kernels": kernels(state)})

@@ -19,6 +19,7 @@ import attrs
 import numpy as np
 
 from icd_core.config.files import config_to_dict
+from icd_core.contract.abilities import SuggestsRate
 from icd_core.contract.errors import (
     ArtifactWriteError,
     ConfigError,
@@ -319,10 +320,10 @@ class Pipeline:
         # user's rate (quality here; the rate itself when it is searched) leads the card.
         branches = ((ARM,) if self.sel.adapters and self.cfg.pipeline.mode == "compare" else ()) + branches
         workload = state0.workload
-        suggested = getattr(workload, "rate_metric", None)
+        suggested = workload.rate_metric if isinstance(workload, SuggestsRate) else None
         rate_metric = self.cfg.execution.rate_metric or suggested or workload.primary_quality
         rate_limit = self.cfg.execution.rate_limit if self.cfg.execution.rate_limit is not None else \
-            getattr(workload, "rate_limit", None) if rate_metric == suggested else None
+            workload.rate_limit if suggested is not None and rate_metric == suggested else None
         if rate_limit is None:
             rate_limit = self.cfg.gates.quality_drop_pp
         pre_quality: dict[str, Any] = {}

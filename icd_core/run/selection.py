@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from icd_core.config.schema import Config
+from icd_core.contract.abilities import SuggestsGraphSource, SuggestsMeasurement, SuggestsTolerance
 from icd_core.contract.errors import ConfigError
 from icd_core.plugin.registry import Registry
 from icd_core.plugin.specs import ComponentSpec, resolve, split_spec
@@ -94,13 +95,16 @@ def settle(selection: Selection, registry: Registry, workload: object) -> Select
     config = selection.config
     graph = selection.graph
     if graph is None:
-        name = getattr(workload, "graph_source", "mock")
+        name = workload.graph_source if isinstance(workload, SuggestsGraphSource) else "mock"
         graph = resolve(registry, "graph", name, prefix="graph.source (the workload's choice)")
         config = attrs.evolve(config, graph=attrs.evolve(config.graph, source=name))
     pipeline = config.pipeline
-    repeats = pipeline.repeats or getattr(workload, "repeats", DEFAULT_REPEATS)
-    warmup = pipeline.warmup_iter if pipeline.warmup_iter is not None else getattr(workload, "warmup", DEFAULT_WARMUP)
-    tolerance = pipeline.equivalence_tol or getattr(workload, "equivalence_tol", DEFAULT_EQUIVALENCE_TOL)
+    suggests = isinstance(workload, SuggestsMeasurement)
+    repeats = pipeline.repeats or (workload.repeats if suggests else DEFAULT_REPEATS)
+    warmup = pipeline.warmup_iter if pipeline.warmup_iter is not None else \
+        (workload.warmup if suggests else DEFAULT_WARMUP)
+    tolerance = pipeline.equivalence_tol or \
+        (workload.equivalence_tol if isinstance(workload, SuggestsTolerance) else DEFAULT_EQUIVALENCE_TOL)
     config = attrs.evolve(config, pipeline=attrs.evolve(pipeline, repeats=repeats, warmup_iter=warmup,
                                                         equivalence_tol=tolerance))
     return attrs.evolve(selection, config=config, graph=graph)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from icd_core.contract.abilities import TimesRegions
 from icd_core.contract.records import Figure, Samples
 from icd_core.run.stats import summarize
 
@@ -143,7 +144,8 @@ def interleaved_samples(states: Mapping[str, Any], warmup: int, repeats: int, *,
     for done in range(1, repeats + 1):
         for label in rng.permutation(labels):
             samples[label].append(timers[label](calls[label]))
-            region_ms = getattr(states[label].workload, "region_ms", None)
+            workload = states[label].workload
+            region_ms = workload.region_ms if isinstance(workload, TimesRegions) else None
             if regions is not None and region_ms is not None:
                 for region, ms in region_ms().items():
                     regions.setdefault(label, {}).setdefault(region, []).append(ms)

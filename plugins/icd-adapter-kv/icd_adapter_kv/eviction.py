@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from icd_core import TransformMeta, TransformResult
+from icd_core import ReportsAttentionMass, TransformMeta, TransformResult
 from icd_core.toolkit import tensors as T
 
 
@@ -33,7 +33,7 @@ def apply_eviction(state, options, spec: str, kind: str) -> TransformResult:
         return TransformResult(state=state, meta=TransformMeta.skipped("kv", spec, reason))
     new_state = state
     stats = {}
-    attention = getattr(state.workload, "attention_mass", None)
+    attention = state.workload.attention_mass if isinstance(state.workload, ReportsAttentionMass) else None
     if options.score == "attention" and attention is None:
         reason = f"workload {state.workload.name!r} cannot report attention mass (use score=key_norm)"
         return TransformResult(state=state, meta=TransformMeta.skipped("kv", spec, reason))

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import attrs
 
-from icd_core import AUTO, KV_TOKENS, ConfigError, Knob, TransformMeta, TransformResult, hookimpl
+from icd_core import AUTO, KV_TOKENS, ConfigError, Knob, PlansPages, TransformMeta, TransformResult, hookimpl
 from icd_core.toolkit import between, non_negative, positive
 
 NAME = "kv"
@@ -125,7 +125,7 @@ def icd_apply_transform(ctx, adapter, state, layout):
 
 def plan_pages(state, options: KvOptions, spec: str, permute: bool) -> TransformResult:
     """Record how the cache is read in pages; the workload plans it (it runs attention)."""
-    plan = getattr(state.workload, "plan_pages", None)
+    plan = state.workload.plan_pages if isinstance(state.workload, PlansPages) else None
     if plan is None or not any(g.kind == KV_TOKENS for g in state.groups):
         reason = f"workload {state.workload.name!r} has no paged KV cache to read"
         return TransformResult(state=state, meta=TransformMeta.skipped("kv", spec, reason))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from icd_core import Constraints, TransformMeta, TransformResult
+from icd_core.toolkit import activation_energy as toolkit_activation_energy
 from icd_core.toolkit import no_target_reason, order_for
 from icd_core.toolkit import tensors as T
 
@@ -69,11 +70,7 @@ def _group_error(x2d: np.ndarray, options, energy: np.ndarray | None = None) -> 
 def activation_energy(ctx, state, group: str) -> np.ndarray | None:
     """Σ x_j² per input channel over the calibration tokens (the Hessian diagonal GPTQ's
     act-order sorts by), or None when the workload captures no activity for the group."""
-    capture = getattr(state.workload, "capture", None)
-    if ctx is None or capture is None or group not in getattr(state.workload, "probes", {}):
-        return None
-    acts = capture(state, ctx.config.graph.activations.batches)[group].astype(np.float64)
-    return (acts ** 2).sum(0)
+    return None if ctx is None else toolkit_activation_energy(ctx, state, group)
 
 
 def _channel_order(ctx, state, group: str, stacked: np.ndarray, options, seed: int, notes: list[str]):

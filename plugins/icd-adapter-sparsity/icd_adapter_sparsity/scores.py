@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from icd_core.toolkit import activation_energy
+
 SCORES = ("magnitude", "wanda", "ria")
 RIA_EXPONENT = 0.5  # the paper's a: activation norms enter as their square root
 ACTIVATION_SCORES = ("wanda", "ria")
@@ -21,12 +23,11 @@ ACTIVATION_SCORES = ("wanda", "ria")
 
 def input_norms(ctx, state, group: str, notes: list[str]) -> np.ndarray | None:
     """‖x_j‖₂ per input channel over the calibration tokens, or None with a note (no activations)."""
-    capture = getattr(state.workload, "capture", None)
-    if capture is None or group not in getattr(state.workload, "probes", {}):
+    energy = activation_energy(ctx, state, group)
+    if energy is None:
         notes.append(f"{group}: no activations to weight by; used the weights alone")
         return None
-    acts = capture(state, ctx.config.graph.activations.batches)[group]
-    return np.sqrt((acts.astype(np.float64) ** 2).sum(0))
+    return np.sqrt(energy)
 
 
 def importance(w: np.ndarray, axis: int, kind: str, norms: np.ndarray | None) -> np.ndarray:

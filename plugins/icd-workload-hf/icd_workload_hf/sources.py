@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from icd_core import KV_TOKENS, ConfigError, GraphW, PermutationGroup
+from icd_core import KV_TOKENS, CapturesActivations, ConfigError, GraphW, PermutationGroup, ReplaysKvAccesses
 from icd_core.toolkit import csr_npz_bytes
 from icd_core.toolkit import tensors as T
 
@@ -82,7 +82,7 @@ def activations_w(ctx, state, group: PermutationGroup) -> GraphW:
     workload = state.workload
     if group.kind == KV_TOKENS:
         return kv_w(ctx, state, group)
-    if not hasattr(workload, "capture"):
+    if not isinstance(workload, CapturesActivations):
         raise ConfigError(f"graph.source: workload {workload.name!r} cannot capture activations")
     cfg = ctx.config.graph.activations
     probes = workload.probes.get(group.name, ())
@@ -132,7 +132,7 @@ def kv_w(ctx, state, group: PermutationGroup) -> GraphW:
     summary describes well. Held out: the decoding queries' choices. Sparse throughout (the
     co-selection counts of 8k tokens never become a dense 8k × 8k array)."""
     workload = state.workload
-    if group.kind != KV_TOKENS or not hasattr(workload, "kv_accesses"):
+    if group.kind != KV_TOKENS or not isinstance(workload, ReplaysKvAccesses):
         raise ConfigError(f"graph.source kv: group {group.name!r} is not a KV-cache token axis")
     sets = workload.kv_accesses(state, group.name, KV_TOP, calibration=True)
     incidence = sp.csr_matrix((np.ones(sets.size, dtype=np.float32), sets.ravel(),
