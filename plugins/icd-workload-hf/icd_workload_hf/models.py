@@ -149,6 +149,7 @@ class MiniLMWorkload(TorchWorkload):
 
     suite: TaskSuite | None = None
     rate_metric: str = "task_fidelity_pct"
+    rate_limit: float | None = None  # in the metric's unit; None: gates.quality_drop_pp
 
     def embed(self, state: ModelState, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = self.restore_order(state, self.call(state, batch).last_hidden_state)

@@ -244,3 +244,17 @@ def test_one_seed_builds_one_model(name):
     first = STATES[name]()
     torch.randn(1000)
     assert STATES[name]().digest() == first.digest()
+
+
+def test_the_workloads_declare_their_optional_abilities():
+    """The core asks isinstance(workload, Ability): a member renamed or dropped would silently
+    switch a feature off (MiniLM's rate metric, a decoder's paged attention)."""
+    import icd_core as core
+
+    common = ("SuggestsGraphSource", "SuggestsMeasurement", "SuggestsTolerance", "ReportsKernels", "CapturesActivations")
+    minilm = state_of("minilm").workload
+    assert [a for a in (*common, "SuggestsRate") if not isinstance(minilm, getattr(core, a))] == []
+    assert minilm.rate_metric == "task_fidelity_pct" and minilm.rate_limit is None
+    decoder = state_of("llama").workload
+    decoder_abilities = (*common, "SuggestsRate", "TimesRegions", "PlansPages", "ReportsAttentionMass", "ReplaysKvAccesses")
+    assert [a for a in decoder_abilities if not isinstance(decoder, getattr(core, a))] == []
