@@ -82,3 +82,19 @@ def test_a_manifest_that_is_not_one(tmp_path):
     (sweep / "sweep.json").symlink_to("/dev/zero")
     done = run_icd("sweep", "report", str(sweep))
     assert done.code == 1 and "is a device; expected a sweep manifest" in done.error and done.peak_mb < 600
+
+
+def test_a_done_trial_whose_run_failed_runs_again_and_a_report_that_cannot_be_written_keeps_the_summary(tmp_path):
+    path = spec(tmp_path, BASE + "seeds: [0]\n")
+    out = tmp_path / "out"
+    assert run_icd("sweep", str(path), "--out-dir", str(out), timeout=90).code == 0
+    sweep = out / "spec"
+    metrics = next(sweep.glob("seed-0_*/metrics.json"))
+    doc = json.loads(metrics.read_text())
+    metrics.write_text(json.dumps({**doc, "run": {**doc["run"], "ok": False}}))  # the manifest still says done
+    (sweep / "sweep.csv").unlink()
+    (sweep / "sweep.csv").mkdir()  # the report cannot be written there (as on a full disk)
+    again = run_icd("sweep", str(path), "--out-dir", str(out), timeout=90)
+    assert again.stdout.strip().splitlines()[-1] == "sweep spec: 1 trials, 1 executed, 0 skipped, 0 failed"
+    assert again.code == 1 and again.error.endswith("sweep.csv: cannot write (Is a directory)"), again.stderr
+    assert json.loads(metrics.read_text())["run"]["ok"] is True
