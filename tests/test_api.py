@@ -74,15 +74,14 @@ def test_run_returns_its_artifacts_and_bad_config_is_one_error(tmp_path):
         icd.run({"pipeline.repeats": 0}, out_dir=tmp_path)
 
 
-def test_the_readme_example_runs(tmp_path, monkeypatch):
+def test_the_api_page_example_runs(tmp_path, monkeypatch):
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("## Python API: `import icd`", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    page = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    code = page.split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the project's own README
+    exec(compile(code, "docs/api.md", "exec"), scope)  # noqa: S102 - the project's own docs
     assert scope["result"].ok and (tmp_path / "runs" / "api" / "metrics.json").is_file()
     assert scope["k"].shape == (2, 640, 64)
 
