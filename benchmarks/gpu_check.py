@@ -87,7 +87,7 @@ def main() -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in [header, *rows]]
     lines.insert(1, "-|-".join("-" * w for w in widths))
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = f"GPU check — {env.get('gpu')} — driver {env.get('driver')} — {stamp}"
     table = "\n".join(lines)
     results = Path("benchmarks/results")

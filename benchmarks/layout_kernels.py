@@ -116,6 +116,7 @@ def paged_curve(tokens: int, repeats: int = 20) -> list[dict]:
     """Time of one decoding step's paged attention (3 KV heads × 3 query heads, d 64) as the
     pages read grow, against exact grouped attention over the same cache."""
     import torch
+    from icd_workload_hf.kvstore import KVStore
     from icd_workload_hf.paged import (
         AttentionRuntime,
         LayerPages,
@@ -124,8 +125,6 @@ def paged_curve(tokens: int, repeats: int = 20) -> list[dict]:
         grouped_attention,
         paged_attention,
     )
-
-    from icd_workload_hf.kvstore import KVStore
 
     torch.manual_seed(0)
     kv, group, d, page = 3, 3, 64, 16

@@ -204,7 +204,7 @@ def minilm_sparsity(log) -> dict:
     """2:4 on every MiniLM Linear whose input axis is a permutation group, per score × order
     (natural / RIA-CP / icd, as ``heldout_quality.py`` runs them on SmolLM2), judged by the
     labelled-task embedding fidelity, paired per item."""
-    from heldout_quality import ARMS, pruned_states
+    from heldout_quality import pruned_states
     from icd_adapter_sparsity import plugin as sparsity_plugin
     from icd_workload_hf import plugin as hf_plugin
     from icd_workload_hf.models import load_minilm

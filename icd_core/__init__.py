@@ -9,15 +9,6 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from icd_core.contract.errors import (
-    ConfigError,
-    ContractError,
-    IcdError,
-    InputDataError,
-    PluginError,
-    SolverTimeout,
-    UsageError,
-)
 from icd_core.contract.abilities import (
     CapturesActivations,
     PlansPages,
@@ -29,6 +20,15 @@ from icd_core.contract.abilities import (
     SuggestsRate,
     SuggestsTolerance,
     TimesRegions,
+)
+from icd_core.contract.errors import (
+    ConfigError,
+    ContractError,
+    IcdError,
+    InputDataError,
+    PluginError,
+    SolverTimeout,
+    UsageError,
 )
 from icd_core.contract.hookmarkers import hookimpl, hookspec
 from icd_core.contract.records import (

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 # packaging: a dependency of matplotlib, so present in the product's venv this runs in
 from packaging.requirements import Requirement

@@ -13,10 +13,9 @@ import argparse
 import json
 import re
 import sys
+import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-
-import tomllib
 
 POLICY = Path(__file__).resolve().parent / "license-policy.toml"
 

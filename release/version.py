@@ -2,9 +2,8 @@
 the installed distribution's metadata)."""
 
 import sys
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,6 @@ the core itself, first (:func:`icd_core.plugin.dispatch.write_reports`)."""
 
 from __future__ import annotations
 
-
 import jinja2
 
 from icd_core.contract.hookmarkers import hookimpl

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+
 def export_outcome(manager: Any, selection: Any, outcome: Any, out: Path, fmt: str, arm: str | None) -> dict:
     """Write ``arm`` of a finished run (default: the arm it kept) and return icd_layout.json."""
     from icd_core.run.export import choose_arm, export_state

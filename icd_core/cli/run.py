@@ -154,9 +154,9 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
         click.echo(f"icd: error: run failed: {outcome.error}{rolled}", err=True)
         sys.exit(1)
     if export_dir:
-        from icd_core.cli.export import echo_export, export_outcome
-
         import attrs
+
+        from icd_core.cli.export import echo_export, export_outcome
 
         committed = attrs.evolve(outcome, path=path)
         echo_export(export_outcome(manager, selection, committed, Path(export_dir), export_format, export_arm),

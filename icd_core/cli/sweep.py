@@ -72,8 +72,8 @@ def run_sweep(spec: str, executor: str, address: str | None, workers: int | None
     from icd_core import __version__
     from icd_core.contract.errors import IcdError, UsageError
     from icd_core.plugin.manager import load_plugin_manager
-    from icd_core.run.executors import run_local
     from icd_core.run.artifacts import check_name
+    from icd_core.run.executors import run_local
     from icd_core.run.sweep import Manifest, finished, load_spec, plan
     from icd_core.run.timing import available_cores
 

@@ -92,7 +92,7 @@ class ModelState:
             for m in g.members:
                 if m.tensor not in tensors:
                     raise ContractError(f"group {g.name!r}: member tensor {m.tensor!r} not in state")
-                length = tuple(getattr(tensors[m.tensor], "shape"))[m.axis]
+                length = tuple(tensors[m.tensor].shape)[m.axis]
                 if m.covered(g.size) > length:
                     raise ContractError(f"group {g.name!r}: {m.tensor} axis {m.axis} has length {length}, "
                                         f"which does not fit {m.tiles} slice(s) of {g.size} at offset {m.offset}")

@@ -8,8 +8,8 @@ may define ``from_spec_args(args) -> dict`` to read positional forms of its own 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 import typing
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs

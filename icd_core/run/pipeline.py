@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -408,7 +408,7 @@ class Pipeline:
             self.ctx.bus.close()
 
     def _run(self) -> Outcome:
-        started, t0 = datetime.now(timezone.utc), time.perf_counter()
+        started, t0 = datetime.now(UTC), time.perf_counter()
         ctx = self.ctx
         results: dict[str, BranchResult] = {}
         rollback = None

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path

@@ -20,8 +20,8 @@ import torch
 from icd_core import Figure, InputDataError, ModelState
 
 from .architectures import Architecture, architecture_of
-from .heldout import heldout_figures
 from .corpus import HELDOUT_CORPUS, calibration_texts, decoder_texts
+from .heldout import heldout_figures
 from .models import (
     CALIBRATION,
     HELDOUT,

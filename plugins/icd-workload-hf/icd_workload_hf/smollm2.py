@@ -29,8 +29,8 @@ from torch.func import functional_call
 
 from icd_core import KV_TOKENS, Figure, InputDataError, ModelState, Samples
 
-from .corpus import HELDOUT_CORPUS, calibration_texts, continuation_text, decoder_texts
 from .architectures import architecture_of
+from .corpus import HELDOUT_CORPUS, calibration_texts, continuation_text, decoder_texts
 from .groups import kv_cache_groups
 from .kvstore import KVStore
 from .models import CALIBRATION, HELDOUT, kinds_of, quiet_transformers, text_batches

@@ -30,8 +30,8 @@ def test_held_out_text_shares_nothing_with_what_calibrates():
 
 
 def test_sliding_windows_score_every_token_once_and_match_full_context():
-    from transformers import LlamaConfig, LlamaForCausalLM
     from icd_workload_hf.heldout import sliding_nll
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,

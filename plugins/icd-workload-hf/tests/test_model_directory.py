@@ -117,8 +117,9 @@ def test_run_export_and_reload_without_icd(models, family, tmp_path):
 
 
 def test_the_reload_check_fails_on_weights_that_differ(models, tmp_path):
-    from icd_core import InputDataError
     from icd_workload_hf.export import export_hf, judged_batch, reload_check
+
+    from icd_core import InputDataError
 
     state = load(models["gpt2"], "ffn")
     out = tmp_path / "x"
@@ -131,8 +132,9 @@ def test_the_reload_check_fails_on_weights_that_differ(models, tmp_path):
 
 
 def test_a_group_missing_a_member_is_named(models, tmp_path, monkeypatch):
-    import icd
     from icd_workload_hf import architectures as archs
+
+    import icd
 
     llama = next(a for a in archs.BUILTIN if a.family == "llama")
 
