@@ -50,10 +50,10 @@ _ENV.filters["change"] = change_text
 def render_html(metrics: dict, events: list) -> str:
     """report.html: the verdict card, the figures (inline SVG), the compact table, readable
     per-group details (long tables collapsed), and the raw metrics behind a toggle."""
+    from icd_core.contract.jsonify import dumps
     from icd_core.report.card import verdict_card
     from icd_core.report.details import fits_table, layout_table, transform_details
     from icd_core.report.figures import run_figures
-    from icd_core.report.jsonify import dumps
 
     summary, missing = summary_rows(metrics)
     return _ENV.get_template("report.html.j2").render(

@@ -18,10 +18,10 @@ def bridge(run_dir: str, target: str, out: str) -> None:
 
     from icd_core.config.schema import Config
     from icd_core.contract.errors import InputDataError, UsageError
+    from icd_core.contract.jsonify import dumps
     from icd_core.plugin import dispatch
     from icd_core.plugin.manager import load_plugin_manager
     from icd_core.plugin.specs import resolve
-    from icd_core.report.jsonify import dumps
     from icd_core.run.artifacts import write_text_atomic
     from icd_core.run.context import RunContext
 

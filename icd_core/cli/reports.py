@@ -67,10 +67,10 @@ def compare(runs: tuple[str, ...], out: str | None) -> None:
     from icd_core.builtins.reporters import render_compare_html
     from icd_core.cli.tables import card_lines
     from icd_core.contract.errors import UsageError
+    from icd_core.contract.jsonify import dumps
     from icd_core.report.card import verdict_card
     from icd_core.report.cells import csv_text, fmt
     from icd_core.report.compare import diff_runs
-    from icd_core.report.jsonify import dumps
     from icd_core.run.artifacts import ArtifactDir
 
     if len(runs) < 2:

@@ -26,11 +26,11 @@ def solve(matrix: str, solver: str, block: int | None, time_budget: float | None
     from icd_core.config.converter import structure
     from icd_core.config.files import load_config, read_file
     from icd_core.contract.errors import ConfigError, UsageError
+    from icd_core.contract.jsonify import dumps
     from icd_core.contract.records import Constraints, GraphW
     from icd_core.layout.graphs import prepare_user_w
     from icd_core.plugin import dispatch
     from icd_core.plugin.manager import load_plugin_manager
-    from icd_core.report.jsonify import dumps
     from icd_core.run.artifacts import load_w, write_text_atomic
     from icd_core.run.context import RunContext
     from icd_core.run.selection import select

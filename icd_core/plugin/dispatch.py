@@ -111,7 +111,7 @@ def write_reports(manager: PluginManager, ctx: RunContext, record: Any) -> str |
     written before it are removed, so nothing in the run directory claims a success that did
     not happen. Returns the failure, or None. A metrics.json that cannot be written raises.
     """
-    from icd_core.report.jsonify import dumps
+    from icd_core.contract.jsonify import dumps
 
     run = record.metrics["run"]
     ctx.write_artifact("metrics.json", dumps({**record.metrics, "run": {**run, "ok": False, "error": PENDING}}) + "\n")

@@ -18,7 +18,7 @@ import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
 from icd_core.contract.errors import ArtifactWriteError
-from icd_core.report.jsonify import jsonable
+from icd_core.contract.jsonify import jsonable
 from icd_core.run.privacy import RedactingWriter
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from icd_core.report.jsonify import dumps
+from icd_core.contract.jsonify import dumps
 from icd_core.run.artifacts import write_text_atomic
 from icd_core.run.privacy import redact
 from icd_core.run.timing import available_cores

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from icd_core.contract.errors import UsageError
+from icd_core.contract.jsonify import dumps
 from icd_core.contract.state import ModelState
 from icd_core.plugin import dispatch
 from icd_core.plugin.manager import PluginManager
 from icd_core.plugin.specs import ComponentSpec
-from icd_core.report.jsonify import dumps
 
 LAYOUT_FILE = "icd_layout.json"
 LAYOUT_VERSION = 1

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from icd_core.contract.jsonify import dumps
 from icd_core.contract.records import FitResult
-from icd_core.report.jsonify import dumps
 from icd_core.run.artifacts import write_text_atomic
 from icd_core.run.events import EventBus
 

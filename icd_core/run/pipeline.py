@@ -28,6 +28,7 @@ from icd_core.contract.errors import (
     SolverTimeout,
     UsageError,
 )
+from icd_core.contract.jsonify import dumps
 from icd_core.contract.records import KV_TOKENS, Accesses, FitResult, GraphW, TransformMeta
 from icd_core.contract.state import ModelState
 from icd_core.layout.permutations import identity
@@ -36,7 +37,6 @@ from icd_core.plugin.manager import PluginManager
 from icd_core.plugin.specs import resolve
 from icd_core.report.document import metrics_document, perm_document
 from icd_core.report.finished import FinishedRun
-from icd_core.report.jsonify import dumps
 from icd_core.run.artifacts import RunDirectory, csr_npz_bytes
 from icd_core.run.context import RunContext, solver_budget
 from icd_core.run.events import EventBus

@@ -42,7 +42,7 @@ def _run_in_worker(sweep_dir: Path, name: str, config: dict[str, Any]) -> TrialO
     import contextlib
 
     from icd_core.cli import main
-    from icd_core.report.jsonify import dumps
+    from icd_core.contract.jsonify import dumps
     from icd_core.run.artifacts import write_text_atomic
 
     config_path = sweep_dir / ".trials" / f"{name}.json"

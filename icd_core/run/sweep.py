@@ -30,8 +30,8 @@ import attrs
 
 from icd_core.config.files import config_to_dict, load_config, parse_override, read_file
 from icd_core.contract.errors import ConfigError, IcdError
+from icd_core.contract.jsonify import dumps
 from icd_core.contract.limits import limit, read_text
-from icd_core.report.jsonify import dumps
 from icd_core.run.artifacts import write_text_atomic
 from icd_core.run.privacy import redact
 
