@@ -50,3 +50,24 @@ def test_every_relative_link_resolves():
                 if fragment not in anchors:
                     broken.append(f"{page.name}: {target} (no such heading)")
     assert broken == []
+
+
+def test_the_hook_table_matches_hookspecs():
+    """docs/plugins.md's hook table against icd_core.contract.hookspecs: every hook has a row,
+    with its arguments in order, and "first answer" exactly for the firstresult hooks."""
+    import inspect
+
+    from icd_core.contract import hookspecs
+
+    specs = {name: fn for name, fn in vars(hookspecs).items() if name.startswith("icd_") and callable(fn)}
+    rows = {}
+    for line in (ROOT / "docs" / "plugins.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`icd_"):
+            rows[cells[0].strip("`")] = cells
+    assert sorted(rows) == sorted(specs)
+    for name, fn in specs.items():
+        arguments = ", ".join(inspect.signature(fn).parameters)
+        assert rows[name][1].strip("`") == arguments, name
+        first = bool(getattr(fn, "icd_spec", {}).get("firstresult"))
+        assert (rows[name][4] == "first answer") == first, name
