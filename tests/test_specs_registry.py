@@ -106,3 +106,23 @@ def test_availability_is_checked_once_and_never_raises():
     component = ScopedRegistry(Registry(), "p").add("measure", "m", summary="s", check=probe)
     assert component.status == "unavailable: availability check failed: OSError: boom"
     assert component.status.startswith("unavailable") and calls == [1]
+
+
+def test_auto_picks_the_usable_component_that_declares_the_highest_preference():
+    """The core names no plugin: ``auto`` is whatever installed component prefers itself most."""
+    from icd_core.config.files import load_config
+    from icd_core.run.selection import select
+
+    reg = Registry()
+    scoped = ScopedRegistry(reg, "p")
+    scoped.add("solver", "fallback", summary="s", preference=0)
+    scoped.add("solver", "strong", summary="s", preference=10)
+    scoped.add("solver", "broken", summary="s", preference=99, check=lambda: "missing library")
+    scoped.add("solver", "plain", summary="s")  # no preference: only when named
+    assert reg.preferred("solver") == "strong"
+    scoped.add("workload", "w", summary="s")
+    scoped.add("measure", "wallclock", summary="s")
+    with pytest.raises(ConfigError, match=r"^workload: auto, but no installed workload declares a preference; name one \(w\)"):
+        select(load_config(cli={"measure.use": ["wallclock"]}), reg)
+    chosen = select(load_config(cli={"workload": "w", "measure.use": ["wallclock"]}), reg)
+    assert chosen.solver.name == "strong" and chosen.config.solver.name == "strong"

@@ -14,7 +14,8 @@ NAME = "identity"
 
 @hookimpl
 def icd_register(registry):
-    registry.add("solver", NAME, summary="keep the current order (baseline; always available)")
+    registry.add("solver", NAME, summary="keep the current order (baseline; always available)",
+                 preference=0)  # what ``auto`` falls back to
 
 
 @hookimpl

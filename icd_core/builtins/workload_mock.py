@@ -75,7 +75,7 @@ def build_mock_state(options: MockOptions, rng: np.random.Generator) -> ModelSta
 
 @hookimpl
 def icd_register(registry):
-    registry.add("workload", NAME, summary="seeded two-layer ReLU MLP in numpy (embedded default)",
+    registry.add("workload", NAME, summary="seeded two-layer ReLU MLP in numpy (embedded default)", preference=0,
                  options=MockOptions, positional=("hidden",))
 
 

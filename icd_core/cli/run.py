@@ -89,7 +89,7 @@ class Progress:
 @click.option("--model", type=click.Path(), help="A transformers checkpoint directory (config.json + weights).")
 @click.option("--graph", metavar="SOURCE", help="Graph source: mock, trace, …")
 @click.option("--trace", type=click.Path(dir_okay=False), help="JSONL access trace (implies --graph trace).")
-@click.option("--solver", metavar="SPEC", help="Solver name (default: spectral if installed, else identity).")
+@click.option("--solver", metavar="SPEC", help="Solver name (default auto: the installed solver that prefers itself most).")
 @click.option("--adapter", multiple=True, metavar="SPEC", help="Transform, in order: sparsity:2:4, quant:int8, kv:128:0.1.")
 @click.option("--measure", multiple=True, metavar="NAME", help="Measures to run (default: every installed one).")
 @click.option("--backend", type=click.Choice(["dense", "bsr", "paged", "semi", "auto"]),

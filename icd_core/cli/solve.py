@@ -10,7 +10,7 @@ import click
 
 @click.command()
 @click.argument("matrix", type=click.Path(dir_okay=False))
-@click.option("--solver", default="auto", show_default=True, help="Solver spec (auto: spectral if installed).")
+@click.option("--solver", default="auto", show_default=True, help="Solver spec (auto: the installed solver that prefers itself most).")
 @click.option("--block", type=int, help="Cache-line block g in elements (default 16: 64 B of fp32).")
 @click.option("--time-budget", type=float, help="Seconds the solver may take (default 30).")
 @click.option("--seed", type=int, default=0, show_default=True)

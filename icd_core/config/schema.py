@@ -105,7 +105,8 @@ class GraphConfig:
 
 @attrs.frozen
 class SolverConfig:
-    """``name: auto`` picks ``spectral`` when installed, else ``identity``.
+    """``name: auto`` picks the usable installed solver that declares the highest preference
+    (the built-in ``identity`` declares the lowest).
 
     ``block``: cache-line elements g; when unset, ``line_bytes`` / the group's element size
     (64-byte lines: 16 fp32, 32 fp16, 64 int8; 128-byte lines double them).
@@ -242,8 +243,8 @@ class ExecutionConfig:
 class Config:
     """The whole configuration (``icd run --print-config`` shows it).
 
-    ``workload: auto`` is ``minilm`` when its plugin is installed and usable, else the
-    built-in ``mock``.
+    ``workload: auto`` is the usable installed workload that declares the highest preference
+    (the built-in ``mock`` declares the lowest).
     """
 
     workload: SpecValue = "auto"

@@ -32,6 +32,9 @@ class Component:
     the measure that would have given it); ``opt_in``: run only when named explicitly
     (slow or intrusive); ``abilities``: what else it can do, by name (a workload with
     ``model-directory`` loads ``icd run --model DIR`` through an option ``path``);
+    ``preference``: how strongly ``auto`` (``solver.name``, ``workload``) should pick it: the
+    usable component of the kind with the highest preference is chosen; ``None`` (the default):
+    only when named.
     ``provider``: the plugin that registered it.
     """
 
@@ -44,6 +47,7 @@ class Component:
     provides: tuple[str, ...] = ()
     opt_in: bool = False
     abilities: tuple[str, ...] = ()
+    preference: int | None = None
     provider: str = ""
     _reason: object = attrs.field(init=False, default=_UNCHECKED, repr=False)
 
@@ -103,6 +107,12 @@ class Registry:
         for key in sorted(self._components):
             yield from self._components[key]
 
+    def preferred(self, kind: str) -> str | None:
+        """The usable component of ``kind`` with the highest ``preference`` (ties: by name), or None."""
+        ranked = sorted((-c.preference, c.name) for c in self if c.kind == kind and c.preference is not None
+                        and c.unavailable_reason() is None)
+        return ranked[0][1] if ranked else None
+
     def names(self, kind: str) -> list[str]:
         return sorted(name for k, name in self._components if k == kind)
 
@@ -137,10 +147,12 @@ class ScopedRegistry:
 
     def add(self, kind: str, name: str, *, summary: str, options: type | None = None,
             positional: tuple[str, ...] = (), check: Callable[[], str | None] | None = None,
-            provides: tuple[str, ...] = (), opt_in: bool = False, abilities: tuple[str, ...] = ()) -> Component:
+            provides: tuple[str, ...] = (), opt_in: bool = False, abilities: tuple[str, ...] = (),
+            preference: int | None = None) -> Component:
         """Declare a component; see :class:`Component` for the fields."""
         component = Component(kind=kind, name=name, summary=summary, options=options,
                               positional=tuple(positional), check=check, provides=tuple(provides),
-                              opt_in=opt_in, abilities=tuple(abilities), provider=self.provider)
+                              opt_in=opt_in, abilities=tuple(abilities), preference=preference,
+                              provider=self.provider)
         self.registry.add(component)
         return component

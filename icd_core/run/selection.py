@@ -10,12 +10,8 @@ from icd_core.contract.errors import ConfigError
 from icd_core.plugin.registry import Registry
 from icd_core.plugin.specs import ComponentSpec, resolve, split_spec
 
-PREFERRED_SOLVER = "spectral"
-FALLBACK_SOLVER = "identity"
 AUTO = "auto"
 MODEL_DIRECTORY = "model-directory"
-PREFERRED_WORKLOAD = "minilm"
-FALLBACK_WORKLOAD = "mock"
 DEFAULT_REPEATS = 30
 DEFAULT_WARMUP = 5
 DEFAULT_EQUIVALENCE_TOL = 1e-4
@@ -37,8 +33,8 @@ class Selection:
 def select(config: Config, registry: Registry) -> Selection:
     """Resolve names and options; unknown names raise with a did-you-mean (exit 2)."""
     solver_raw = config.solver.name
-    if solver_raw == "auto":
-        solver_raw = PREFERRED_SOLVER if PREFERRED_SOLVER in registry.names("solver") else FALLBACK_SOLVER
+    if solver_raw == AUTO:
+        solver_raw = _preferred(registry, "solver", "solver.name")
     solver = resolve(registry, "solver", solver_raw)
     adapters = tuple(resolve(registry, "adapter", raw) for raw in config.transform.chain())
     measure_names = config.measure.use if config.measure.use is not None else \
@@ -53,9 +49,7 @@ def select(config: Config, registry: Registry) -> Selection:
     if config.model is not None:
         workload_raw = model_workload(config, registry)
     elif workload_raw == AUTO:
-        usable = PREFERRED_WORKLOAD in registry.names("workload") and \
-            registry.get("workload", PREFERRED_WORKLOAD).unavailable_reason() is None
-        workload_raw = PREFERRED_WORKLOAD if usable else FALLBACK_WORKLOAD
+        workload_raw = _preferred(registry, "workload", "workload")
     effective = attrs.evolve(config, workload=workload_raw, solver=attrs.evolve(config.solver, name=solver_raw))
     source, prime = config.graph.source, config.graph.reperm_source
     return Selection(
@@ -64,6 +58,15 @@ def select(config: Config, registry: Registry) -> Selection:
         graph=None if source == AUTO else resolve(registry, "graph", source, prefix="graph.source"),
         graph_prime=None if prime is None else resolve(registry, "graph", prime, prefix="graph.reperm_source"),
         solver=solver, adapters=adapters, measures=measures)
+
+
+def _preferred(registry: Registry, kind: str, key: str) -> str:
+    """What ``auto`` means for ``kind``: the usable component that declares the highest preference."""
+    name = registry.preferred(kind)
+    if name is None:
+        raise ConfigError(f"{key}: auto, but no installed {kind} declares a preference; name one "
+                          f"({', '.join(registry.names(kind)) or 'none installed'})")
+    return name
 
 
 def model_workload(config: Config, registry: Registry) -> dict:

@@ -31,7 +31,7 @@ class SpectralOptions:
 @hookimpl
 def icd_register(registry):
     registry.add("solver", NAME, summary="recursive spectral bisection + KL + block swaps down to cache-line blocks",
-                 options=SpectralOptions, positional=("seeds",))
+                 options=SpectralOptions, positional=("seeds",), preference=10)  # solver.name auto
     for name, summary in BASELINE_SUMMARIES.items():
         registry.add("solver", name, summary=summary)
 

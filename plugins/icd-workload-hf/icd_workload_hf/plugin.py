@@ -128,7 +128,8 @@ def _transformers_missing() -> str | None:
 def icd_register(registry):
     for name, (options, summary) in WORKLOADS.items():
         registry.add("workload", name, summary=summary, options=options, check=_transformers_missing,
-                     abilities=("model-directory",) if name == "model" else ())
+                     abilities=("model-directory",) if name == "model" else (),
+                     preference=10 if name == "minilm" else None)  # workload auto: the trained MiniLM
     for name, summary in SOURCES.items():
         registry.add("graph", name, summary=summary)
     registry.add("measure", "kv-pages", summary="KV pages and bytes a paged decode reads per query and per token",
