@@ -37,6 +37,8 @@ def _construct_mapping(loader: Yaml12Loader, node: yaml.MappingNode, deep: bool 
     """A mapping, refusing a key given twice (PyYAML would keep the last one silently)."""
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if not isinstance(key, (str, int, float, bool)):
             continue

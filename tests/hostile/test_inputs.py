@@ -145,3 +145,11 @@ def test_permute_none_is_the_choice_not_null():
     registry = load_plugin_manager().registry
     assert resolve(registry, "adapter", "sparsity:2:4:permute=none").options.permute == "none"
     assert resolve(registry, "adapter", "sparsity:2:4:rounds=none").options.rounds is None  # null where null is meant
+
+
+def test_yaml_merge_keys_still_override_while_a_repeated_key_is_refused(tmp_path):
+    from icd_core.config.files import read_file
+
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &b {repeats: 3, mode: compare}\npipeline:\n  <<: *b\n  mode: linear\n")
+    assert read_file(path)["pipeline"] == {"repeats": 3, "mode": "linear"}
