@@ -64,12 +64,12 @@ def test_a_trial_that_hangs_is_stopped_and_failed_and_the_sweep_goes_on(tmp_path
     text = BASE + "grid:\n  transform.adapters: [[hostile], []]\n"
     env = {**hostile_plugin, "HOSTILE_MODE": "sleep_adapter"}
     done = run_icd("sweep", str(spec(tmp_path, text)), "--out-dir", str(tmp_path / "out"), "--workers", "1",
-                   "--retries", "0", "--trial-timeout", "20", env=env, timeout=150)
+                   "--retries", "0", "--trial-timeout", "15", env=env, timeout=150)
     assert done.code == 1, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "sweep spec: 2 trials, 1 executed, 0 skipped, 1 failed"
     manifest = json.loads((tmp_path / "out" / "spec" / "sweep.json").read_text())
     states = {t["params"]["transform.adapters"] == ["hostile"]: (t["state"], t["error"]) for t in manifest["trials"]}
-    assert states[True] == ("failed", "timed out after 20 s (stopped)") and states[False] == ("done", None)
+    assert states[True] == ("failed", "timed out after 15 s (stopped)") and states[False] == ("done", None)
 
 
 def test_a_manifest_that_is_not_one(tmp_path):

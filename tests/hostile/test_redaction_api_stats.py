@@ -127,12 +127,11 @@ def test_the_same_seed_gives_the_same_pi_under_a_busy_neighbour(tmp_path):
     quiet = run_icd("solve", str(tmp_path / "W.npz"), "--out", str(tmp_path / "quiet.json"))
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]  # 2 per core here
     try:
-        loaded = [run_icd("solve", str(tmp_path / "W.npz"), "--out", str(tmp_path / f"busy{k}.json"), timeout=120)
-                  for k in range(2)]
+        loaded = [run_icd("solve", str(tmp_path / "W.npz"), "--out", str(tmp_path / "busy0.json"), timeout=120)]
     finally:
         for process in busy:
             process.kill()
             process.wait()
     assert quiet.code == 0 and all(o.code == 0 for o in loaded)
-    perms = [json.loads((tmp_path / f"{name}.json").read_text())["perm"] for name in ("quiet", "busy0", "busy1")]
-    assert perms[0] == perms[1] == perms[2]
+    perms = [json.loads((tmp_path / f"{name}.json").read_text())["perm"] for name in ("quiet", "busy0")]
+    assert perms[0] == perms[1]
