@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from icd_core.cli.launch import launch_committed
 from icd_core.config.files import load_config
 from icd_core.plugin.manager import load_plugin_manager
 from icd_core.run.artifacts import RunDirectory
-from icd_core.run.pipeline import Pipeline
 from icd_core.run.selection import select
 
 COST_GATES = ("latency", "l2_hit", "energy_per_token")
@@ -43,13 +43,7 @@ def busy(stop) -> None:
 
 def one_run(manager, out: Path, seed: int) -> dict:
     config = load_config(cli={**SETTINGS, "seed": seed, "report.out_dir": str(out), "report.formats": []})
-    run_dir = RunDirectory(out, f"aa-{seed}").open()
-    try:
-        outcome = Pipeline(manager, select(config, manager.registry), run_dir).run()
-    except BaseException:
-        run_dir.abandon()
-        raise
-    run_dir.commit()
+    outcome = launch_committed(manager, select(config, manager.registry), RunDirectory(out, f"aa-{seed}").open())
     return outcome.record.metrics
 
 

@@ -35,10 +35,10 @@ def fig(results: dict, branch: str, key: str) -> str:
 
 
 def one_run(workload: str, adapter: str, index: int) -> list[str]:
+    from icd_core.cli.launch import launch_committed
     from icd_core.config.files import load_config
     from icd_core.plugin.manager import load_plugin_manager
     from icd_core.run.artifacts import RunDirectory
-    from icd_core.run.pipeline import Pipeline
     from icd_core.run.selection import select
 
     t0 = time.perf_counter()
@@ -49,12 +49,7 @@ def one_run(workload: str, adapter: str, index: int) -> list[str]:
                               "measure.cache.target": "h100"})
     selection = select(config, manager.registry)
     run_dir = RunDirectory(OUT, f"{index}-{workload.split(':')[0]}-{adapter.replace(':', '_')}", replace=True).open()
-    try:
-        outcome = Pipeline(manager, selection, run_dir).run()
-    except BaseException:
-        run_dir.abandon()
-        raise
-    run_dir.commit()
+    outcome = launch_committed(manager, selection, run_dir)
     m = outcome.record.metrics
     r = m["results"]
     kernels = (r.get("iterative", {}).get("figures", {}).get("lat_ms", {}) or {}).get("kernels") or {}

@@ -38,7 +38,7 @@ def instrumented(state, repeats: int, bus: EventBus) -> float:
     t0 = time.perf_counter()
     with bus.stage("measure", branch="x"):
         wc.pin_threads(None)
-        samples = wc.interleaved_samples({"x": state}, 0, repeats)["x"]
+        samples = wc.interleaved_samples({"x": state}, 0, repeats).ms["x"]
         bus.counter("lat_ms", float(np.median(samples)), branch="x")
     return time.perf_counter() - t0
 
@@ -60,7 +60,7 @@ def overhead(label: str, state, repeats: int) -> float:
 def a_a_check(state, repeats: int = 30) -> None:
     """The product's determinism check: one state timed against itself, interleaved; the
     95 % CI of the paired difference should contain 0."""
-    samples = wc.interleaved_samples({"a": state, "b": state}, 3, repeats)
+    samples = wc.interleaved_samples({"a": state, "b": state}, 3, repeats).ms
     a, b = (Figure(float(np.median(samples[k])), wc.SOURCE, unit="ms", samples=Samples("round", samples[k], "median"))
             for k in ("a", "b"))
     change = compare("lat_ms", a, b, "relative", 0)

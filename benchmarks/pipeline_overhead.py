@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from icd_core.cli.launch import launch_committed
 from icd_core.config.files import load_config
 from icd_core.plugin import dispatch
 from icd_core.plugin.manager import load_plugin_manager
 from icd_core.report.finished import load_run
 from icd_core.run.artifacts import ArtifactDir, RunDirectory
 from icd_core.run.context import RunContext
-from icd_core.run.pipeline import Pipeline
 from icd_core.run.selection import select
 
 DEFAULT_JOB = {"solver.name": "spectral", "transform.adapters": ["sparsity:2:4"]}
@@ -30,9 +30,8 @@ DEFAULT_JOB = {"solver.name": "spectral", "transform.adapters": ["sparsity:2:4"]
 
 def one_run(manager, out_dir: Path, name: str) -> dict[str, float]:
     selection = select(load_config(cli={**DEFAULT_JOB, "report.out_dir": str(out_dir)}), manager.registry)
-    run_dir = RunDirectory(out_dir, name).open()
-    outcome = Pipeline(manager, selection, run_dir).run()
-    path = run_dir.commit()
+    outcome = launch_committed(manager, selection, RunDirectory(out_dir, name).open())
+    path = outcome.path
     assert outcome.ok, outcome.error
     events = [json.loads(line) for line in (path / "events.jsonl").read_text().splitlines()]
     report = next(e for e in events if e.get("stage") == "report")

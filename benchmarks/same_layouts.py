@@ -1,8 +1,12 @@
 """Do two commits give the same W, W′ and π₀ / π₁ for the same seed?
 
 Runs a fixed set of ``icd run`` configurations and saves their ``W.npz``, ``W_prime.npz`` and
-``perm.json`` arrays; ``--against DIR`` compares a fresh set with one saved earlier (by another
-commit) array by array, and prints one line per run and group. Exit 1 on any difference.
+``perm.json`` arrays and their metrics without timing; ``--against DIR`` compares a fresh set with
+one saved earlier (by another commit) array by array and metric by metric, and prints one line
+per run. Exit 1 on any difference. "Without timing": every key naming a time (``*_s``, ``*_ms``,
+``lat_*``, ``toks_per_s``, ``started``, ``timing``, ``events``, ``env``), the verdict text and the
+gates (whose latency verdicts are timed) are left out; quality, layout metrics, state digests, transforms,
+fits (C, Q, cache), rate searches, equivalence and rollbacks are compared exactly.
 
     python benchmarks/same_layouts.py --save /tmp/before      # on the old commit
     python benchmarks/same_layouts.py --against /tmp/before   # on the new one
@@ -43,6 +47,25 @@ def arrays_of(run_dir: Path) -> dict[str, np.ndarray]:
     return out
 
 
+TIMED_KEYS = {"timing", "started", "events", "env", "verdict", "plugins", "gates", "lat_ms", "toks_per_s",
+              "ms_per_token", "attention_ms", "stopped_at", "rounds"}
+
+
+def untimed(value):
+    """``value`` without any key that names a time or a timed figure (recursively)."""
+    if isinstance(value, dict):
+        return {k: untimed(v) for k, v in value.items()
+                if k not in TIMED_KEYS and not k.endswith(("_s", "_ms")) and not k.startswith("lat_")}
+    if isinstance(value, list):
+        return [untimed(v) for v in value]
+    return value
+
+
+def metrics_of(run_dir: Path) -> str:
+    """The run's metrics.json without timing, as canonical JSON."""
+    return json.dumps(untimed(json.loads((run_dir / "metrics.json").read_text())), sort_keys=True)
+
+
 def run_all(out_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     results = {}
     for name, args in RUNS.items():
@@ -51,7 +74,7 @@ def run_all(out_dir: Path) -> dict[str, dict[str, np.ndarray]]:
         done = subprocess.run(cmd, capture_output=True, text=True)
         if not (out_dir / name / "perm.json").exists():
             sys.exit(f"{name}: run failed (exit {done.returncode}): {done.stderr.strip()[-400:]}")
-        results[name] = arrays_of(out_dir / name)
+        results[name] = {**arrays_of(out_dir / name), "metrics": np.asarray(metrics_of(out_dir / name))}
     return results
 
 

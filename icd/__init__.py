@@ -277,9 +277,9 @@ def run(config: dict[str, Any] | str | Path | None = None, *, name: str | None =
     """One ``icd run``: ``config`` a mapping (dotted keys or nested tables) or a config file;
     ``settings`` more dotted keys (``workload="mock"``, ``model="path/to/checkpoint"``,
     ``**{"transform.adapters": [...]}``); ``export``: write the state the run kept there (hf)."""
+    from icd_core.cli.launch import launch_committed
     from icd_core.config.files import load_config
     from icd_core.run.artifacts import RunDirectory
-    from icd_core.run.pipeline import Pipeline
     from icd_core.run.selection import select
 
     given = dict(config) if isinstance(config, Mapping) else {}
@@ -292,19 +292,12 @@ def run(config: dict[str, Any] | str | Path | None = None, *, name: str | None =
 
         check_out(Path(export))
     directory = RunDirectory(Path(loaded.report.out_dir).expanduser(), name or loaded.name or "run").open()
-    try:
-        outcome = Pipeline(manager, selection, directory).run()
-    except BaseException:
-        directory.abandon()
-        raise
-    final = directory.commit()
+    outcome = launch_committed(manager, selection, directory)
     if export is not None and outcome.ok:
-        import attrs
-
         from icd_core.cli.export import export_outcome
 
-        export_outcome(manager, selection, attrs.evolve(outcome, path=final), Path(export), "hf", None)
-    return RunArtifacts(path=final, ok=outcome.ok, error=outcome.error, metrics=outcome.record.metrics)
+        export_outcome(manager, selection, outcome, Path(export), "hf", None)
+    return RunArtifacts(path=outcome.path, ok=outcome.ok, error=outcome.error, metrics=outcome.record.metrics)
 
 
 def export(run_dir: str | Path, out: str | Path, *, format: str = "hf", arm: str | None = None) -> dict[str, Any]:

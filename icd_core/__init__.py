@@ -11,10 +11,12 @@ from importlib import metadata
 
 from icd_core.contract.abilities import (
     CapturesActivations,
+    ChecksState,
     PlansPages,
     ReplaysKvAccesses,
     ReportsAttentionMass,
     ReportsKernels,
+    SearchesRate,
     SuggestsGraphSource,
     SuggestsMeasurement,
     SuggestsRate,
@@ -60,4 +62,6 @@ __all__ = [
     # optional workload abilities (runtime-checkable protocols: isinstance, never attribute probes)
     "CapturesActivations", "PlansPages", "ReplaysKvAccesses", "ReportsAttentionMass", "ReportsKernels",
     "SuggestsGraphSource", "SuggestsMeasurement", "SuggestsRate", "SuggestsTolerance", "TimesRegions",
+    # optional abilities of an adapter's options class
+    "ChecksState", "SearchesRate",
 ]

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from icd_core.config.validators import between, non_negative, positive, power_of_two
+from icd_core.contract import tensors
 from icd_core.contract.abilities import CapturesActivations
 from icd_core.contract.state import ModelState
-from icd_core.layout import tensors
 from icd_core.layout.channel_order import cluster_order, order_for, sort_order
 from icd_core.layout.graphs import symmetric_csr
 from icd_core.layout.metrics import (

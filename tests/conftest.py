@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from icd_core import hookimpl
+from icd_core.cli.launch import launch_committed
 from icd_core.config.files import load_config
 from icd_core.run.artifacts import RunDirectory
-from icd_core.run.pipeline import Pipeline
 from icd_core.run.selection import select
 from icd_core.testing import fresh_manager
 
@@ -39,13 +39,8 @@ def run_pipeline(out_dir: Path, *plugins, name: str = "run", overrides: dict | N
     manager = manager or fresh_manager(*plugins)
     config = load_config(cli={**FAST, "report.out_dir": str(out_dir), **(overrides or {})})
     selection = select(config, manager.registry)
-    run_dir = RunDirectory(out_dir, name).open()
-    try:
-        outcome = Pipeline(manager, selection, run_dir).run()
-    except BaseException:
-        run_dir.abandon()
-        raise
-    return outcome, run_dir.commit()
+    outcome = launch_committed(manager, selection, RunDirectory(out_dir, name).open())
+    return outcome, outcome.path
 
 
 def icd(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from icd_core import Figure, FitResult, TransformMeta, TransformResult
-from icd_core.plugin.conformance import findings
 from icd_core.testing import check_conformance, fresh_manager
+from icd_core.testing.conformance import findings
 
 from .conftest import make_plugin
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from icd_core import SolverTimeout, TransformMeta, TransformResult
-from icd_core.layout import tensors as T
+from icd_core.contract import tensors as T
 from icd_core.run.artifacts import load_w
 from icd_core.testing import fresh_manager
 
@@ -271,20 +271,17 @@ def test_two_four_stays_exact_in_memory_order_after_repermutation(tmp_path):
     from icd_adapter_sparsity import plugin as sparsity
     from icd_solver_spectral import plugin as spectral
 
+    from icd_core.cli.launch import launch_committed
     from icd_core.config.files import load_config
     from icd_core.run.artifacts import RunDirectory
-    from icd_core.run.pipeline import Pipeline
     from icd_core.run.selection import select
 
     manager = fresh_manager(sparsity, spectral)
     config = load_config(cli={"workload": "mock:hidden=128:tokens=16", "pipeline.mode": "iterative",
                               "pipeline.repeats": 3, "transform.adapters": ["sparsity:2:4"],
                               "report.out_dir": str(tmp_path)})
-    run_dir = RunDirectory(tmp_path, "nm").open()
-    pipeline = Pipeline(manager, select(config, manager.registry), run_dir)
-    outcome = pipeline.run()
-    run_dir.commit()
-    final = pipeline.active.state
+    outcome = launch_committed(manager, select(config, manager.registry), RunDirectory(tmp_path, "nm").open())
+    final = outcome.states[outcome.kept]
     assert outcome.ok and [f["stage"] for f in outcome.record.metrics["fits"]] == ["pi0", "pi1"]
     w2 = final.tensors["mlp.fc2.weight"]
     assert ((w2.reshape(w2.shape[0], -1, 4) != 0).sum(axis=-1) == 2).all()
@@ -321,9 +318,9 @@ def test_every_measure_giving_a_figure_is_kept_under_its_source(tmp_path):
 
 
 def test_config_json_is_written_once_settled_and_also_when_loading_fails(tmp_path):
+    from icd_core.cli.launch import launch_committed
     from icd_core.config.files import load_config
     from icd_core.run.artifacts import RunDirectory
-    from icd_core.run.pipeline import Pipeline
     from icd_core.run.selection import select
 
     def register(registry):
@@ -337,11 +334,8 @@ def test_config_json_is_written_once_settled_and_also_when_loading_fails(tmp_pat
     manager = fresh_manager(plugin("brokenload", icd_register=register, icd_load_workload=load))
     for workload, name in (("mock:hidden=128:tokens=32", "ok"), ("broken", "bad")):
         config = load_config(cli={"workload": workload, "pipeline.repeats": 3, "report.out_dir": str(tmp_path)})
-        run_dir = RunDirectory(tmp_path, name).open()
-        pipeline = Pipeline(manager, select(config, manager.registry), run_dir)
-        outcome = pipeline.run()
-        run_dir.commit()
-        assert pipeline.ctx.written.count("config.json") == 1
+        outcome = launch_committed(manager, select(config, manager.registry), RunDirectory(tmp_path, name).open())
+        assert outcome.artifacts.count("config.json") == 1
         saved = json.loads((tmp_path / name / "config.json").read_text())
         assert saved["pipeline"]["repeats"] == 3 and saved["seed"] == 0
         assert outcome.ok is (name == "ok")

@@ -12,7 +12,7 @@ from icd_core.run import timing as wc
 @pytest.mark.slow
 def test_a_state_timed_against_itself_has_a_ci_around_zero():
     state = build_mock_state(MockOptions(hidden=1024, tokens=512), np.random.default_rng(0))
-    samples = wc.interleaved_samples({"a": state, "b": state}, 5, 40)
+    samples = wc.interleaved_samples({"a": state, "b": state}, 5, 40).ms
     pair = wc.paired_ratio(samples["a"], samples["b"], 0)
     lo, hi = pair["ci95_pct"]
     assert pair["rounds"] == 40 and lo <= hi

@@ -53,12 +53,12 @@ def export(run_dir: str, out: str, fmt: str, arm: str | None) -> None:
 def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None = None) -> dict:
     """Re-run ``run``'s config into a scratch directory; export the arm only if its state digest
     equals the one ``run`` recorded. Returns icd_layout.json."""
+    from icd_core.cli.launch import launch_committed
     from icd_core.config.files import load_config
     from icd_core.contract.errors import InputDataError, UsageError
     from icd_core.plugin.manager import load_plugin_manager
     from icd_core.run.artifacts import RunDirectory
     from icd_core.run.export import check_out
-    from icd_core.run.pipeline import Pipeline
     from icd_core.run.selection import select
 
     target = check_out(out)
@@ -73,13 +73,7 @@ def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None =
     selection = select(config, manager.registry)
     scratch = Path(tempfile.mkdtemp(prefix="icd-export-"))
     try:
-        directory = RunDirectory(scratch, "replay").open()
-        try:
-            outcome = Pipeline(manager, selection, directory).run()
-        except BaseException:
-            directory.abandon()
-            raise
-        directory.commit()
+        outcome = launch_committed(manager, selection, RunDirectory(scratch, "replay").open())
         if not outcome.ok:
             raise UsageError(f"{run}: re-deriving the state failed ({outcome.error})")
         chosen = arm or outcome.kept

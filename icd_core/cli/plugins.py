@@ -45,8 +45,8 @@ def list_plugins(as_json: bool, include_builtins: bool) -> None:
 @plugins.command("check")
 def check_plugins() -> None:
     """Load every plugin and check the contract; exits 1 on any failure."""
-    from icd_core.plugin.conformance import findings
     from icd_core.plugin.manager import load_plugin_manager
+    from icd_core.testing.conformance import findings
 
     manager = load_plugin_manager()
     failures = [f"{r.name} ({r.distribution}): {r.status}" for r in manager.failures()]

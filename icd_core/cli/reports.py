@@ -23,9 +23,9 @@ def report(run_dir: str, formats: tuple[str, ...]) -> None:
     import attrs
     from filelock import Timeout
 
-    from icd_core.config.converter import structure
     from icd_core.config.files import read_file
     from icd_core.config.schema import Config
+    from icd_core.contract.converter import structure
     from icd_core.contract.errors import (
         ArtifactWriteError,
         RunDirectoryError,

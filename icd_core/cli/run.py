@@ -109,12 +109,11 @@ class Progress:
 def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_config: bool, verbose: bool,
         export_dir: str | None, export_format: str, export_arm: str | None, **given: Any) -> None:
     """Build W, permute, transform, re-permute, measure and report one run."""
+    from icd_core.cli.launch import launch_committed
     from icd_core.config.files import dump_yaml, load_config
     from icd_core.contract.errors import RunDirectoryError
     from icd_core.plugin.manager import load_plugin_manager
     from icd_core.run.artifacts import RunDirectory
-    from icd_core.run.events import EventBus
-    from icd_core.run.pipeline import Pipeline
     from icd_core.run.selection import select
 
     config = load_config(config_path, overrides, cli=_cli_settings(**given))
@@ -132,15 +131,8 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
         raise RunDirectoryError(f"report.out_dir {out_dir}: not a directory")
     name = selection.config.name or _default_name(out_dir, selection.workload.name)
     run_dir = RunDirectory(out_dir, name, replace=force).open()
-    try:
-        bus = EventBus(run_dir.file("events.jsonl"), run_dir.shown("events.jsonl"))
-        if sys.stderr.isatty():
-            bus.listeners.append(Progress())
-        outcome = Pipeline(manager, selection, run_dir, bus).run()
-    except BaseException:
-        run_dir.abandon()
-        raise
-    path = run_dir.commit()
+    outcome = launch_committed(manager, selection, run_dir, [Progress()] if sys.stderr.isatty() else [])
+    path = outcome.path
     print_summary(outcome.record.metrics, verbose)
     warnings = [e["message"] for e in outcome.record.events if e.get("event") == "warning"]
     if warnings and not sys.stderr.isatty():  # on a terminal they were shown as they happened
@@ -154,10 +146,7 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
         click.echo(f"icd: error: run failed: {outcome.error}{rolled}", err=True)
         sys.exit(1)
     if export_dir:
-        import attrs
-
         from icd_core.cli.export import echo_export, export_outcome
 
-        committed = attrs.evolve(outcome, path=path)
-        echo_export(export_outcome(manager, selection, committed, Path(export_dir), export_format, export_arm),
+        echo_export(export_outcome(manager, selection, outcome, Path(export_dir), export_format, export_arm),
                     Path(export_dir))

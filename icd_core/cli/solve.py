@@ -23,8 +23,8 @@ def solve(matrix: str, solver: str, block: int | None, time_budget: float | None
           constraints_path: str | None, group: str | None, workers: int | None, out: str) -> None:
     """Solve a stored W (scipy save_npz or an icd W.npz; several groups are solved together,
     in parallel); print one JSON line of stats per group."""
-    from icd_core.config.converter import structure
     from icd_core.config.files import load_config, read_file
+    from icd_core.contract.converter import structure
     from icd_core.contract.errors import ConfigError, UsageError
     from icd_core.contract.jsonify import dumps
     from icd_core.contract.records import Constraints, GraphW

@@ -119,9 +119,10 @@ def run_sweep(spec: str, executor: str, address: str | None, workers: int | None
         concurrency = workers or len(available_cores())
         try:
             if executor == "ray" and pending:
+                from icd_core.cli.launch import run_trial
                 from icd_core.run.ray_executor import run_ray
 
-                run_ray(sweep_dir, pending, concurrency, retries, on_done, address=address)
+                run_ray(sweep_dir, pending, concurrency, retries, on_done, run_trial, address=address)
             elif pending:
                 run_local(sweep_dir, pending, concurrency, retries, on_done, timeout_s=trial_timeout)
         except KeyboardInterrupt:

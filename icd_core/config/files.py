@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from icd_core.config.converter import structure, unstructure
 from icd_core.config.schema import Config
+from icd_core.contract.converter import structure, unstructure
 from icd_core.contract.errors import ConfigError
 from icd_core.contract.limits import limit, read_bytes
 

@@ -11,8 +11,8 @@ from typing import Any, Literal, Union
 
 import attrs
 
-from icd_core.config.converter import converter
 from icd_core.config.validators import between, non_negative, positive, power_of_two
+from icd_core.contract.converter import converter
 
 SpecValue = Union[str, dict[str, Any]]
 """A component spec: ``"sparsity:2:4"`` or ``{"name": "sparsity", "n": 2, "m": 4}``."""

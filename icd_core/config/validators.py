@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from icd_core.config.converter import FieldError
+from icd_core.contract.converter import FieldError
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 

@@ -93,3 +93,19 @@ class ReplaysKvAccesses(Protocol):
 
 ABILITIES = (SuggestsGraphSource, SuggestsMeasurement, SuggestsTolerance, SuggestsRate, ReportsKernels, TimesRegions,
              CapturesActivations, PlansPages, ReportsAttentionMass, ReplaysKvAccesses)
+
+
+@runtime_checkable
+class ChecksState(Protocol):
+    """Adapter options that refuse, before any work, a state they cannot apply to (raising a
+    ``ConfigError`` that names the option)."""
+
+    def check_state(self, state: ModelState) -> None: ...
+
+
+@runtime_checkable
+class SearchesRate(Protocol):
+    """Adapter options whose rate may be ``auto``: the knob the core searches (its name, the
+    gentlest and the most aggressive values), ``None`` when nothing is ``auto``."""
+
+    def auto_knob(self, state: ModelState) -> Any: ...

@@ -10,6 +10,8 @@ from typing import Any
 import attrs
 import numpy as np
 
+from icd_core.contract.converter import unstructure
+
 
 def jsonable(obj: Any) -> Any:
     """A ``json.dumps`` ``default=`` hook; non-finite floats become ``null``."""
@@ -25,8 +27,6 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     if attrs.has(type(obj)):
-        from icd_core.config.converter import unstructure
-
         return unstructure(obj)
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import numpy as np
 
+from icd_core.contract.converter import FieldError
+
 if TYPE_CHECKING:
     import scipy.sparse
 
@@ -59,8 +61,6 @@ class GroupMember:
 
 def _at_least_one(attribute: Any, value: int) -> None:
     if value < 1:
-        from icd_core.config.converter import FieldError
-
         raise FieldError(attribute.name, f"must be >= 1 (got {value!r})")
 
 

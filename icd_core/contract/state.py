@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 import numpy as np
 
+from icd_core.contract import tensors as T
 from icd_core.contract.errors import ContractError
 from icd_core.contract.records import (
     Accesses,
@@ -21,7 +22,6 @@ from icd_core.contract.records import (
     PermutationGroup,
     TransformMeta,
 )
-from icd_core.layout import tensors as T
 
 
 @runtime_checkable

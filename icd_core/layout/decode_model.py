@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 import numpy as np
 
-from icd_core.layout import tensors as T
+from icd_core.contract import tensors as T
 from icd_core.layout.cachesim import CacheGeometry, simulate_lru
 from icd_core.layout.permutations import inverse
 

@@ -9,6 +9,7 @@ status ``error: …`` and never stops the others. ``ICD_STRICT_PLUGINS=1`` re-ra
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import sys
 import types
@@ -28,6 +29,7 @@ from icd_core.plugin.registry import Registry, ScopedRegistry
 
 ENTRY_POINT_GROUP = "icd"
 CORE_DISTRIBUTION = "icd-co"
+BUILTINS = "icd_core.builtins"  # the package whose BUILTIN_MODULES are the core's own plugins
 
 
 @attrs.define
@@ -109,10 +111,10 @@ class PluginManager:
 
     # -- loading -----------------------------------------------------------------------
     def load_builtins(self) -> None:
-        from icd_core.builtins import BUILTIN_MODULES
-
+        """The core's own components, loaded by module name as entry points are (the plugin
+        room never imports what it loads)."""
         version = metadata_version(CORE_DISTRIBUTION)
-        for module in BUILTIN_MODULES:
+        for module in importlib.import_module(BUILTINS).BUILTIN_MODULES:
             short = module.__name__.rsplit(".", 1)[-1]
             self.add_plugin(module, name=f"builtin:{short}", distribution=CORE_DISTRIBUTION,
                             version=version, builtin=True)

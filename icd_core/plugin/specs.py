@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import attrs
 
-from icd_core.config.converter import structure, unstructure
+from icd_core.contract.converter import structure, unstructure
 from icd_core.contract.errors import ConfigError
 from icd_core.plugin.registry import Registry
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import attrs
 
-from icd_core.report.cells import change_text, fmt, short_reason
+from icd_core.report.cells import change_text, fmt, short_reason, signed
 from icd_core.report.rows import layout_means
-from icd_core.report.verdict import overall, signed
+from icd_core.report.verdict import overall
 
 ANSWERS = {"pass": "YES", "fail": "NO", "inconclusive": "UNDECIDED", "not evaluated": "NOT EVALUATED"}
 QUESTION = "Is iterative (re-permuted) cheaper than linear at equal quality?"

@@ -29,6 +29,11 @@ def csv_text(rows: Iterable[Iterable[Any]]) -> str:
     return buf.getvalue()
 
 
+def signed(x: float) -> str:
+    """``+1.23`` / ``-0.5`` / ``0`` (no signed zero)."""
+    return "0" if x == 0 else f"{x:+.3g}"
+
+
 def value_of(entry: dict[str, Any] | None) -> float | None:
     return None if not entry else entry.get("value")
 
@@ -37,8 +42,6 @@ def change_text(change: dict[str, Any] | None) -> str:
     """``-0.34 % [-1.0, +1.0]`` for a paired change, or ``""``."""
     if not change:
         return ""
-    from icd_core.report.verdict import signed
-
     ci = change.get("ci95")
     interval = f" [{signed(ci[0])}, {signed(ci[1])}]" if ci else " (no CI)"
     return f"{signed(change['estimate'])} {change['unit']}{interval}".replace("  ", " ")

@@ -4,7 +4,6 @@ gates, environment) and ``perm.json`` (π₀ / π₁ per group, and whether they
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from icd_core.config.schema import Config
@@ -14,8 +13,8 @@ from icd_core.report.gates import evaluate_gates
 from icd_core.report.verdict import verdict
 from icd_core.run.events import EventBus
 from icd_core.run.permcache import version_tag
+from icd_core.run.record import RunRecord
 from icd_core.run.results import BranchResult, all_changes
-from icd_core.run.selection import Selection
 
 
 def _gates(cfg: Config, results: Mapping[str, BranchResult], error: str | None) -> dict[str, Any]:
@@ -79,33 +78,31 @@ def _ms_per_token(result: BranchResult) -> float | None:
     return 1e3 / rate.value if rate is not None and rate.value else None
 
 
-def metrics_document(*, cfg: Config, sel: Selection, bus: EventBus, name: str, tag: str, started: datetime,
-                     duration: float, results: Mapping[str, BranchResult], fits: list[dict[str, Any]],
-                     rollback: dict[str, Any] | None, error: str | None, final_digest: str | None,
-                     equivalence: dict[str, Any] | None, timing: dict[str, Any],
-                     searches: Mapping[str, Any] | None = None, rate_metric: str | None = None,
-                     plugins: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def metrics_document(run: RunRecord, bus: EventBus, plugins: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The ``metrics.json`` document of a run record (``bus``: its events and counters)."""
+    cfg, sel, results, duration = run.config, run.selection, run.results, run.duration_s
     metrics = {
         "schema": SCHEMA,
-        "run": {"name": name, "mode": cfg.pipeline.mode, "ok": error is None, "error": error,
-                "version_tag": tag, "seed": cfg.seed, "workload": sel.workload.text,
+        "run": {"name": run.name, "mode": cfg.pipeline.mode, "ok": run.ok, "error": run.error,
+                "version_tag": run.tag, "seed": cfg.seed, "workload": sel.workload.text,
                 "graph": sel.graph.text if sel.graph else None, "solver": sel.solver.text,
                 "adapters": [a.text for a in sel.adapters], "measures": [m.text for m in sel.measures],
-                "started": started.isoformat(timespec="seconds"), "duration_s": duration,
+                "started": run.started.isoformat(timespec="seconds"), "duration_s": duration,
                 "repeats": cfg.pipeline.repeats, "warmup_iter": cfg.pipeline.warmup_iter,
                 "plugins": list(plugins or [])},
         "results": {b: r.to_json() for b, r in results.items()},
-        "comparisons": all_changes(results, cfg.seed), "timing": timing,
-        "execution": {"backend": cfg.execution.backend, **execution(results)}, "rate_search": dict(searches or {}),
-        "fits": fits, "gates": _gates(cfg, results, error), "rollback": rollback, "equivalence": equivalence,
-        "final": {"state_digest": final_digest, "rolled_back": rollback is not None},
+        "comparisons": all_changes(results, cfg.seed), "timing": run.timing,
+        "execution": {"backend": cfg.execution.backend, **execution(results)}, "rate_search": dict(run.searches),
+        "fits": list(run.fits), "gates": _gates(cfg, results, run.error), "rollback": run.rollback,
+        "equivalence": run.equivalence,
+        "final": {"state_digest": run.final_digest, "rolled_back": run.rollback is not None},
         "events": {"count": len(bus.events), "overhead_s": bus.overhead_s,
                    "overhead_pct": 100.0 * bus.overhead_s / duration if duration else None,
                    "counters": bus.counters},
         "env": {**fingerprint(), "fixed_clock_requested": cfg.pipeline.fixed_clock},
     }
-    metrics["decomposition"] = decomposition(results, metrics["comparisons"], searches or {}, cfg.execution.backend,
-                                             rate_metric)
+    metrics["decomposition"] = decomposition(results, metrics["comparisons"], run.searches, cfg.execution.backend,
+                                             run.rate_metric)
     metrics["verdict"] = verdict(metrics)
     return metrics
 

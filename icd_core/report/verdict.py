@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from icd_core.report.cells import short_reason, signed
+
 COST_GATES = ("latency", "l2_hit", "energy_per_token")
 RULE = "a gate passes only when the whole 95 % CI of the paired change lies beyond its target"
 
@@ -23,11 +25,6 @@ def _layout_change(metrics: dict[str, Any]) -> str | None:
         after = sum(f["stats"]["C"] for f in moved) / len(moved)
         parts = f"{len(moved)} of {len(pi1)} groups, mean C {before:.3f} → {after:.3f}"
     return f"Re-permutation (π₁) lowered the block cost on W′ ({parts})."
-
-
-def signed(x: float) -> str:
-    """``+1.23`` / ``-0.5`` / ``0`` (no signed zero)."""
-    return "0" if x == 0 else f"{x:+.3g}"
 
 
 def _decomposition(d: dict[str, Any] | None) -> str | None:
@@ -57,8 +54,6 @@ def _decomposition(d: dict[str, Any] | None) -> str | None:
 def gate_phrase(v: dict[str, Any]) -> str:
     """``latency -0.3 % (95 % CI -1.0…+1.0): fail, target -20 %`` and the like."""
     if v["verdict"] == "not evaluated":
-        from icd_core.report.cells import short_reason
-
         return f"{v['gate']} not evaluated ({short_reason(v['reason'])})"
     ci = v.get("ci95")
     interval = f"95 % CI {signed(ci[0])}…{signed(ci[1])}" if ci else "no CI"

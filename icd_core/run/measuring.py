@@ -113,42 +113,53 @@ def latency_decided(thresholds: list[tuple[str, str, float]], seed: int):
     return decided
 
 
-def interleaved_timing(ctx: RunContext, states: Mapping[str, ModelState], results: dict[str, BranchResult],
-                       thresholds: list[tuple[str, str, float]], outputs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Time every state in shuffled interleaved rounds; add lat_ms / toks_per_s to each result.
+@attrs.frozen
+class Timed:
+    """Interleaved wall clock of several states: per state its latency figures (and any region
+    timed inside the forward), its first output, and how the sampling went (rounds, why it
+    stopped, threads)."""
+
+    figures: dict[str, dict[str, Figure]]
+    outputs: dict[str, Any]
+    info: dict[str, Any]
+
+
+def interleaved_timing(ctx: RunContext, states: Mapping[str, ModelState],
+                       thresholds: list[tuple[str, str, float]]) -> Timed:
+    """Time every state in shuffled interleaved rounds: lat_ms / toks_per_s per state.
 
     ``thresholds``: (a, b, %) latency comparisons that must be decided before sampling may
-    stop early; ``outputs`` receives each state's first output. Returns how the sampling
-    went (rounds, why it stopped, threads)."""
+    stop early."""
     cfg = ctx.config.pipeline
     rng = ctx.rng("interleaved-timing")
     decided = latency_decided(thresholds, ctx.seed) if cfg.stop_when_decided and thresholds else None
     threads = timing.pin_threads(ctx.config.measure.threads)
     try:
-        regions: dict[str, dict[str, list[float]]] = {}
-        samples = timing.interleaved_samples(states, cfg.warmup_iter, cfg.repeats, min_rounds=cfg.min_repeats,
-                                         decided=decided, rng=rng, outputs=outputs, regions=regions)
+        sampling = timing.interleaved_samples(states, cfg.warmup_iter, cfg.repeats, min_rounds=cfg.min_repeats,
+                                              decided=decided, rng=rng)
     finally:
         threads = timing.unpin_threads(threads)
     labels = list(states)
-    rounds = len(next(iter(samples.values())))
+    by_state: dict[str, dict[str, Figure]] = {}
     for label, state in states.items():
-        figures = timing.figures_from(samples[label], state.workload.tokens, cfg.warmup_iter, ctx.seed,
-                                  state.workload.device, threads, interleaved_with=labels)
+        figures = timing.figures_from(sampling.ms[label], state.workload.tokens, cfg.warmup_iter, ctx.seed,
+                                      state.workload.device, threads, interleaved_with=labels)
         kernels = state.workload.kernels if isinstance(state.workload, ReportsKernels) else None
         if kernels is not None and kernels(state):
             figures["lat_ms"] = attrs.evolve(figures["lat_ms"], detail={**figures["lat_ms"].detail,
                                                                         "kernels": kernels(state)})
-        for region, values in regions.get(label, {}).items():  # e.g. attention, timed inside the forward
+        for region, values in sampling.regions.get(label, {}).items():  # e.g. attention, timed inside the forward
             figures[f"{region}_ms"] = Figure(float(np.median(values)), timing.SOURCE, unit="ms",
                                              detail={"region": region, "samples_ms": values},
                                              samples=Samples("round", values, "median"))
-        results[label] = results[label].with_figures(figures)
+        by_state[label] = figures
         for key, figure in figures.items():
             if key in COUNTER_OF:
                 ctx.bus.counter(COUNTER_OF[key], figure.value, branch=label)
+    rounds = sampling.rounds
     stopped = "every latency comparison decided" if decided is not None and rounds < cfg.repeats else \
         f"the maximum of {cfg.repeats} rounds"
-    return {"rounds": rounds, "max_rounds": cfg.repeats, "min_rounds": min(cfg.min_repeats, cfg.repeats),
-            "stopped_at": stopped, "order": "shuffled per round (seeded)", "warmup_rounds": cfg.warmup_iter,
-            "threads": threads}
+    return Timed(figures=by_state, outputs=sampling.outputs, info={
+        "rounds": rounds, "max_rounds": cfg.repeats, "min_rounds": min(cfg.min_repeats, cfg.repeats),
+        "stopped_at": stopped, "order": "shuffled per round (seeded)", "warmup_rounds": cfg.warmup_iter,
+        "threads": threads})

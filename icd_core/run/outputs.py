@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from icd_core.contract import tensors as T
 from icd_core.contract.records import Figure, Samples
-from icd_core.layout import tensors as T
 
 
 def max_rel_diff(output: Any, reference: Any) -> float:

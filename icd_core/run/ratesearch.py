@@ -10,12 +10,19 @@ failing value, within a bounded number of evaluations, every one recorded.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from icd_core.contract.errors import ContractError
 from icd_core.contract.records import Figure, Knob
+from icd_core.run.measuring import judge_quality
 from icd_core.run.paired import Change, compare
+
+if TYPE_CHECKING:
+    from icd_core.run.engine import ArmOutcome, Engine
+
+RULE = "upper end of the 95 % CI of the paired quality loss vs dense <= limit"
 
 
 @attrs.frozen
@@ -68,3 +75,47 @@ def search(knob: Knob, evaluate: Callable[[float], Trial], max_evaluations: int)
         else:
             bad = middle
     return (int(good) if knob.integer else good), trials
+
+
+def search_rate(engine: Engine, branch: str, at: ArmOutcome) -> ArmOutcome:
+    """The arm at the most aggressive rate of the plan's ``auto`` adapter whose quality loss
+    stays within the rate limit (the adapters after it re-run for every trial). Every trial is
+    an outcome of its own; the chosen one is returned, with every trial's fits and the search."""
+    plan, cfg = engine.plan, engine.ctx.config
+    index = plan.auto_index
+    spec, later = engine.sel.adapters[index], engine.sel.adapters[index + 1:]
+    knob = spec.options.auto_knob(at.state)
+    outcomes: dict[float, ArmOutcome] = {}
+    fitted: list[dict[str, Any]] = []  # the fits of every trial, in the order they ran
+
+    def evaluate(value: float) -> Trial:
+        key = (at.state, index, value)
+        memo = engine.memo.trials.get(key)
+        if memo is not None:  # another arm evaluated this very state at this value, with no π₁ in between
+            outcomes[value] = attrs.evolve(memo[0], fits=at.fits)
+            return memo[1]
+        candidate = attrs.evolve(spec, options=attrs.evolve(spec.options, **{knob.name: value}),
+                                 text=f"{spec.text} ({knob.name}={value:g})")
+        outcome = engine.steps(branch, later, engine.step(branch, candidate, at))
+        figure = judge_quality(outcome.state, outcome.state.run(), plan.reference).get(plan.rate_metric)
+        if figure is None:
+            raise ContractError(f"execution.rate_metric {plan.rate_metric!r}: the workload reports no such quality")
+        outcomes[value] = outcome
+        fitted.extend(outcome.fits[len(at.fits):])
+        trial = judge_drop(plan.rate_metric, plan.pre_quality[plan.rate_metric], figure, plan.rate_limit, value,
+                           cfg.seed)
+        if len(outcome.fits) == len(at.fits):  # no re-permutation: the result depends on (state, value) only
+            engine.memo.trials[key] = (outcome, trial)
+        return trial
+
+    with engine.ctx.bus.stage("rate_search", branch=branch, adapter=spec.text, knob=knob.name) as meta:
+        value, trials = search(knob, evaluate, cfg.execution.rate_evaluations)
+        meta.update(chosen=value, trials=len(trials))
+    met = any(t.ok for t in trials if t.value == value)
+    record = {"adapter": spec.text, "knob": knob.name, "chosen": value, "met": met, "metric": plan.rate_metric,
+              "limit": plan.rate_limit, "rule": RULE, "evaluations": len(trials),
+              "max_evaluations": cfg.execution.rate_evaluations, "trials": [t.to_json() for t in trials]}
+    if not met:
+        engine.ctx.bus.warn(f"{branch}: no {knob.name} of {spec.name} keeps {plan.rate_metric} within "
+                            f"{plan.rate_limit:g}; kept the gentlest ({value:g})")
+    return attrs.evolve(outcomes[value], fits=(*at.fits, *fitted), search=record)

@@ -3,8 +3,9 @@ its workload runs on CUDA).
 
 ``--address auto`` or ``ray://host:port`` joins an existing cluster; with no address a local
 Ray instance with ``--workers`` CPUs is started (and stopped after the sweep). Artifacts come
-back to the driver: the task runs ``icd run`` into a temporary directory on its node, returns
-the run directory as a tar archive, and the driver unpacks it into ``OUT_DIR/NAME/<trial>/``
+back to the driver: the task runs the trial through the launcher ``icd run`` uses (passed in by
+the CLI: this room never imports it) into a temporary directory on its node, returns the run
+directory as a tar archive, and the driver unpacks it into ``OUT_DIR/NAME/<trial>/``
 (staged, then renamed) — so nodes need no shared filesystem, only the same ``icd-co`` and
 plugin versions installed (a trial whose node differs gets another version tag in its
 metrics.json). Ray is an optional extra: ``pip install "icd-co[ray]"``.
@@ -25,7 +26,7 @@ from typing import Any
 import attrs
 
 from icd_core.contract.errors import UsageError
-from icd_core.run.executors import TrialOutcome, error_line
+from icd_core.run.executors import TrialOutcome
 
 
 def _ray():
@@ -36,36 +37,32 @@ def _ray():
     return ray
 
 
-def _run_in_worker(sweep_dir: Path, name: str, config: dict[str, Any]) -> TrialOutcome:
-    """``icd run`` inside this Ray worker process (Ray reuses workers: the imports are paid
-    once per worker, not per trial); its error line is caught from stderr."""
-    import contextlib
+Launch = Callable[[Path, str, Path], "str | None"]
+"""How a trial runs in a worker: (sweep directory, trial name, config file) → its error line or
+``None`` (the CLI passes :func:`icd_core.cli.launch.run_trial`, the launcher ``icd run`` uses)."""
 
-    from icd_core.cli import main
+
+def _run_in_worker(sweep_dir: Path, name: str, config: dict[str, Any], launch: Launch) -> TrialOutcome:
+    """The trial inside this Ray worker process (Ray reuses workers: the imports are paid once
+    per worker, not per trial)."""
     from icd_core.contract.jsonify import dumps
     from icd_core.run.artifacts import write_text_atomic
 
     config_path = sweep_dir / ".trials" / f"{name}.json"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(config_path, dumps(config) + "\n")
-    stderr = io.StringIO()
     t0 = time.perf_counter()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            main(["run", "-c", str(config_path), "--out-dir", str(sweep_dir), "--name", name])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
+    error = launch(sweep_dir, name, config_path)
     seconds = time.perf_counter() - t0
-    if code == 0 and (sweep_dir / name / "metrics.json").is_file():
+    if error is None and (sweep_dir / name / "metrics.json").is_file():
         return TrialOutcome(name, True, seconds)
-    return TrialOutcome(name, False, seconds, error_line(stderr.getvalue(), code))
+    return TrialOutcome(name, False, seconds, error or "the run wrote no metrics.json")
 
 
-def trial_task(name: str, config: dict[str, Any]) -> tuple[TrialOutcome, bytes]:
+def trial_task(name: str, config: dict[str, Any], launch: Launch) -> tuple[TrialOutcome, bytes]:
     """Run one trial on whichever node Ray chose; the outcome and the run directory (tar)."""
     with tempfile.TemporaryDirectory(prefix="icd-trial-") as tmp:
-        outcome = _run_in_worker(Path(tmp), name, config)
+        outcome = _run_in_worker(Path(tmp), name, config, launch)
         buffer = io.BytesIO()
         run = Path(tmp) / name
         if run.is_dir():
@@ -98,11 +95,11 @@ def gpus_of(config: dict[str, Any]) -> int:
 
 
 def run_ray(sweep_dir: Path, trials: Iterable[tuple[str, dict[str, Any], bool]], workers: int, retries: int,
-            on_done: Callable[[TrialOutcome], None], address: str | None = None, trial_cpus: int = 1,
-            backoff_s: float = 0.5) -> dict[str, Any]:
-    """Run the trials as Ray tasks (at most ``workers`` at a time on a local instance); each
-    failure resubmitted up to ``retries`` times with exponential backoff. Returns what Ray
-    ran on (address, CPUs)."""
+            on_done: Callable[[TrialOutcome], None], launch: Launch, address: str | None = None,
+            trial_cpus: int = 1, backoff_s: float = 0.5) -> dict[str, Any]:
+    """Run the trials as Ray tasks (at most ``workers`` at a time on a local instance), each
+    through ``launch``; each failure resubmitted up to ``retries`` times with exponential
+    backoff. Returns what Ray ran on (address, CPUs)."""
     ray = _ray()
     local = address is None
     if local:
@@ -117,7 +114,7 @@ def run_ray(sweep_dir: Path, trials: Iterable[tuple[str, dict[str, Any], bool]],
     try:
         for name, config, _force in trials:
             attempts[name] = 1
-            pending[remote.options(num_gpus=gpus_of(config)).remote(name, config)] = (name, config)
+            pending[remote.options(num_gpus=gpus_of(config)).remote(name, config, launch)] = (name, config)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             name, config = pending.pop(ready[0])
@@ -129,7 +126,7 @@ def run_ray(sweep_dir: Path, trials: Iterable[tuple[str, dict[str, Any], bool]],
             if not outcome.ok and attempts[name] <= retries:
                 time.sleep(backoff_s * 2 ** (attempts[name] - 1))
                 attempts[name] += 1
-                pending[remote.options(num_gpus=gpus_of(config)).remote(name, config)] = (name, config)
+                pending[remote.options(num_gpus=gpus_of(config)).remote(name, config, launch)] = (name, config)
                 continue
             on_done(attrs.evolve(outcome, attempts=attempts[name]))
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
 import numpy as np
 
 from icd_core.contract.abilities import TimesRegions
@@ -103,35 +104,47 @@ def unpin_threads(record: dict[str, Any]) -> dict[str, Any]:
 
 def time_forward(state, warmup: int, repeats: int) -> list[float]:
     """Milliseconds per forward, ``repeats`` samples after ``warmup`` untimed runs."""
-    return interleaved_samples({"x": state}, warmup, repeats)["x"]
+    return interleaved_samples({"x": state}, warmup, repeats).ms["x"]
 
 
 Decided = Callable[[Mapping[str, list[float]]], bool]
 
 
+@attrs.frozen
+class Sampling:
+    """Interleaved timing rounds: per state its milliseconds per round (``ms``), its first
+    output (so a quality measure need not run the forward again) and, per named region of the
+    forward a workload reports (``workload.region_ms()``, e.g. attention), milliseconds per round."""
+
+    ms: dict[str, list[float]]
+    outputs: dict[str, Any]
+    regions: dict[str, dict[str, list[float]]]
+
+    @property
+    def rounds(self) -> int:
+        return len(next(iter(self.ms.values())))
+
+
 def interleaved_samples(states: Mapping[str, Any], warmup: int, repeats: int, *, min_rounds: int | None = None,
                         decided: Decided | None = None, check_every: int = 2,
-                        rng: np.random.Generator | None = None, outputs: dict[str, Any] | None = None,
-                        regions: dict[str, dict[str, list[float]]] | None = None) -> dict[str, list[float]]:
+                        rng: np.random.Generator | None = None) -> Sampling:
     """Per state, one timing per round; each round runs every state once, in an order
     shuffled per round (seeded ``rng``), after ``warmup`` untimed rounds.
 
     At most ``repeats`` rounds; with ``decided``, sampling stops early — after at least
     ``min_rounds`` rounds, checked every ``check_every`` — once ``decided(samples)`` says every
-    comparison that matters is settled. ``outputs`` (optional) receives each state's first
-    output, so a quality measure need not run the forward again; ``regions`` (optional)
-    receives, per state and round, the milliseconds a workload reports for named regions of
-    its forward (``workload.region_ms()``, e.g. attention).
+    comparison that matters is settled.
     """
     rng = rng or np.random.default_rng(0)
     labels = list(states)
     timers = {label: timer_for(s.workload.device) for label, s in states.items()}
+    outputs: dict[str, Any] = {}
+    regions: dict[str, dict[str, list[float]]] = {}
 
     def run(label: str) -> Callable[[], Any]:
         def call() -> Any:
             out = states[label].run()
-            if outputs is not None and label not in outputs:
-                outputs[label] = out
+            outputs.setdefault(label, out)
             return out
         return call
 
@@ -145,13 +158,12 @@ def interleaved_samples(states: Mapping[str, Any], warmup: int, repeats: int, *,
         for label in rng.permutation(labels):
             samples[label].append(timers[label](calls[label]))
             workload = states[label].workload
-            region_ms = workload.region_ms if isinstance(workload, TimesRegions) else None
-            if regions is not None and region_ms is not None:
-                for region, ms in region_ms().items():
+            if isinstance(workload, TimesRegions):
+                for region, ms in workload.region_ms().items():
                     regions.setdefault(label, {}).setdefault(region, []).append(ms)
         if decided is not None and done >= floor and (done - floor) % check_every == 0 and decided(samples):
             break
-    return samples
+    return Sampling(ms=samples, outputs=outputs, regions=regions)
 
 
 def figures_from(samples: list[float], tokens: int, warmup: int, seed: int, device: str,

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from icd_core.builtins.workload_mock import MockOptions, build_mock_state
 from icd_core.config.schema import Config
 from icd_core.contract.errors import ConfigError, InputDataError
 from icd_core.contract.hookspecs import PHASE_HOOKS
@@ -26,8 +27,14 @@ from icd_core.plugin import dispatch
 from icd_core.plugin.manager import PluginManager
 from icd_core.plugin.registry import Component
 from icd_core.plugin.specs import ComponentSpec, resolve
+from icd_core.run.context import RunContext
 
 PROBE_NAME = "__icd_conformance_probe__"
+
+
+def context(manager: PluginManager, config: Config | None = None) -> RunContext:
+    """A run context without a run directory, for calling hooks directly."""
+    return RunContext(config=config or Config(), registry=manager.registry)
 REFUSALS = (ConfigError, InputDataError)  # how a component declines an input it cannot take
 PROBE_ARGS: dict[str, Any] = {"state": None, "group": None, "w": None, "constraints": None, "layout": None}
 
@@ -49,8 +56,6 @@ def static_problems(manager: PluginManager, plugin: Any) -> list[str]:
         if defaults:
             problems.append(f"{impl.function.__name__}: parameter(s) {', '.join(defaults)} have defaults; "
                             f"pluggy never passes them, so the default always wins (remove it)")
-    from icd_core.testing import context  # a context without a run directory
-
     ctx = context(manager)
     for hook, spec_param in PHASE_HOOKS.items():
         caller = getattr(manager.pm.hook, hook)
@@ -105,9 +110,6 @@ def _check_adapter(manager: PluginManager, ctx: Any, spec: ComponentSpec, state:
 
 def behaviour_problems(manager: PluginManager, plugin: Any) -> tuple[list[str], list[str]]:
     """(problems, notes) from calling the plugin's components on the mock workload's state."""
-    from icd_core.builtins.workload_mock import MockOptions, build_mock_state
-    from icd_core.testing import context
-
     label = manager.provider_of(plugin)
     problems: list[str] = []
     notes: list[str] = []

@@ -16,10 +16,10 @@ from typing import Any
 
 from icd_core.builtins.workload_mock import MockOptions, build_mock_state
 from icd_core.config.schema import Config, GraphConfig
-from icd_core.plugin import conformance
 from icd_core.plugin.manager import PluginManager, load_plugin_manager
 from icd_core.plugin.specs import resolve
-from icd_core.run.context import RunContext
+from icd_core.testing import conformance
+from icd_core.testing.conformance import context  # a context without a run directory
 
 __all__ = ["Config", "GraphConfig", "MockOptions", "build_mock_state", "check_conformance", "conformance_report",
            "context", "fresh_manager", "resolve"]
@@ -33,14 +33,11 @@ def fresh_manager(*plugins: Any, entry_points: bool = False, strict: bool = True
     return load_plugin_manager(extra=plugins, entry_points=entry_points, strict=strict, disabled=())
 
 
-def context(manager: PluginManager, config: Config | None = None) -> RunContext:
-    """A run context without a run directory, for calling hooks directly in tests."""
-    return RunContext(config=config or Config(), registry=manager.registry)
 
 
 def check_conformance(manager: PluginManager, plugin: Any, behaviour: bool = True) -> list[str]:
     """Problems with ``plugin`` (empty when it keeps the contract); see
-    :mod:`icd_core.plugin.conformance` for what is checked. ``behaviour=False`` keeps to the
+    :mod:`icd_core.testing.conformance` for what is checked. ``behaviour=False`` keeps to the
     static checks (registration, hook parameters, answers for names it does not own)."""
     return conformance.check(manager, plugin, behaviour)
 
