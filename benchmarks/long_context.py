@@ -61,7 +61,7 @@ TARGETS = {"kernel_speedup_vs_dense": 4.0, "kernel_fixed_ms": 0.15, "decode_spee
 def plan_state(state, plan: dict, budget: int):
     """``state`` read in pages as ``plan`` says (selectors, pinned), ``budget`` pages per KV head."""
     meta = TransformMeta(adapter="kv", spec=f"kv:pages:{PAGE}:{budget}",
-                         kv={"mode": "pages", "page": PAGE, "budget": budget, **plan})
+                         details={"kv": {"mode": "pages", "page": PAGE, "budget": budget, **plan}})
     return state.with_transform({}, meta)
 
 

@@ -15,10 +15,10 @@ of the kind it came in. Errors are the CLI's (:class:`icd_core.IcdError` and sub
 >>> import numpy as np
 >>> w = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
 >>> out, meta = icd.apply_sparsity(w, type="2:4")
->>> int((out.reshape(8, 4, 4) != 0).sum(-1).max()), meta.sparsity["type"]
+>>> int((out.reshape(8, 4, 4) != 0).sum(-1).max()), meta.details["sparsity"]["type"]
 (2, '2:4')
 >>> q, meta = icd.apply_quant(w, dtype="int8")
->>> bool(np.abs(q - w).max() < 0.05), meta.quant["dtype"]
+>>> bool(np.abs(q - w).max() < 0.05), meta.details["quant"]["dtype"]
 (True, 'int8')
 >>> keys = np.random.default_rng(1).standard_normal((2, 1024, 64)).astype(np.float32)
 >>> (k, v), meta = icd.apply_kvcache((keys, keys * 0.5), block=128, drop=0.5)

@@ -36,9 +36,9 @@ def test_transforms_take_torch_tensors_and_give_torch_tensors_back():
     w = torch.randn(16, 64)
     out, meta = icd.apply_sparsity(w, type="unstructured", rate=0.75)
     assert isinstance(out, torch.Tensor) and (out == 0).float().mean().item() == pytest.approx(0.75, abs=0.01)
-    assert meta.sparsity["type"] == "unstructured"
+    assert meta.details["sparsity"]["type"] == "unstructured"
     q, meta = icd.apply_quant(w, dtype="int4", group=32)
-    assert isinstance(q, torch.Tensor) and meta.quant["group"] == 32
+    assert isinstance(q, torch.Tensor) and meta.details["quant"]["group"] == 32
     assert len(torch.unique(q[0, :32])) <= 16  # 4 bits: at most 16 levels per group
     with pytest.raises(UsageError, match="expected a non-empty 2-D weight"):
         icd.apply_quant(torch.randn(4))
@@ -53,7 +53,7 @@ def test_kvcache_eviction_keeps_sinks_recent_and_the_strongest_blocks():
     (k, v), meta = icd.apply_kvcache((keys, keys.clone()), block=128, drop=0.5)
     assert isinstance(k, torch.Tensor) and k.shape == v.shape == (1, 2, 384, 8)
     assert torch.equal(k[..., 128:256, :], keys[..., 256:384, :])  # block 1 went; 0, 2, 3 stayed in order
-    assert meta.kv == {"mode": "evict", "block": 128, "drop": 0.5, "score": "key_norm"}
+    assert meta.details["kv"] == {"mode": "evict", "block": 128, "drop": 0.5, "score": "key_norm"}
     assert meta.stats["kv"] == {"tokens_before": 512, "tokens_after": 384, "blocks_dropped": 1}
     keys_only, _ = icd.apply_kvcache(np.ones((300, 4), np.float32), block=100, drop=0.0, axis=0)
     assert keys_only.shape == (300, 4)

@@ -67,7 +67,7 @@ def transform(ctx, adapter, state, layout):
     order = np.argsort(np.abs(w).sum(0)) if layout.permute else np.arange(w.shape[1])
     pruned = w.copy()
     pruned[:, order[:count]] = 0
-    meta = TransformMeta(adapter="damage", spec=adapter.text, sparsity={"type": "columns", "rate": adapter.options.rate},
+    meta = TransformMeta(adapter="damage", spec=adapter.text, details={"sparsity": {"type": "columns", "rate": adapter.options.rate}},
                          stats={"tensors": ["mlp.fc2.weight"], "permuted": layout.permute})
     return TransformResult(state=state.with_transform({"mlp.fc2.weight": pruned}, meta), meta=meta)
 

@@ -27,7 +27,7 @@ def test_example_adapter_is_listed_and_runs(thirdparty, tmp_path):
     assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "bf" / "metrics.json").read_text())
     meta = metrics["results"]["linear"]["transforms"][0]
-    assert meta["adapter"] == "bf16" and meta["noop"] is False and meta["quant"]["dtype"] == "bf16"
+    assert meta["adapter"] == "bf16" and meta["noop"] is False and meta["details"]["quant"]["dtype"] == "bf16"
     cosine = metrics["results"]["linear"]["quality"]["cosine_pct"]["value"]
     assert 99.99 < cosine < 100.0  # bf16 rounding costs a little, not nothing
 

@@ -157,13 +157,15 @@ class TransformMeta:
     or None when it cannot say. ``w_source``: the graph source W′ should come from for π₁
     (e.g. ``mask`` after unstructured pruning; None: the run's own). ``constraints``: per
     group, what the solver must respect from now on. ``noop``: the adapter did nothing, and ``reason`` says why.
+    ``details``: what the transform did, by kind — ``{"sparsity": {"type": "2:4", "rate": 0.5}}``,
+    ``{"quant": {"dtype": "int4", "group": 32, …}}``, ``{"kv": {"mode": "evict", …}}``; the kinds are
+    names plugins agree on (a workload that exports quantized weights reads ``details.get("quant")``,
+    whichever adapter wrote it), the core records them and reads none.
     """
 
     adapter: str
     spec: str
-    sparsity: Mapping[str, Any] | None = None
-    quant: Mapping[str, Any] | None = None
-    kv: Mapping[str, Any] | None = None
+    details: Mapping[str, Mapping[str, Any]] = attrs.Factory(dict)
     expected_loss: tuple[float, float] | None = None
     repermute: bool = False
     repermute_reason: str | None = None

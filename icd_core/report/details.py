@@ -83,9 +83,9 @@ def group_table(caption: str, groups: dict[str, dict[str, Any]]) -> GroupTable |
 
 def settings_text(transform: dict[str, Any]) -> str:
     """``type 2:4 · rate 0.5 · score magnitude`` from the adapter's settings."""
-    for key in ("sparsity", "quant", "kv"):
-        if transform.get(key):
-            return " · ".join(f"{k} {fmt(v)}" for k, v in transform[key].items() if v not in (None, [], {}))
+    for detail in (transform.get("details") or {}).values():
+        if detail:
+            return " · ".join(f"{k} {fmt(v)}" for k, v in detail.items() if v not in (None, [], {}) and not isinstance(v, dict))
     return ""
 
 

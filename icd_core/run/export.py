@@ -48,8 +48,7 @@ def choose_arm(states: Mapping[str, ModelState], kept: str | None, arm: str | No
 
 def transforms_of(state: ModelState) -> list[dict[str, Any]]:
     return [{"adapter": m.adapter, "spec": m.spec, "noop": m.noop, "reason": m.reason,
-             "sparsity": m.sparsity, "quant": m.quant, "kv": {k: v for k, v in (m.kv or {}).items()
-                                                              if k not in ("selectors", "pinned")} or None,
+             "details": {kind: dict(detail) for kind, detail in m.details.items()},
              "tensors": list(m.stats.get("tensors", []))} for m in state.applied]
 
 

@@ -51,8 +51,8 @@ def apply_eviction(state, options, spec: str, kind: str) -> TransformResult:
         stats[group.name] = {"tokens_before": group.size, "tokens_after": int(len(keep)),
                              "blocks_dropped": int(-(-group.size // options.block) - len(kept_blocks))}
     meta = TransformMeta(adapter="kv", spec=spec,
-                         kv={"mode": "evict", "block": options.block, "drop": options.drop,
-                             "score": options.score},
+                         details={"kv": {"mode": "evict", "block": options.block, "drop": options.drop,
+                                         "score": options.score}},
                          repermute=True, w_source="kv",
                          repermute_reason="evicted tokens closed up the cache and split its pages: π₁ re-packs them",
                          stats=stats)

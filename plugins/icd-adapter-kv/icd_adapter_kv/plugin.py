@@ -134,7 +134,7 @@ def plan_pages(state, options: KvOptions, spec: str, permute: bool) -> Transform
     for group, order in restore.items():  # heads the natural order serves better go back to it
         state = state.permuted(group, order)
     meta = TransformMeta(adapter="kv", spec=spec,
-                         kv={"mode": "pages", "page": options.page, "budget": budget, **chosen},
+                         details={"kv": {"mode": "pages", "page": options.page, "budget": budget, **chosen}},
                          stats={"selector_choice": evidence,
                                 "layout": "as laid out, per head" if permute else "natural order (no permutation)"})
     return TransformResult(state=state.with_transform({}, meta), meta=meta)

@@ -69,9 +69,9 @@ def apply_kv_quant(state, options, spec: str, kind: str, seed: int) -> Transform
             (keys if is_key else values).append(errors[member.tensor])
             updates[member.tensor] = T.numpy_like(q.reshape(x.shape), t)
     meta = TransformMeta(adapter="kv", spec=spec,
-                         kv={"mode": "quant", "bits": options.bits, "scheme": options.scheme,
-                             "group": options.group if options.scheme == "grouped" else None,
-                             "reorder": options.reorder if options.scheme == "grouped" else None},
+                         details={"kv": {"mode": "quant", "bits": options.bits, "scheme": options.scheme,
+                                         "group": options.group if options.scheme == "grouped" else None,
+                                         "reorder": options.reorder if options.scheme == "grouped" else None}},
                          stats={"key_rel_error": float(np.mean(keys)) if keys else None,
                                 "value_rel_error": float(np.mean(values)) if values else None,
                                 "per_tensor": errors, "stored_bits_per_value": options.bits,

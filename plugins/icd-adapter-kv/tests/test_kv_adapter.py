@@ -81,7 +81,7 @@ def test_eviction_drops_the_quiet_block(manager):
     assert not np.isin(np.arange(64, 128), kept).any()
     assert result.state.tensors["k_cache"].shape == (448, 32)
     assert output_quality(result.state.run(), state.run())["cosine_pct"].value > 99.0
-    assert result.meta.kv == {"mode": "evict", "block": 64, "drop": 0.2, "score": "key_norm"}
+    assert result.meta.details["kv"] == {"mode": "evict", "block": 64, "drop": 0.2, "score": "key_norm"}
 
 
 def test_no_cache_is_a_recorded_noop(manager):
@@ -106,11 +106,11 @@ def test_grouped_quant_with_reorder_beats_no_reorder():
 def test_kv_quant_on_a_cache_and_specs(manager):
     state = cache_state()
     result = apply(manager, "kv:quant:4", state)
-    assert result.meta.kv["bits"] == 4 and result.meta.kv["scheme"] == "grouped"
+    assert result.meta.details["kv"]["bits"] == 4 and result.meta.details["kv"]["scheme"] == "grouped"
     assert 0 < result.meta.stats["key_rel_error"] < 0.2 and result.state.tensors["k_cache"].shape == (512, 32)
     assert output_quality(result.state.run(), state.run())["cosine_pct"].value > 99.0
     kivi_result = apply(manager, "kv:quant:2:kivi", state)
-    assert kivi_result.meta.kv["scheme"] == "kivi" and kivi_result.meta.kv["group"] is None
+    assert kivi_result.meta.details["kv"]["scheme"] == "kivi" and kivi_result.meta.details["kv"]["group"] is None
     from icd_core import ConfigError
 
     for spec, message in (("kv:0:0.1", "kv.block: must be > 0 (got 0)"),

@@ -119,9 +119,9 @@ def apply_quant(state, options, spec: str, seed: int = 0, ctx=None) -> Transform
     grouped = options.group > 0 and not options.per_tensor
     meta = TransformMeta(
         adapter="quant", spec=spec,
-        quant={"dtype": options.dtype, "method": "minmax-" + ("sym" if options.symmetric else "asym"),
-               "group": "per-tensor" if options.per_tensor else (options.group or "per-row"),
-               "grouping": options.permute if grouped else "none"},
+        details={"quant": {"dtype": options.dtype, "method": "minmax-" + ("sym" if options.symmetric else "asym"),
+                           "group": "per-tensor" if options.per_tensor else (options.group or "per-row"),
+                           "grouping": options.permute if grouped else "none"}},
         repermute=grouped,
         repermute_reason=f"scales are shared by groups of {options.group} channels: the order decides "
                          f"which ranges share a scale" if grouped else None,

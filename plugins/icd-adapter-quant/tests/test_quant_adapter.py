@@ -76,7 +76,7 @@ def test_transform_metadata_and_constraints(manager):
     result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=state,
                                                  layout=state.layout_for({"mlp.hidden": 16}))
     meta = result.meta
-    assert meta.quant == {"dtype": "int4", "method": "minmax-sym", "group": 32, "grouping": "cluster"}
+    assert meta.details["quant"] == {"dtype": "int4", "method": "minmax-sym", "group": 32, "grouping": "cluster"}
     assert meta.repermute and meta.constraints["mlp.hidden"].supernode == 32
     assert meta.stats["stored_bytes"] == 8 * 64 // 2 + 8 * 2 * 2 and meta.stats["dense_bytes"] == 8 * 64 * 4
     assert meta.stats["weight_mse"]["mlp.fc2.weight"] > 0
@@ -158,7 +158,7 @@ def test_act_order_sorts_channels_by_activation_energy_and_says_when_it_cannot(m
     state, result = act(plain.with_tensors({"mlp.fc2.weight": plain.tensors["mlp.fc2.weight"] / scale[None, :]}))
     grouping = result.meta.stats["grouping_mse"]["mlp.hidden"]
     energy = (state.workload.capture(state, 1)["mlp.hidden"].astype(np.float64) ** 2).sum(0)
-    assert result.meta.quant["grouping"] == "act"
+    assert result.meta.details["quant"]["grouping"] == "act"
     assert grouping["applied"] and grouping["error"] < grouping["error_identity"]  # energy-weighted error
     assert np.array_equal(result.state.layout["mlp.hidden"], np.argsort(-energy, kind="stable"))
     # Ranges unrelated to energy: the order does not lower the weighted error and is not applied.

@@ -168,8 +168,8 @@ def _finish(state, options, spec, per_group, constraints, skipped, notes, tensor
         source = "mask"
     meta = TransformMeta(
         adapter="sparsity", spec=spec,
-        sparsity={"type": kind, "rate": rate, "score": options.score,
-                  **({"block": options.block} if options.mode == "block" else {})},
+        details={"sparsity": {"type": kind, "rate": rate, "score": options.score,
+                              **({"block": options.block} if options.mode == "block" else {})}},
         repermute=True, repermute_reason=reason, w_source=source, constraints=constraints,
         stats={"groups": per_group, "skipped_groups": skipped, "notes": notes,
                "tensors": tensors,

@@ -49,9 +49,9 @@ def pruned_tiles(state) -> dict[str, Figure]:
     tiles = dense_tiles = 0
     sizes = set()
     for meta in state.applied:
-        if not meta.sparsity or meta.noop:
+        if not meta.details.get("sparsity") or meta.noop:
             continue
-        b = int(meta.sparsity.get("block") or 32)
+        b = int(meta.details["sparsity"].get("block") or 32)
         sizes.add(b)
         for name in meta.stats.get("tensors", []):
             w = T.to_numpy(state.tensors[name])

@@ -157,7 +157,7 @@ def test_ria_score_follows_the_paper_and_moves_with_its_channel():
 
 def test_ria_prunes_two_of_four_and_searches_the_same_score(manager):
     result = apply(manager, "sparsity:2:4:score=ria", mock())
-    assert result.meta.sparsity["score"] == "ria" and result.meta.sparsity["type"] == "2:4"
+    assert result.meta.details["sparsity"]["score"] == "ria" and result.meta.details["sparsity"]["type"] == "2:4"
     stats = result.meta.stats["groups"]["mlp.hidden"]
     assert stats["kept"] >= stats["kept_default"] and stats["efficacy_pct"] > 0
 

@@ -25,7 +25,7 @@ BITS = {"int4": 4, "int8": 8}
 
 
 def _quant_meta(state: ModelState):
-    metas = [m for m in state.applied if m.quant and not m.noop]
+    metas = [m for m in state.applied if m.details.get("quant") and not m.noop]
     if not metas:
         raise InputDataError("export --format compressed-tensors: the state has no quantization transform "
                              "(use --format hf, or run with --adapter quant:int4:g128)")
@@ -33,8 +33,9 @@ def _quant_meta(state: ModelState):
         raise InputDataError(f"export --format compressed-tensors: {len(metas)} quantization transforms applied; "
                              f"one is supported")
     meta = metas[0]
-    if meta.quant["dtype"] not in BITS:
-        raise InputDataError(f"export --format compressed-tensors: {meta.quant['dtype']} is not supported "
+    dtype = meta.details["quant"]["dtype"]
+    if dtype not in BITS:
+        raise InputDataError(f"export --format compressed-tensors: {dtype} is not supported "
                              f"(int4, int8; use --format hf)")
     return meta
 
@@ -71,9 +72,9 @@ def export_compressed(state: ModelState, module: torch.nn.Module, weights: dict[
         raise InputDataError("export --format compressed-tensors: the compressed-tensors package is not installed "
                              "(pip install compressed-tensors)") from None
     meta = _quant_meta(state)
-    bits, symmetric = BITS[meta.quant["dtype"]], meta.quant["method"] == "minmax-sym"
-    group = meta.quant["group"] if isinstance(meta.quant["group"], int) else None
-    if meta.quant["group"] == "per-tensor":
+    bits, symmetric = BITS[meta.details["quant"]["dtype"]], meta.details["quant"]["method"] == "minmax-sym"
+    group = meta.details["quant"]["group"] if isinstance(meta.details["quant"]["group"], int) else None
+    if meta.details["quant"]["group"] == "per-tensor":
         raise InputDataError("export --format compressed-tensors: per-tensor scales are not supported (use groups)")
     args = QuantizationArgs(num_bits=bits, type="int", symmetric=symmetric,
                             strategy="group" if group else "channel", group_size=group)
@@ -119,11 +120,11 @@ def export_compressed(state: ModelState, module: torch.nn.Module, weights: dict[
 
 def _sparsity(state: ModelState) -> dict:
     """2:4 metadata in the library's sparsity-config shape (weights stored dense, zeros in memory order)."""
-    metas = [m for m in state.applied if m.sparsity and not m.noop]
+    metas = [m for m in state.applied if m.details.get("sparsity") and not m.noop]
     if not metas:
         return {}
     meta = metas[-1]
-    n, m = meta.sparsity.get("n"), meta.sparsity.get("m")
+    n, m = meta.details["sparsity"].get("n"), meta.details["sparsity"].get("m")
     structure = f"{n}:{m}" if n and m else "unstructured"
     return {"format": "dense", "sparsity_structure": structure,
             "targets": sorted(t.rsplit(".", 1)[0] for t in meta.stats.get("tensors", []))}

@@ -140,9 +140,9 @@ def export_hf(state: ModelState, out_dir: Path, fmt: str) -> dict[str, Any]:
     expected = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
     check = reload_check(out_dir, workload.auto_class, batch, expected)
     stored = "packed int (compressed-tensors pack-quantized, no g_idx)" if compressed else "dequantised (float32)"
-    notes = [f"{m.spec}: quantized weights stored {stored}" for m in state.applied if m.quant and not m.noop]
+    notes = [f"{m.spec}: quantized weights stored {stored}" for m in state.applied if m.details.get("quant") and not m.noop]
     notes += [f"{m.spec}: pruned weights stored dense, zeros in memory order" for m in state.applied
-              if m.sparsity and not m.noop]
+              if m.details.get("sparsity") and not m.noop]
     hidden = [g.name for g in state.groups if g.kind == "hidden"
               and not np.array_equal(state.layout[g.name], np.arange(g.size))]
     if hidden and workload.auto_class == "AutoModel":

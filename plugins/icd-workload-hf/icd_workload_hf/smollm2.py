@@ -174,11 +174,12 @@ class DecoderWorkload(TorchWorkload):
     def page_plan(self, state: ModelState) -> PagePlan | None:
         """The plan of the last paging transform applied to ``state`` (None: none applied)."""
         for meta in reversed(state.applied):
-            if meta.kv and meta.kv.get("mode") == "pages" and not meta.noop:
-                selectors = {tuple(map(int, key.split("."))): value for key, value in meta.kv["selectors"].items()}
+            kv = meta.details.get("kv")
+            if kv and kv.get("mode") == "pages" and not meta.noop:
+                selectors = {tuple(map(int, key.split("."))): value for key, value in kv["selectors"].items()}
                 pinned = {tuple(map(int, key.split("."))): torch.as_tensor(value, dtype=torch.long)
-                          for key, value in meta.kv.get("pinned", {}).items()}
-                return PagePlan(page=meta.kv["page"], budget=meta.kv["budget"], selectors=selectors, pinned=pinned)
+                          for key, value in kv.get("pinned", {}).items()}
+                return PagePlan(page=kv["page"], budget=kv["budget"], selectors=selectors, pinned=pinned)
         return None
 
     def _prepare(self, state: ModelState, mode: str) -> KVStore:

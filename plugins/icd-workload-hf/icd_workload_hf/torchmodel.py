@@ -76,9 +76,9 @@ class TorchWorkload:
             from .kernels import kernel_for
 
             for meta in state.applied:
-                if meta.sparsity and not meta.noop:
+                if meta.details.get("sparsity") and not meta.noop:
                     for name in meta.stats.get("tensors", []):
-                        params[name], notes[name] = kernel_for(params[name], dict(meta.sparsity), self.backend,
+                        params[name], notes[name] = kernel_for(params[name], dict(meta.details["sparsity"]), self.backend,
                                                                self.device, self.tokens, self._kernel_choices)
         self._executable[state] = (params, notes, self.backend)  # every live state keeps its kernels: no conversion while timed
         return params

@@ -27,8 +27,8 @@ def paged(state, budget, page=4, selector="quest"):
     """``state`` with a page plan applied and the workload reading the cache in pages."""
     groups = [g for g in state.groups if g.kind == KV_KIND]
     selectors = {".".join(map(str, state.workload.kv_head(g.name))): selector for g in groups}
-    meta = TransformMeta(adapter="kv", spec="test", kv={"mode": "pages", "page": page, "budget": budget,
-                                                       "selectors": selectors})
+    meta = TransformMeta(adapter="kv", spec="test", details={"kv": {"mode": "pages", "page": page, "budget": budget,
+                                                                   "selectors": selectors}})
     state.workload.backend = "paged"
     return state.with_transform({}, meta)
 
@@ -136,7 +136,7 @@ def bert():
     tiles = w.reshape(w.shape[0] // 32, 32, w.shape[1] // 32, 32)
     keep = tiles.abs().sum((1, 3)) > tiles.abs().sum((1, 3)).median()
     pruned = w * keep.repeat_interleave(32, 0).repeat_interleave(32, 1)
-    meta = TransformMeta(adapter="sparsity", spec="test", sparsity={"type": "block", "rate": 0.5, "block": 32},
+    meta = TransformMeta(adapter="sparsity", spec="test", details={"sparsity": {"type": "block", "rate": 0.5, "block": 32}},
                          stats={"tensors": [name]})
     return state.with_transform({name: pruned}, meta), name
 

@@ -29,6 +29,6 @@ def icd_apply_transform(ctx, adapter, state, layout):
         return None
     names = sorted({m.tensor for g in state.groups for m in g.members if m.role == "in"})
     updates = {n: round_to_bf16(T.to_numpy(state.tensors[n])) for n in names}
-    meta = TransformMeta(adapter="bf16", spec=adapter.text, quant={"dtype": "bf16", "method": "round-nearest-even"},
+    meta = TransformMeta(adapter="bf16", spec=adapter.text, details={"quant": {"dtype": "bf16", "method": "round-nearest-even"}},
                          stats={"tensors": names})
     return TransformResult(state=state.with_transform(updates, meta), meta=meta)
