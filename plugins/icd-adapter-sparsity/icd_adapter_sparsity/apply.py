@@ -21,7 +21,7 @@ from icd_core import Constraints, TransformMeta, TransformResult
 from icd_core.toolkit import no_target_reason
 from icd_core.toolkit import tensors as T
 
-from .efficacy import search
+from .efficacy import DEFAULT_WORK, search
 from .nm import block_mask, magnitude_mask, nm_mask, tile_scores
 from .scores import ACTIVATION_SCORES, importance, input_norms
 
@@ -141,7 +141,8 @@ def _search_groups(ctx, state, layout, options, targets, norms_of) -> dict[str, 
         size = state.group(group).size
         a = np.vstack([_member_scores(state, m, size, options.score, norms) for m in members])
         blocks = layout.blocks.get(group) if options.permute == "blocks" else None
-        return search(a, options.n, options.m, options.search_s, ctx.seed, blocks=blocks, rounds=options.rounds)
+        return search(a, options.n, options.m, options.search_s, ctx.seed, blocks=blocks, rounds=options.rounds,
+                      work=options.search_work or DEFAULT_WORK)
 
     groups = list(targets)
     with ThreadPoolExecutor(max_workers=max(1, min(len(groups), os.cpu_count() or 1))) as pool:

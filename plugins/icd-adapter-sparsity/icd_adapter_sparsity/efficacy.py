@@ -8,7 +8,9 @@ Efficacy (Pool & Yu 2021) is the share of the gap closed between the default-ord
   needs only, per row, the top N−1 sum and the N-th value of A without p: the new keep of A
   is ``top + max(nth, a_q)``; all pair gains of a window come from one broadcast;
 - steepest ascent applies the best swap until none gains, then a few random swaps perturb the
-  best layout and ascent resumes (iterated local search), until the time budget;
+  best layout and ascent resumes (iterated local search), for a number of rounds and within
+  a budget of work (pair-gain evaluations, counted: the result never depends on the machine's
+  speed or load; a wall-clock cap is only a safety net);
 - large matrices are searched in windows of channels (all windows at once, batched); windows
   are redrawn between rounds so channels can travel;
 - a global search starts from a RIA-style grouping (channels by importance dealt to groups
@@ -19,12 +21,39 @@ from __future__ import annotations
 
 import time
 
+import attrs
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 WINDOW = 64  # channels per search window (a multiple of m)
 MAX_BATCH = 40_000_000  # elements of the gain tensor computed at once
+DEFAULT_WORK = 3e10
+"""Pair-gain evaluations (a row × a swap pair) one search may spend: the whole search of every
+SmolLM2 and MiniLM weight (≤ 5e9), about a minute on these cores; a residual stream whose rows
+stack every weight that reads it (MiniLM: 59,491 × 384, ~2e11 for its 13 rounds) stops here."""
+
+
+@attrs.define
+class Budget:
+    """What a search may still spend: pair-gain evaluations (counted) and a wall-clock safety
+    cap; ``cut`` says which one ended it (``None``: neither)."""
+
+    work: float
+    deadline: float
+    spent: float = 0.0
+    cut: str | None = None
+
+    def spend(self, units: float) -> bool:
+        """Whether ``units`` more may be spent (then they are counted); False ends the search."""
+        if self.cut is None and self.spent + units > self.work:
+            self.cut = "work"
+        elif self.cut is None and time.perf_counter() >= self.deadline:
+            self.cut = "time"
+        if self.cut is not None:
+            return False
+        self.spent += units
+        return True
 
 
 def kept(a: np.ndarray, perm: np.ndarray, n: int, m: int) -> float:
@@ -101,7 +130,7 @@ def _disjoint_swaps(gain: np.ndarray, m: int, tol: float) -> list[tuple[int, int
     return chosen
 
 
-def _ascend(a: np.ndarray, positions: np.ndarray, perm: np.ndarray, n: int, m: int, deadline: float) -> np.ndarray:
+def _ascend(a: np.ndarray, positions: np.ndarray, perm: np.ndarray, n: int, m: int, budget: Budget) -> np.ndarray:
     """Steepest ascent in every window at once: each step applies, per window, the best
     swaps between distinct pairs of groups. Gains below a round-off floor (float32 sums)
     do not count, so ascent cannot cycle."""
@@ -109,11 +138,13 @@ def _ascend(a: np.ndarray, positions: np.ndarray, perm: np.ndarray, n: int, m: i
     tol = 1e-5 * float(a.sum()) / max(a.shape[1], 1)
     chunk = max(1, MAX_BATCH // (positions.shape[1] ** 2 * a.shape[0]))
     active = np.ones(len(positions), dtype=bool)
-    while active.any() and time.perf_counter() < deadline:
+    while active.any() and budget.cut is None:
         for start in range(0, len(positions), chunk):
             idx = np.flatnonzero(active[start:start + chunk]) + start
             if idx.size == 0:
                 continue
+            if not budget.spend(float(a.shape[0]) * idx.size * positions.shape[1] ** 2):
+                break
             gain = _window_gains(a, positions[idx], perm, n, m)
             for k, window in enumerate(idx):
                 swaps = _disjoint_swaps(gain[k], m, tol)
@@ -162,9 +193,9 @@ def default_rounds(channels: int) -> int:
 SMALL = 256  # up to this many channels the search also starts from the identity order
 
 
-def _local_search(a: np.ndarray, work: np.ndarray, start: np.ndarray, n: int, m: int, rounds: int,
-                  rng: np.random.Generator, deadline: float, blocks: int | None) -> tuple[np.ndarray, float, int, bool]:
-    """Iterated local search from ``start``: (best order, its kept score, rounds, timed out)."""
+def _local_search(a: np.ndarray, scores32: np.ndarray, start: np.ndarray, n: int, m: int, rounds: int,
+                  rng: np.random.Generator, budget: Budget, blocks: int | None) -> tuple[np.ndarray, float, int]:
+    """Iterated local search from ``start``: (best order, its kept score, rounds)."""
     groups = a.shape[1] // m
     best_perm, best = start.copy(), kept(a, start, n, m)
     perm = start.copy()
@@ -179,54 +210,56 @@ def _local_search(a: np.ndarray, work: np.ndarray, start: np.ndarray, n: int, m:
         positions = _windows(order, m, blocks or WINDOW) if len(order) >= 2 else np.zeros((0, 2 * m), int)
         if len(positions) == 0:
             break
-        perm = _ascend(work, positions, perm, n, m, deadline)
+        perm = _ascend(scores32, positions, perm, n, m, budget)
         value = kept(a, perm, n, m)
         if value > best + 1e-12:
             best, best_perm = value, perm.copy()
-        if time.perf_counter() >= deadline:
-            return best_perm, best, done, True
+        if budget.cut is not None:
+            return best_perm, best, done
         perm = best_perm.copy()  # perturb the best layout, inside the same windows
         kicks = max(2, positions.shape[1] // m // 4)
         for row in positions:
             for i, j in rng.integers(0, row.size, size=(kicks, 2)):
                 perm[row[i]], perm[row[j]] = perm[row[j]], perm[row[i]]
-    return best_perm, best, done, False
+    return best_perm, best, done
 
 
-def search(a: np.ndarray, n: int, m: int, budget_s: float, seed: int,
-           blocks: int | None = None, rounds: int | None = None) -> tuple[np.ndarray, dict[str, float]]:
+def search(a: np.ndarray, n: int, m: int, budget_s: float, seed: int, blocks: int | None = None,
+           rounds: int | None = None, work: float = DEFAULT_WORK) -> tuple[np.ndarray, dict[str, float]]:
     """A channel order (``perm[position] = channel``) keeping more N:M score, and its stats.
 
-    ``rounds`` ascent-and-perturb rounds make the result deterministic for a seed;
-    ``budget_s`` is a hard cap (``timed_out`` says when it cut the search short).
+    ``rounds`` ascent-and-perturb rounds, within ``work`` pair-gain evaluations, make the
+    result deterministic for a seed (``work_cut`` says when the work budget ended it);
+    ``budget_s`` is a wall-clock safety cap (``timed_out`` says when it cut the search short:
+    only then does the result depend on the machine).
     ``blocks``: only exchange channels inside aligned runs of this many positions (a
     cache-line block), so a layout's block structure is kept; default: anywhere. A global
     search starts from the snake-and-assignment grouping, and for small matrices also from
     the identity order (the rounds are shared); the better result is kept.
     """
     t0 = time.perf_counter()
-    deadline = t0 + budget_s
+    budget = Budget(work=work, deadline=t0 + budget_s)
     a = np.abs(np.asarray(a, dtype=np.float64))
-    work = a.astype(np.float32)  # gains in float32 (they only rank swaps); kept() stays exact
+    scores32 = a.astype(np.float32)  # gains in float32 (they only rank swaps); kept() stays exact
     c = a.shape[1]
     identity = np.arange(c)
     default = kept(a, identity, n, m)
     best_perm, best = identity, default
     rounds = rounds or default_rounds(c)
-    done, timed_out = 0, False
+    done = 0
     if c // m >= 2:
         starts = [identity] if blocks else ([identity] if c <= SMALL else []) + [snake_assignment(a, n, m)]
         for start in starts:
             rng = np.random.default_rng(seed)
-            perm, value, used, cut = _local_search(a, work, start, n, m, max(1, rounds // len(starts)), rng,
-                                                   deadline, blocks)
+            perm, value, used = _local_search(a, scores32, start, n, m, max(1, rounds // len(starts)), rng,
+                                              budget, blocks)
             done += used
-            timed_out |= cut
             if value > best + 1e-12:
                 best, best_perm = value, perm
-            if cut:
+            if budget.cut is not None:
                 break
     bound = row_bound(a, n, m)
     return best_perm, {"kept_default": default, "kept": best, "bound": bound,
                        "efficacy_pct": efficacy(default, best, bound), "search_s": time.perf_counter() - t0,
-                       "rounds": done, "timed_out": timed_out}
+                       "rounds": done, "work": budget.spent, "work_budget": work,
+                       "work_cut": budget.cut == "work", "timed_out": budget.cut == "time"}

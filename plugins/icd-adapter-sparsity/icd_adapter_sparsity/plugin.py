@@ -22,7 +22,10 @@ class SparsityOptions:
     × ‖x‖^0.5; :mod:`.scores`). ``permute`` (N:M): search
     the channel grouping that keeps most score ``global``ly, only ``blocks``-internally (keeps
     π₀'s cache lines), or ``none``; ``rounds`` of search (default by size: 160 for 64 channels,
-    3 for 1536) keep it deterministic; ``search_s`` is a hard cap per weight (flagged when hit)."""
+    3 for 1536) within ``search_work`` pair-gain evaluations per weight (counted, flagged
+    ``work_cut`` when spent; default :data:`.efficacy.DEFAULT_WORK`) keep it deterministic;
+    ``search_s`` is a wall-clock safety cap per weight (flagged ``timed_out`` when hit: only then
+    does the result follow the machine's load)."""
 
     mode: Literal["nm", "unstructured", "block"] = "nm"
     n: int = attrs.field(default=2, validator=positive())
@@ -32,7 +35,8 @@ class SparsityOptions:
     score: Literal["magnitude", "wanda", "ria"] = "magnitude"
     permute: Literal["global", "blocks", "none"] = "global"
     rounds: int | None = attrs.field(default=None, validator=positive())
-    search_s: float = attrs.field(default=60.0, validator=positive())
+    search_work: float | None = attrs.field(default=None, validator=positive())
+    search_s: float = attrs.field(default=600.0, validator=positive())
 
     def __attrs_post_init__(self) -> None:
         if self.mode == "nm" and self.n >= self.m:

@@ -41,17 +41,45 @@ def test_apex_reference_numbers_and_efficacy_target():
     assert w.sum() == pytest.approx(4083.169, abs=1e-3)
     assert kept(w, np.arange(64), 2, 4) == pytest.approx(2852.377, abs=1e-3)
     assert row_bound(w, 2, 4) == pytest.approx(3042.332, abs=1e-3)
-    perm, stats = search(w, 2, 4, budget_s=0.5, seed=0)
-    assert sorted(perm) == list(range(64))
+    perm, stats = search(w, 2, 4, budget_s=600, seed=0)
+    assert sorted(perm) == list(range(64)) and not stats["timed_out"] and not stats["work_cut"]
     assert stats["efficacy_pct"] >= 35.5  # Apex OSG(8)
     assert kept(w, perm, 2, 4) == pytest.approx(stats["kept"])
 
 
 def test_search_never_does_worse_than_identity_and_blocks_stay_put():
     w = np.random.default_rng(3).standard_normal((48, 128))
-    perm, stats = search(w, 2, 4, budget_s=0.2, seed=0, blocks=16)
+    perm, stats = search(w, 2, 4, budget_s=600, seed=0, blocks=16)
     assert stats["kept"] >= stats["kept_default"]
     assert np.array_equal(np.sort(perm.reshape(-1, 16), axis=1), np.arange(128).reshape(-1, 16))
+
+
+def test_a_search_cut_by_its_work_budget_gives_one_answer_whatever_the_load():
+    """The work budget counts pair-gain evaluations, so where it ends the search does not
+    depend on how fast the machine ran: the same order under a busy loop as alone."""
+    import threading
+
+    w = np.abs(np.random.default_rng(5).standard_normal((256, 256)))
+    quiet, stats = search(w, 2, 4, budget_s=600, seed=0, work=2e7)
+    assert stats["work_cut"] and not stats["timed_out"] and stats["work"] <= 2e7
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            sum(i * i for i in range(10_000))
+
+    spinners = [threading.Thread(target=busy) for _ in range(2)]
+    for t in spinners:
+        t.start()
+    try:
+        loaded, again = search(w, 2, 4, budget_s=600, seed=0, work=2e7)
+    finally:
+        stop.set()
+        for t in spinners:
+            t.join()
+    assert np.array_equal(quiet, loaded) and again["work"] == stats["work"]
+    _, unbounded = search(w, 2, 4, budget_s=600, seed=0)
+    assert unbounded["kept"] >= stats["kept"] and not unbounded["work_cut"]
 
 
 def test_masks():
