@@ -47,8 +47,8 @@ def main() -> None:
     for label, state in (("mlp", load_mlp(MlpOptions(), 0)), ("minilm", load_minilm(MiniLMOptions(tasks=False), 0))):
         for group in state.groups:
             t0 = time.perf_counter()
-            w = manager.pm.hook.icd_build_w(ctx=ctx, source=source, state=state, group=group)
-            again = manager.pm.hook.icd_build_w(ctx=ctx, source=source, state=state, group=group)
+            w = manager.call("icd_build_w", ctx=ctx, source=source, state=state, group=group)
+            again = manager.call("icd_build_w", ctx=ctx, source=source, state=state, group=group)
             deterministic = (w.matrix != again.matrix).nnz == 0
             build_s = time.perf_counter() - t0
             fit = fit_spectral(attrs.evolve(w, block=G), Constraints(), Deadline(60), 0)

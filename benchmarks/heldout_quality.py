@@ -67,7 +67,7 @@ def pruned_states(state, manager) -> tuple[dict, dict]:
         options = dict(options)
         start = ria_permuted(state, manager, options["score"]) if options.pop("ria", False) else state
         spec = resolve(manager.registry, "adapter", {"name": "sparsity", **options})
-        result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=spec, state=start,
+        result = manager.call("icd_apply_transform", ctx=context(manager), adapter=spec, state=start,
                                                      layout=start.layout_for({}))
         out[name], seconds[name] = result.state, round(time.perf_counter() - t0, 1)
     return out, seconds

@@ -70,7 +70,7 @@ def relaid(state, manager, ctx) -> tuple:
     groups = [g for g in state.groups if g.kind == KV_TOKENS]
     source = resolve(manager.registry, "graph", "kv")
     t0 = time.perf_counter()
-    ws = [manager.pm.hook.icd_build_w(ctx=ctx, source=source, state=state, group=g) for g in groups]
+    ws = [manager.call("icd_build_w", ctx=ctx, source=source, state=state, group=g) for g in groups]
     w_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     fits = solve_many(manager, ctx, resolve(manager.registry, "solver", "spectral"),

@@ -71,7 +71,7 @@ def activity_orders(layers: list[int]) -> tuple[dict[int, np.ndarray], object]:
     out = {}
     for layer in layers:
         group = state.group(f"L{layer}.ffn")
-        w = manager.pm.hook.icd_build_w(ctx=ctx, source=source, state=state, group=group)
+        w = manager.call("icd_build_w", ctx=ctx, source=source, state=state, group=group)
         out[layer] = spectral(w.matrix, 16)
     return out, state
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,3 +128,18 @@ def test_the_room_check_sees_a_function_local_upward_import_and_skips_type_check
     source.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from icd_core.run import context\n"
                       "def f():\n    from icd_core.cli import launch\n")
     assert runtime_imports(source, {"icd_core.run.context", "icd_core.cli.launch"}) == [(5, "icd_core.cli.launch")]
+
+
+NAME_GUARD = re.compile(r'def (icd_(?!register|report)\w+)\([^)]*\):\n(?:\s+""".*?"""\n)?\s+if \w+\.name (?:!=|not in)\s',
+                        re.DOTALL)
+"""A phase hook whose body opens by checking whose component it was given (the dispatch calls
+only the plugin that registered it, so no body needs to)."""
+
+
+def test_no_shipped_hook_or_scaffold_template_opens_with_a_name_guard():
+    files = [*(p for p in (ROOT / "plugins").rglob("*.py") if "tests" not in p.parts),
+             *(ROOT / "icd_core" / "builtins").rglob("*.py"), ROOT / "icd_core" / "plugin" / "scaffold.py"]
+    guarded = [f"{path.relative_to(ROOT)}: {m.group(1)}" for path in files
+               for m in NAME_GUARD.finditer(path.read_text())]
+    assert guarded == []
+    assert NAME_GUARD.search('def icd_measure(ctx, measure, state):\n    if measure.name != "x":\n        return None\n')

@@ -9,7 +9,7 @@ from icd_core.contract.errors import PluginError
 from icd_core.plugin.manager import load_plugin_manager
 from icd_core.testing import check_conformance, fresh_manager
 
-from .conftest import make_plugin
+from .conftest import make_plugin, run_pipeline
 
 
 def good_register(registry):
@@ -98,11 +98,31 @@ def test_conformance_passes_for_builtins_and_good_plugins():
         assert check_conformance(manager, plugin) == []
 
 
-def test_conformance_flags_a_greedy_hook():
-    def greedy(ctx, adapter, state, layout):
-        return "mine!"
+def test_conformance_flags_a_phase_hook_for_a_kind_the_plugin_never_registers():
+    def measure(ctx, measure, state):
+        return {}
 
-    manager = fresh_manager(make_plugin("greedy", icd_register=good_register, icd_apply_transform=greedy))
-    plugin = next(p for p in manager.pm.get_plugins() if getattr(p, "__name__", "") == "greedy")
+    manager = fresh_manager(make_plugin("stray", icd_register=good_register, icd_measure=measure))
+    plugin = next(p for p in manager.pm.get_plugins() if getattr(p, "__name__", "") == "stray")
     assert check_conformance(manager, plugin) == [
-        "icd_apply_transform answered for a name it does not own ('__icd_conformance_probe__')"]
+        "icd_measure: implemented, but the plugin registers no measure (the core calls a phase hook only on "
+        "the plugin that registered the component, so it never runs)"]
+
+
+def test_a_phase_hook_reaches_only_the_plugin_that_registered_the_component(tmp_path):
+    """Two adapters, neither checking the name it is given: each run calls its own."""
+    def adapter_plugin(name):
+        def register(registry):
+            registry.add("adapter", name, summary=f"records {name}")
+
+        def transform(ctx, adapter, state, layout):
+            meta = TransformMeta(adapter=name, spec=adapter.text)
+            return TransformResult(state=state.with_transform({}, meta), meta=meta)
+        return make_plugin(name, icd_register=register, icd_apply_transform=transform)
+
+    manager = fresh_manager(adapter_plugin("first"), adapter_plugin("second"))
+    for name in ("first", "second"):
+        outcome, _ = run_pipeline(tmp_path, name=name, manager=manager, overrides={"transform.adapters": [name]})
+        assert outcome.ok and outcome.record.metrics["results"]["linear"]["transforms"][0]["adapter"] == name
+
+

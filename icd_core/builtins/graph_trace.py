@@ -122,8 +122,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_build_w(ctx, source, state, group):
-    if source.name != NAME:
-        return None
     cfg = ctx.config.graph.trace
     if not cfg.path:
         raise ConfigError("graph.trace.path: required when graph.source is 'trace'")

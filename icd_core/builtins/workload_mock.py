@@ -81,6 +81,4 @@ def icd_register(registry):
 
 @hookimpl
 def icd_load_workload(ctx, workload):
-    if workload.name != NAME:
-        return None
     return build_mock_state(workload.options, ctx.rng("workload", NAME))

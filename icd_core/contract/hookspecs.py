@@ -2,10 +2,11 @@
 
 Every hook is called with keyword arguments only; implementations must not give their
 parameters default values (pluggy never passes them). A *phase* hook (everything but
-``icd_register`` and ``icd_report``) is ``firstresult``: an implementation returns ``None``
-unless the selected component (``spec.name``) is one it registered, so exactly one plugin
-answers. The core resolves names through the registry before calling, and raises
-:class:`~icd_core.contract.errors.ContractError` when no implementation answers for a registered name.
+``icd_register`` and ``icd_report``) is ``firstresult`` and is called on one plugin only: the
+one that registered the selected component (``spec.name``), so a hook body never checks whose
+name it was given (a plugin with several components of a kind picks by ``spec.name``). The
+core resolves names through the registry before calling, and raises
+:class:`~icd_core.contract.errors.ContractError` when the plugin gives no answer for a name it registered.
 
 A minimal adapter plugin::
 
@@ -17,8 +18,6 @@ A minimal adapter plugin::
 
     @hookimpl
     def icd_apply_transform(ctx, adapter, state, layout):
-        if adapter.name != "bf16":
-            return None
         ...
         return TransformResult(state=new_state, meta=TransformMeta(adapter="bf16", spec="bf16"))
 """
@@ -66,7 +65,7 @@ def icd_load_workload(ctx: RunContext, workload: ComponentSpec) -> ModelState | 
     """Load (or build) the model selected by ``workload`` and return its initial state.
 
     :param ctx: the run context (seed, config, event bus).
-    :param workload: the selected workload spec; answer only if ``workload.name`` is yours.
+    :param workload: the selected workload spec; one this plugin registered.
     :return: :meth:`ModelState.initial` of the tensors, groups and a runnable workload.
 
     Called once per run, in state READY. Example: the built-in ``mock`` workload builds a
@@ -154,7 +153,7 @@ def icd_measure(ctx: RunContext, measure: ComponentSpec, state: ModelState) -> M
 def icd_bridge(ctx: RunContext, target: ComponentSpec, run_dir: Any, out_dir: Any) -> dict[str, Any] | None:
     """Carry a finished run's layout into a compiler's IR (``icd bridge RUN --to TARGET``).
 
-    :param target: the selected bridge (e.g. ``tvm``); answer only if ``target.name`` is yours.
+    :param target: the selected bridge (e.g. ``tvm``); one this plugin registered.
     :param run_dir: the finished run directory (``config.json``, ``perm.json``, ``metrics.json``).
     :param out_dir: an empty directory for the compiled module and ``bridge.json``.
     :return: the ``bridge.json`` record (insertion points, round trip, equivalence, timing…);
@@ -169,7 +168,7 @@ def icd_bridge(ctx: RunContext, target: ComponentSpec, run_dir: Any, out_dir: An
 def icd_export(workload: ComponentSpec, state: ModelState, out_dir: Any, format: str) -> dict[str, Any] | None:
     """Write ``state`` (a finished run's chosen arm) as a model directory a user loads without icd.
 
-    :param workload: the run's workload; answer only if ``workload.name`` is yours.
+    :param workload: the run's workload; one this plugin registered.
     :param state: the state to write: its tensors in their stored (permuted) order, with the
         transforms in ``state.applied``.
     :param out_dir: an empty temporary directory; the core writes ``icd_layout.json`` beside

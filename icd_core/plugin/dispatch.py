@@ -1,4 +1,5 @@
-"""Typed calls into the phase hooks, with the contract checked on every answer."""
+"""Typed calls into the phase hooks, with the contract checked on every answer. Each call goes to
+the plugin that registered the component named (``PluginManager.hook_for``), no other."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _answer(manager: PluginManager, hook: str, spec: ComponentSpec, expected: ty
     provider = manager.registry.get(spec.kind, spec.name).provider
     ctx = kwargs.get("ctx")
     timeout_s = ctx.config.pipeline.hook_timeout_s if ctx is not None else DEFAULT_HOOK_TIMEOUT_S
-    result = call_bounded(getattr(manager.pm.hook, hook), kwargs, timeout_s,
+    result = call_bounded(manager.hook_for(hook, spec), kwargs, timeout_s,
                           f"{provider}: {hook} for {spec.kind} {spec.name!r}")
     if result is None:
         raise ContractError(f"{provider}: registered {spec.kind} {spec.name!r} but no {hook} "

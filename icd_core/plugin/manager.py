@@ -198,6 +198,20 @@ class PluginManager:
         name = self.pm.get_name(plugin)
         return self._labels.get(name) if name else None
 
+    def hook_for(self, hook: str, spec: Any) -> Any:
+        """Phase hook ``hook`` as implemented by the plugin that registered ``spec``'s component
+        only (so no hook body needs to check whose name it was given)."""
+        owner = self._objects.get(self.registry.get(spec.kind, spec.name).provider)
+        others = [p for p in self.pm.get_plugins() if p is not owner]
+        return self.pm.subset_hook_caller(hook, remove_plugins=others)
+
+    def call(self, hook: str, **kwargs: Any) -> Any:
+        """Call phase hook ``hook`` on the plugin that registered the component its spec
+        argument names (``adapter=``, ``measure=``, …): its answer, unchecked (the run checks
+        answers through :mod:`icd_core.plugin.dispatch`)."""
+        spec = kwargs[hookspecs.PHASE_HOOKS[hook]]
+        return self.hook_for(hook, spec)(**kwargs)
+
     def call_one(self, hook: str, plugin: Any, timeout_s: float | None = None, **kwargs: Any) -> list[Any]:
         """Call ``hook`` on one registered plugin only, through pluggy's hook caller (so
         tracing and monitoring see it), for at most ``timeout_s`` seconds (``icd_register``:

@@ -79,8 +79,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_apply_transform(ctx, adapter, state, layout):
-    if adapter.name != NAME:
-        return None
     names = sorted({m.tensor for g in state.groups for m in g.members if m.role == "in"})
     if not names or adapter.options.rate == 0:
         reason = "rate 0 prunes nothing" if names else no_target_reason([])
@@ -112,8 +110,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_measure(ctx, measure, state):
-    if measure.name != NAME:
-        return None
     total = sum(tensors.to_numpy(t).nbytes for name, t in state.tensors.items() if not name.startswith("cache."))
     return {"weight_bytes": Figure(float(total), "computed:weight-bytes", unit="B", better="lower")}
 '''),
@@ -139,8 +135,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_fit_permutation(ctx, solver, w, constraints):
-    if solver.name != NAME:
-        return None
     t0 = time.perf_counter()
     if constraints.supernode > 1 or constraints.fixed:  # this example does not move tied or fixed dims
         perm = np.arange(w.n)
@@ -173,8 +167,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_build_w(ctx, source, state, group):
-    if source.name != NAME:
-        return None
     columns = []
     for member in group.members:
         w = tensors.to_numpy(state.tensors[member.tensor]).astype(np.float64)

@@ -1,8 +1,8 @@
 """Does a plugin keep the contract? Checked by calling its hooks, as ``icd plugins check`` does.
 
 Static checks: it registers a component; no hook parameter has a default (pluggy never passes
-one: the default would silently win); every phase hook returns ``None`` for a name it does not
-own. Behavioural checks, on the mock workload's state (a small real model): each adapter with
+one: the default would silently win); it implements a phase hook only for a kind it registers
+(the core calls a phase hook on the registering plugin only). Behavioural checks, on the mock workload's state (a small real model): each adapter with
 default options leaves the state it was given untouched and its undo restores it bit for bit;
 each measure returns Figure records (their sources are validated on construction); each graph
 source returns a W the core accepts; each solver returns a valid permutation. Workloads and
@@ -29,14 +29,14 @@ from icd_core.plugin.registry import Component
 from icd_core.plugin.specs import ComponentSpec, resolve
 from icd_core.run.context import RunContext
 
-PROBE_NAME = "__icd_conformance_probe__"
-
 
 def context(manager: PluginManager, config: Config | None = None) -> RunContext:
     """A run context without a run directory, for calling hooks directly."""
     return RunContext(config=config or Config(), registry=manager.registry)
 REFUSALS = (ConfigError, InputDataError)  # how a component declines an input it cannot take
-PROBE_ARGS: dict[str, Any] = {"state": None, "group": None, "w": None, "constraints": None, "layout": None}
+KIND_OF_PARAM = {"workload": "workload", "source": "graph", "solver": "solver", "adapter": "adapter",
+                 "measure": "measure", "target": "bridge"}
+"""A phase hook's spec parameter → the kind of component it names."""
 
 
 def _own_hooks(manager: PluginManager, plugin: Any) -> list[Any]:
@@ -45,7 +45,7 @@ def _own_hooks(manager: PluginManager, plugin: Any) -> list[Any]:
 
 
 def static_problems(manager: PluginManager, plugin: Any) -> list[str]:
-    """Registration, hook parameters with defaults, answers for names the plugin does not own."""
+    """Registration, hook parameters with defaults, phase hooks for a kind it registers nothing of."""
     problems: list[str] = []
     label = manager.provider_of(plugin)
     if not any(c.provider == label for c in manager.registry):
@@ -56,20 +56,13 @@ def static_problems(manager: PluginManager, plugin: Any) -> list[str]:
         if defaults:
             problems.append(f"{impl.function.__name__}: parameter(s) {', '.join(defaults)} have defaults; "
                             f"pluggy never passes them, so the default always wins (remove it)")
-    ctx = context(manager)
+    kinds = {c.kind for c in manager.registry if c.provider == label}
     for hook, spec_param in PHASE_HOOKS.items():
-        caller = getattr(manager.pm.hook, hook)
-        if not any(impl.plugin is plugin for impl in caller.get_hookimpls()):
-            continue
-        kwargs = {a: PROBE_ARGS.get(a) for a in caller.spec.argnames}
-        kwargs.update(ctx=ctx, **{spec_param: ComponentSpec(kind="probe", name=PROBE_NAME)})
-        try:
-            answers = manager.call_one(hook, plugin, **kwargs)
-        except Exception as exc:
-            problems.append(f"{hook} raised {type(exc).__name__} for a name it does not own: {exc}")
-            continue
-        if any(answer is not None for answer in answers):
-            problems.append(f"{hook} answered for a name it does not own ({PROBE_NAME!r})")
+        kind = KIND_OF_PARAM[spec_param]
+        implements = any(impl.plugin is plugin for impl in getattr(manager.pm.hook, hook).get_hookimpls())
+        if implements and kind not in kinds:
+            problems.append(f"{hook}: implemented, but the plugin registers no {kind} (the core calls a phase "
+                            f"hook only on the plugin that registered the component, so it never runs)")
     return problems
 
 

@@ -98,8 +98,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_measure(ctx, measure, state):
-    if measure.name != NAME:
-        return None
     found = geometry(ctx.config.measure.cache, state.workload.device)
     if isinstance(found, str):
         return {"cache_misses_per_access": Figure.missing(found, "lines"), "l2_hit_pct": Figure.missing(found, "%")}

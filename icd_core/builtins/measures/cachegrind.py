@@ -83,8 +83,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_measure(ctx, measure, state):
-    if measure.name != NAME:
-        return None
     cfg = ctx.config.measure.cache
     reads = misses = d1_misses = accesses = 0
     for group, accesses in state.accesses.items():

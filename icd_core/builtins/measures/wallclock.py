@@ -22,8 +22,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_measure(ctx, measure, state):
-    if measure.name != NAME:
-        return None
     cfg = ctx.config.pipeline
     threads = pin_threads(ctx.config.measure.threads)
     try:

@@ -109,8 +109,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_apply_transform(ctx, adapter, state, layout):
-    if adapter.name != NAME:
-        return None
     options = adapter.options
     if options.mode == "pages":
         return plan_pages(state, options, adapter.text, layout.permute)

@@ -62,7 +62,7 @@ def cache_state(tokens=512, d=32):
 
 
 def apply(manager, spec, state):
-    return manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=resolve(manager.registry, "adapter", spec),
+    return manager.call("icd_apply_transform", ctx=context(manager), adapter=resolve(manager.registry, "adapter", spec),
                                                state=state, layout=state.layout_for({}))
 
 

@@ -62,8 +62,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_apply_transform(ctx, adapter, state, layout):
-    if adapter.name != NAME:
-        return None
     from .minmax import apply_quant
 
     return apply_quant(state, adapter.options, adapter.text, seed=ctx.seed, ctx=ctx)

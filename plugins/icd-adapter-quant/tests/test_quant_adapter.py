@@ -73,14 +73,14 @@ def test_spec_forms(manager):
 def test_transform_metadata_and_constraints(manager):
     state = build_mock_state(MockOptions(hidden=64, d_in=16, d_out=8, tokens=4), np.random.default_rng(0))
     adapter = resolve(manager.registry, "adapter", "quant:int4:g32")
-    result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=state,
+    result = manager.call("icd_apply_transform", ctx=context(manager), adapter=adapter, state=state,
                                                  layout=state.layout_for({"mlp.hidden": 16}))
     meta = result.meta
     assert meta.details["quant"] == {"dtype": "int4", "method": "minmax-sym", "group": 32, "grouping": "cluster"}
     assert meta.repermute and meta.constraints["mlp.hidden"].supernode == 32
     assert meta.stats["stored_bytes"] == 8 * 64 // 2 + 8 * 2 * 2 and meta.stats["dense_bytes"] == 8 * 64 * 4
     assert meta.stats["weight_mse"]["mlp.fc2.weight"] > 0
-    per_row = manager.pm.hook.icd_apply_transform(
+    per_row = manager.call("icd_apply_transform",
         ctx=context(manager), adapter=resolve(manager.registry, "adapter", "quant:int8"), state=state,
         layout=state.layout_for({"mlp.hidden": 16}))
     assert per_row.meta.repermute is False and per_row.meta.constraints == {}
@@ -105,7 +105,7 @@ def test_quantizing_the_permuted_model_equals_the_quantized_model(manager):
 
     state = build_mock_state(MockOptions(hidden=64, d_in=16, d_out=8, tokens=6), np.random.default_rng(1))
     adapter = resolve(manager.registry, "adapter", "quant:int4:g16")
-    result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=state,
+    result = manager.call("icd_apply_transform", ctx=context(manager), adapter=adapter, state=state,
                                                  layout=state.layout_for({"mlp.hidden": 16}))
     layout = result.state.layout["mlp.hidden"]
     assert sorted(layout) == list(range(64))
@@ -150,7 +150,7 @@ def test_act_order_sorts_channels_by_activation_energy_and_says_when_it_cannot(m
 
     def act(state):
         state = attrs.evolve(state, workload=Probed(inputs=plain.workload.inputs))
-        return state, manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=state,
+        return state, manager.call("icd_apply_transform", ctx=context(manager), adapter=adapter, state=state,
                                                           layout=state.layout_for({}))
 
     # fc2's columns narrow where their inputs are loud (outlier channels meeting small weights):
@@ -165,6 +165,6 @@ def test_act_order_sorts_channels_by_activation_energy_and_says_when_it_cannot(m
     _, result = act(plain)
     grouping = result.meta.stats["grouping_mse"]["mlp.hidden"]
     assert not grouping["applied"] and np.array_equal(result.state.layout["mlp.hidden"], np.arange(64))
-    unprobed = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=plain,
+    unprobed = manager.call("icd_apply_transform", ctx=context(manager), adapter=adapter, state=plain,
                                                    layout=plain.layout_for({}))
     assert unprobed.meta.stats["notes"] == ["mlp.hidden: no activations captured for act order; kept the order"]

@@ -79,8 +79,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_apply_transform(ctx, adapter, state, layout):
-    if adapter.name != NAME:
-        return None
     from .apply import apply_sparsity
 
     return apply_sparsity(ctx, state, layout, adapter.options, adapter.text)
@@ -88,8 +86,6 @@ def icd_apply_transform(ctx, adapter, state, layout):
 
 @hookimpl
 def icd_measure(ctx, measure, state):
-    if measure.name != "tiles":
-        return None
     from .tiles import tile_figures
 
     return tile_figures(state)

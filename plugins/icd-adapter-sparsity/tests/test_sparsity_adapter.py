@@ -31,7 +31,7 @@ def mock(hidden=64, seed=0):
 
 def apply(manager, spec, state):
     adapter = resolve(manager.registry, "adapter", spec)
-    return manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=state,
+    return manager.call("icd_apply_transform", ctx=context(manager), adapter=adapter, state=state,
                                                layout=state.layout_for({"mlp.hidden": 16}))
 
 
@@ -155,11 +155,11 @@ def test_bad_specs(manager, spec, message):
 
 def test_tiles_measure(manager):
     state = mock(hidden=128)
-    dense = manager.pm.hook.icd_measure(ctx=context(manager), measure=resolve(manager.registry, "measure", "tiles"),
+    dense = manager.call("icd_measure", ctx=context(manager), measure=resolve(manager.registry, "measure", "tiles"),
                                         state=state)
     assert dense["tiles32"].value == 4 and dense["weight_density"].value == 1.0  # 8×128 weight: 1×4 tiles of 32
     pruned = apply(manager, "sparsity:block:32:0.5", state).state
-    after = manager.pm.hook.icd_measure(ctx=context(manager), measure=resolve(manager.registry, "measure", "tiles"),
+    after = manager.call("icd_measure", ctx=context(manager), measure=resolve(manager.registry, "measure", "tiles"),
                                         state=pruned)
     assert after["tiles32"].value == 2 and after["tiles32"].source == "computed:tiles"
 
@@ -228,5 +228,5 @@ def test_nm_leaves_out_a_slice_off_the_kernel_grid(manager):
 
 def apply_any(manager, spec, state, blocks):
     adapter = resolve(manager.registry, "adapter", spec)
-    return manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=adapter, state=state,
+    return manager.call("icd_apply_transform", ctx=context(manager), adapter=adapter, state=state,
                                                layout=state.layout_for(blocks))

@@ -22,8 +22,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_bridge(ctx, target, run_dir, out_dir):
-    if target.name != NAME:
-        return None
     from .bridge import run_bridge
 
     return run_bridge(run_dir, out_dir)

@@ -28,7 +28,7 @@ def manager():
 
 
 def measure(manager, name, state):
-    return manager.pm.hook.icd_measure(ctx=context(manager), measure=resolve(manager.registry, "measure", name),
+    return manager.call("icd_measure", ctx=context(manager), measure=resolve(manager.registry, "measure", name),
                                        state=state)
 
 

@@ -201,7 +201,7 @@ def test_plugin_registers_solvers_and_conforms():
     spec = resolve(manager.registry, "solver", "spectral:louvain")
     assert spec.options.seeds == "louvain"
     w, _ = planted_communities(128, exact=16, degree=8, seed=0)
-    fit = manager.pm.hook.icd_fit_permutation(ctx=context(manager), solver=resolve(manager.registry, "solver", "spectral"),
+    fit = manager.call("icd_fit_permutation", ctx=context(manager), solver=resolve(manager.registry, "solver", "spectral"),
                                               w=GraphW(matrix=w, meta={}), constraints=Constraints())
     assert fit.stats["method"] == "recursive-spectral-bisection" and modularity(w, fit.perm, 16) == fit.stats["Q"]
 

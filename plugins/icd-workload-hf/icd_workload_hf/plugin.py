@@ -138,8 +138,6 @@ def icd_register(registry):
 
 @hookimpl
 def icd_load_workload(ctx, workload):
-    if workload.name not in WORKLOADS:
-        return None
     seed, backend = ctx.seed, ctx.config.execution.backend
     if workload.name == "model":
         from .directory import load_model_directory
@@ -161,8 +159,6 @@ def icd_load_workload(ctx, workload):
 
 @hookimpl
 def icd_export(workload, state, out_dir, format):
-    if workload.name not in WORKLOADS:
-        return None
     from pathlib import Path
 
     from .export import export_hf
@@ -172,8 +168,6 @@ def icd_export(workload, state, out_dir, format):
 
 @hookimpl
 def icd_measure(ctx, measure, state):
-    if measure.name != "kv-pages":
-        return None
     from .kvpages import page_figures
 
     return page_figures(state)
@@ -181,8 +175,6 @@ def icd_measure(ctx, measure, state):
 
 @hookimpl
 def icd_build_w(ctx, source, state, group):
-    if source.name not in SOURCES:
-        return None
     from .sources import SOURCES as BUILDERS
 
     return BUILDERS[source.name](ctx, state, group)

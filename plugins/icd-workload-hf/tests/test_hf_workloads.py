@@ -114,8 +114,8 @@ def test_activations_w_is_deterministic_and_structured():
     source = resolve(manager.registry, "graph", "activations")
     state = load_mlp(MlpOptions(), 0)
     group = state.groups[0]
-    first = manager.pm.hook.icd_build_w(ctx=ctx, source=source, state=state, group=group)
-    again = manager.pm.hook.icd_build_w(ctx=ctx, source=source, state=load_mlp(MlpOptions(), 0), group=group)
+    first = manager.call("icd_build_w", ctx=ctx, source=source, state=state, group=group)
+    again = manager.call("icd_build_w", ctx=ctx, source=source, state=load_mlp(MlpOptions(), 0), group=group)
     assert (first.matrix != again.matrix).nnz == 0
     assert first.matrix.shape == (512, 512) and abs(first.matrix - first.matrix.T).max() == 0
     assert first.meta["tokens"] == 4 * 256 and len(first.access_groups) == 4 * 256
@@ -132,7 +132,7 @@ def test_mlp_layout_cuts_lines_on_held_out_tokens():
     ctx = context(manager)
     state = load_mlp(MlpOptions(), 0)
     group = state.groups[0]
-    w = manager.pm.hook.icd_build_w(ctx=ctx, source=resolve(manager.registry, "graph", "activations"),
+    w = manager.call("icd_build_w", ctx=ctx, source=resolve(manager.registry, "graph", "activations"),
                                     state=state, group=group)
     fit = fit_spectral(w, Constraints(), Deadline(30), 0)
     held = state.workload
@@ -152,7 +152,7 @@ def test_mask_source_counts_shared_output_rows():
     w2[:, 0] = 0  # dim 0 is read by no output row after "pruning"
     w2[8:, 1] = 0  # dim 1 only by rows 0..7
     pruned = state.with_tensors({"fc2.weight": w2})
-    w = manager.pm.hook.icd_build_w(ctx=context(manager), source=resolve(manager.registry, "graph", "mask"),
+    w = manager.call("icd_build_w", ctx=context(manager), source=resolve(manager.registry, "graph", "mask"),
                                     state=pruned, group=group)
     dense = w.matrix.toarray()
     assert dense[0].sum() == 0 and dense[1].max() == 8 and w.meta["source"] == "mask"
@@ -164,14 +164,14 @@ def test_kv_source_and_eviction_on_a_decoder():
     manager = fresh_manager(plugin, kv_plugin)
     state = state_of("llama")
     group = next(g for g in state.groups if g.kind == KV_TOKENS)
-    w = manager.pm.hook.icd_build_w(ctx=context(manager), source=resolve(manager.registry, "graph", "kv"),
+    w = manager.call("icd_build_w", ctx=context(manager), source=resolve(manager.registry, "graph", "kv"),
                                     state=state, group=group)
     # one group per (layer, KV head): its 2 query heads × the 32 prompt positions captured at prefill
     # make W; its 2 query heads × 8 decoding steps are held out
     assert group.name == "kv.L0.h0" and len([g for g in state.groups if g.kind == KV_TOKENS]) == 2 * 2
     assert w.matrix.shape == (32, 32) and w.meta["queries"] == 2 * 32 and w.matrix.nnz > 0
     assert w.meta["heldout_queries"] == 2 * 8 and len(w.heldout) == 16
-    result = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=resolve(manager.registry, "adapter",
+    result = manager.call("icd_apply_transform", ctx=context(manager), adapter=resolve(manager.registry, "adapter",
                                                                                        "kv:8:0.5"),
                                                  state=state, layout=state.layout_for({}))
     assert all(s["tokens_after"] == 24 for s in result.meta.stats.values()) and len(result.meta.stats) == 4

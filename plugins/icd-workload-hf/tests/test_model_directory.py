@@ -204,7 +204,7 @@ def test_smollm2_with_int4_and_a_page_plan_exports_and_reloads(tmp_path):
     manager = fresh_manager(plugin, quant_plugin, kv_plugin)
     state = load_smollm2(SmolLM2Options(prompt=256, decode=8, groups="ffn,kv"), 0, backend="paged")
     for spec in ("quant:int4:g128", "kv:pages:16:4"):
-        state = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=resolve(manager.registry, "adapter",
+        state = manager.call("icd_apply_transform", ctx=context(manager), adapter=resolve(manager.registry, "adapter",
                                                                                           spec),
                                                     state=state, layout=state.layout_for({})).state
     record = export_hf(state, tmp_path, "hf")
@@ -238,7 +238,7 @@ def test_smollm2_int4_exports_as_compressed_tensors(tmp_path):
 
     manager = fresh_manager(plugin, quant_plugin)
     state = load_smollm2(SmolLM2Options(prompt=64, decode=8, groups="ffn"), 0)
-    state = manager.pm.hook.icd_apply_transform(ctx=context(manager), adapter=resolve(manager.registry, "adapter",
+    state = manager.call("icd_apply_transform", ctx=context(manager), adapter=resolve(manager.registry, "adapter",
                                                                                       "quant:int4:g128"),
                                                 state=state, layout=state.layout_for({})).state
     record = export_hf(state, tmp_path, "compressed-tensors")
