@@ -19,7 +19,9 @@ and :mod:`icd_core.testing` that a plugin imports (a test enforces it).
 - solvers: :class:`Deadline` (``ctx.deadline``'s type), :func:`solver_budget` (the default budget
   for n nodes) and :func:`solver_workers` (the processes one solve may fork);
 - artifacts: :func:`csr_npz_bytes` (what ``ctx.write_artifact`` takes for sparse matrices);
-- out-of-process runners: :func:`load_workload` (a run's workload rebuilt from its spec and seed).
+- out-of-process runners: :func:`load_workload` (a run's workload rebuilt from its spec and seed),
+  :func:`python_command` (a Python child that never imports from the working directory) and
+  :func:`die_with_parent` (its ``preexec_fn``: killed with the parent).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 from icd_core.config.validators import between, non_negative, positive, power_of_two
 from icd_core.contract import tensors
 from icd_core.contract.abilities import CapturesActivations
+from icd_core.contract.children import die_with_parent, python_command
 from icd_core.contract.state import ModelState
 from icd_core.layout.channel_order import cluster_order, order_for, sort_order
 from icd_core.layout.graphs import symmetric_csr
@@ -94,10 +97,10 @@ def load_workload(workload: str | dict[str, Any], seed: int = 0) -> ModelState:
 
 __all__ = [
     "MIN_ROUNDS_FOR_CI", "Deadline", "activation_energy", "between", "check_permutation", "cluster_order", "contract", "csr_npz_bytes",
-    "cut_g", "expand",
+    "cut_g", "die_with_parent", "expand",
     "fit_stats", "identity", "inverse", "linear_arrangement", "lines_per_access", "load_workload", "max_rel_diff",
     "modularity", "no_target_reason", "non_negative", "order_for", "output_quality", "partition_modularity",
-    "pin_fixed", "positive", "power_of_two", "solver_budget", "solver_workers", "sort_order", "statistic",
+    "pin_fixed", "positive", "power_of_two", "python_command", "solver_budget", "solver_workers", "sort_order", "statistic",
     "supernode_count",
     "symmetric_csr",
     "tensors", "undo_permutation",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -24,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from icd_core.contract.children import die_with_parent, python_command
 from icd_core.contract.jsonify import dumps
 from icd_core.run.artifacts import write_text_atomic
 from icd_core.run.privacy import redact
@@ -59,10 +59,7 @@ def _child_setup(cores: list[int]) -> None:
     sweep (Linux: PR_SET_PDEATHSIG), so a killed sweep leaves no trial running unseen."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cores)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    die_with_parent()
 
 
 class TrialProcesses:
@@ -128,7 +125,7 @@ def run_trial(sweep_dir: Path, name: str, config: dict[str, Any], cores: list[in
 
 def _run_trial_process(sweep_dir: Path, name: str, config_path: Path, cores: list[int], processes: TrialProcesses,
                        force: bool, timeout_s: float | None) -> TrialOutcome:
-    cmd = [sys.executable, "-m", "icd_core.cli", "run", "-c", str(config_path), "--out-dir", str(sweep_dir),
+    cmd = [*python_command("-m", "icd_core.cli"), "run", "-c", str(config_path), "--out-dir", str(sweep_dir),
            "--name", name, *(["--force"] if force else [])]
     threads = str(len(cores))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}

@@ -15,12 +15,12 @@ from __future__ import annotations
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from icd_core.contract.children import python_command
 from icd_core.contract.hookmarkers import hookimpl
 from icd_core.contract.records import Figure
 from icd_core.layout.cachesim import sample
@@ -67,7 +67,7 @@ def run_kernel(accesses: list[np.ndarray], layout: np.ndarray, rows: int, d1: st
         script.write_text(KERNEL)
         norandom = ["setarch", platform.machine(), "-R"] if shutil.which("setarch") else []  # fixed addresses
         cmd = [*norandom, "valgrind", "--tool=callgrind", "--cache-sim=yes", f"--D1={d1}", f"--LL={ll}",
-               "--toggle-collect=PyArray_TakeFrom", f"--callgrind-out-file={out}", sys.executable, str(script),
+               "--toggle-collect=PyArray_TakeFrom", f"--callgrind-out-file={out}", *python_command(str(script)),
                str(data)]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
         if done.returncode != 0:

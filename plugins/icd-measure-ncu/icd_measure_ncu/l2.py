@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from icd_core import Figure
+from icd_core.toolkit import python_command
 
 from . import ncu_csv
 
@@ -28,7 +28,7 @@ SOURCE = "measured:ncu"
 def command(metrics: list[str], spec_path: Path, kernels: int = KERNELS) -> list[str]:
     return ["ncu", "--clock-control", "none", "--target-processes", "all", "--nvtx", "--nvtx-include",
             "icd-region/", "--launch-count", str(kernels), "--metrics", ",".join(metrics), "--csv", "--page", "raw",
-            sys.executable, "-m", "icd_measure_ncu.region", str(spec_path)]
+            *python_command("-m", "icd_measure_ncu.region"), str(spec_path)]
 
 
 def measure_l2(ctx, state) -> dict[str, Figure]:

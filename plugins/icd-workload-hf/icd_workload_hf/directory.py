@@ -31,6 +31,7 @@ from .models import (
     place,
     quiet_transformers,
     random_ids,
+    safe_pretrained,
     text_batches,
     tolerance,
 )
@@ -88,11 +89,7 @@ def load_pretrained(arch: Architecture, path: Path) -> Any:
     import transformers
 
     quiet_transformers()
-    cls = getattr(transformers, arch.auto_class)
-    try:
-        return cls.from_pretrained(path, local_files_only=True, dtype=torch.float32).eval()
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise InputDataError(f"model {path}: cannot load ({str(exc).splitlines()[0]})") from None
+    return safe_pretrained(getattr(transformers, arch.auto_class), path, "model", dtype=torch.float32)
 
 
 @attrs.define(eq=False)
@@ -162,7 +159,7 @@ def load_model_directory(options: ModelOptions, seed: int, backend: str, warn: A
     if has_tokenizer(path):
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     else:

@@ -12,8 +12,8 @@ output must equal the state's within the tolerance, else nothing is exported.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import torch
 from torch.func import functional_call
 
 from icd_core import InputDataError, ModelState
-from icd_core.toolkit import max_rel_diff
+from icd_core.toolkit import die_with_parent, max_rel_diff, python_command
 
 from .torchmodel import host
 
@@ -34,8 +34,13 @@ SHARD = "2GB"
 RELOAD = r"""
 import sys, torch, transformers
 directory, auto_class, batch_file, out_file = sys.argv[1:5]
-model = getattr(transformers, auto_class).from_pretrained(directory, dtype=torch.float32).eval()
-batch = torch.load(batch_file)
+cls = getattr(transformers, auto_class)
+config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
+attention = "sdpa" if getattr(cls._model_mapping.get(type(config), None), "_supports_sdpa", False) else "eager"
+config._attn_implementation = attention
+model = cls.from_pretrained(directory, config=config, dtype=torch.float32, local_files_only=True,
+                            trust_remote_code=False, attn_implementation=attention).eval()
+batch = torch.load(batch_file, weights_only=True)
 with torch.no_grad():
     out = model(**batch)
 y = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
@@ -86,16 +91,26 @@ def kv_plan(workload: Any, state: ModelState) -> dict | None:
                        "scores plus pinned_pages; decoded tokens are appended after the prompt and always read"}
 
 
+def reload_command(directory: Path, auto_class: str, batch_file: Path, out_file: Path) -> list[str]:
+    """The reload child's argv: isolated Python (never the caller's or the model's directory on
+    ``sys.path``, no ``PYTHON*`` variables), absolute paths."""
+    return python_command("-c", RELOAD, str(directory.resolve()), auto_class, str(batch_file), str(out_file),
+                          isolated=True)
+
+
 def reload_check(directory: Path, auto_class: str, batch: dict, expected: torch.Tensor) -> dict[str, Any]:
+    """Reload ``directory`` in a fresh, isolated interpreter (working directory: a scratch
+    directory; offline; killed with this process) and compare its output with ``expected``."""
     with tempfile.TemporaryDirectory(prefix="icd-reload-") as scratch:
         batch_file, out_file = Path(scratch) / "batch.pt", Path(scratch) / "out.pt"
         torch.save(batch, batch_file)
-        done = subprocess.run([sys.executable, "-c", RELOAD, str(directory), auto_class, str(batch_file), str(out_file)],
-                              capture_output=True, text=True, timeout=RELOAD_TIMEOUT_S)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        done = subprocess.run(reload_command(directory, auto_class, batch_file, out_file), cwd=scratch, env=env,
+                              capture_output=True, text=True, timeout=RELOAD_TIMEOUT_S, preexec_fn=die_with_parent)
         if done.returncode != 0:
             tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise InputDataError(f"export: reloading with transformers.{auto_class} failed ({tail}); nothing exported")
-        got = torch.load(out_file)
+        got = torch.load(out_file, weights_only=True)
     diff = max_rel_diff(host(got), host(expected))
     if not diff <= RELOAD_TOLERANCE:
         raise InputDataError(f"export: the reloaded model's outputs differ from the run's state by {diff:.3g} "

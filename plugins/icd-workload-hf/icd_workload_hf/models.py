@@ -88,11 +88,31 @@ def check_model_path(path: str, expected: str) -> Path:
     return p
 
 
-def _pretrained(cls: Any, path: Path) -> Any:
+def explicit_attention(cls: Any, config: Any) -> str:
+    """The attention implementation icd asks for: ``sdpa`` where the model class has it, else
+    ``eager`` — never what config.json names (a hub kernel would be fetched and run)."""
+    model_cls = cls if hasattr(cls, "_supports_sdpa") else getattr(cls, "_model_mapping", {}).get(type(config), None)
+    return "sdpa" if getattr(model_cls, "_supports_sdpa", False) else "eager"
+
+
+def safe_pretrained(cls: Any, path: Path, label: str = "model_path", **kwargs: Any) -> Any:
+    """``cls.from_pretrained`` from local files only, no code from the directory
+    (``trust_remote_code=False``) and an attention implementation chosen here, whatever
+    config.json says."""
+    import transformers
+
     try:
-        return cls.from_pretrained(path, local_files_only=True).eval()
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise InputDataError(f"model_path {path}: cannot load ({str(exc).splitlines()[0]})") from None
+        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        attention = explicit_attention(cls, config)
+        config._attn_implementation = attention
+        return cls.from_pretrained(path, config=config, local_files_only=True, trust_remote_code=False,
+                                   attn_implementation=attention, **kwargs).eval()
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise InputDataError(f"{label} {path}: cannot load ({str(exc).splitlines()[0]})") from None
+
+
+def _pretrained(cls: Any, path: Path) -> Any:
+    return safe_pretrained(cls, path)
 
 
 # -- MLP ------------------------------------------------------------------------------------
@@ -190,7 +210,7 @@ def load_minilm(options: Any, seed: int) -> ModelState:
     quiet_transformers()
     path = check_model_path(options.model_path, "bert") if options.model_path else _minilm_path()
     module = _pretrained(BertModel, path)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     texts = calibration_texts(options.calibration)
     batches = text_batches(tokenizer, texts, options.batch, options.seq, 1 + CALIBRATION + HELDOUT, 0)
     module = place(module, batches, options)

@@ -33,7 +33,7 @@ from .architectures import architecture_of
 from .corpus import HELDOUT_CORPUS, calibration_texts, continuation_text, decoder_texts
 from .groups import kv_cache_groups
 from .kvstore import KVStore
-from .models import CALIBRATION, HELDOUT, kinds_of, quiet_transformers, text_batches
+from .models import CALIBRATION, HELDOUT, kinds_of, quiet_transformers, safe_pretrained, text_batches
 from .paged import (
     SELECTORS,
     AttentionRuntime,
@@ -119,8 +119,8 @@ def load_directory(path: Path) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     quiet_transformers()
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32).eval()
-    return model, AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = safe_pretrained(AutoModelForCausalLM, path, "model_path", dtype=torch.float32)
+    return model, AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
 
 
 STORES_KEPT = 4  # preallocated caches kept (the arms a run times together)

@@ -1,0 +1,88 @@
+"""Hostile model directories (issue 39): what a model directory holds must never run as code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("icd_workload_hf")
+
+# the console script, as a user types it: ``python -m`` would itself put the cwd on sys.path
+ICD_SCRIPT = Path(sys.executable).with_name("icd")
+PLANTED = ("transformers", "torch", "safetensors", "numpy", "sitecustomize", "usercustomize")
+
+
+@pytest.fixture(scope="module")
+def planted_model(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny Llama checkpoint whose directory also holds modules named like the libraries the
+    reload check imports; each writes a marker file when imported."""
+    import torch
+    import transformers as T
+
+    root = tmp_path_factory.mktemp("planted")
+    model, marker = root / "model", root / "planted-code-ran"
+    config = T.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2, max_position_embeddings=512, vocab_size=128)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        T.AutoModelForCausalLM.from_config(config).save_pretrained(model)
+    for name in PLANTED:
+        (model / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write({name!r} + '\\n')\n")
+    return model, marker
+
+
+@pytest.mark.skipif(not ICD_SCRIPT.is_file(), reason="the icd console script is not installed beside this Python")
+def test_modules_planted_in_the_model_directory_never_run_during_the_export(planted_model, tmp_path):
+    model, marker = planted_model
+    out = tmp_path / "out"
+    done = subprocess.run([str(ICD_SCRIPT), "run", "--model", ".", "--workload", "model:groups=ffn",
+                           "--adapter", "sparsity:2:4", "--out-dir", str(tmp_path / "runs"), "--name", "planted",
+                           "--export", str(out)], cwd=model, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TQDM_DISABLE": "1"})
+    assert not marker.exists(), f"planted code ran: {marker.read_text()!r}"
+    assert done.returncode == 0, done.stderr[-2000:]
+    check = json.loads((out / "icd_layout.json").read_text())["written"]["reload_check"]
+    assert check["max_rel_diff"] <= 1e-5
+
+
+def test_the_reload_child_is_isolated_and_leaves_the_working_directory(planted_model, tmp_path, monkeypatch):
+    from icd_workload_hf.export import reload_command
+
+    model, marker = planted_model
+    monkeypatch.chdir(model)
+    argv = reload_command(Path("."), "AutoModelForCausalLM", tmp_path / "b.pt", tmp_path / "o.pt")
+    assert argv[1] == "-I" and argv[4] == str(model.resolve())  # isolated mode, absolute model path
+    probe = [*argv[:2], "-c", "import sys, transformers; print(transformers.__file__)"]
+    done = subprocess.run(probe, capture_output=True, text=True, timeout=120, cwd=model)
+    assert done.returncode == 0 and str(model) not in done.stdout and not marker.exists()
+
+
+def test_a_sweep_trial_command_never_imports_from_the_working_directory(planted_model):
+    from icd_core.contract.children import python_command
+
+    model, marker = planted_model
+    done = subprocess.run([*python_command("-c", "import sys; print(sys.path)")], capture_output=True, text=True,
+                          timeout=60, cwd=model)
+    assert done.returncode == 0 and "''" not in done.stdout and str(model) not in done.stdout
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("key", ["attn_implementation", "_attn_implementation"])
+def test_an_attention_kernel_named_in_config_json_is_not_fetched(planted_model, tmp_path, key):
+    import shutil
+
+    from icd_workload_hf.architectures import architecture_of
+    from icd_workload_hf.directory import load_pretrained
+
+    model = tmp_path / "model"
+    shutil.copytree(planted_model[0], model)
+    config = json.loads((model / "config.json").read_text())
+    config[key] = "kernels-community/flash-attn3"  # transformers would import `kernels` and fetch it
+    (model / "config.json").write_text(json.dumps(config))
+    loaded = load_pretrained(architecture_of("llama", "model"), model)
+    assert loaded.config._attn_implementation == "sdpa"
