@@ -12,6 +12,7 @@ from importlib import metadata
 from icd_core.contract.abilities import (
     CapturesActivations,
     ChecksState,
+    ListsLinears,
     PlansPages,
     ReplaysKvAccesses,
     ReportsAttentionMass,
@@ -60,7 +61,7 @@ __all__ = [
     "Samples", "SolverTimeout", "TransformMeta", "TransformResult", "UsageError", "Workload", "__version__",
     "hookimpl", "hookspec",
     # optional workload abilities (runtime-checkable protocols: isinstance, never attribute probes)
-    "CapturesActivations", "PlansPages", "ReplaysKvAccesses", "ReportsAttentionMass", "ReportsKernels",
+    "CapturesActivations", "ListsLinears", "PlansPages", "ReplaysKvAccesses", "ReportsAttentionMass", "ReportsKernels",
     "SuggestsGraphSource", "SuggestsMeasurement", "SuggestsRate", "SuggestsTolerance", "TimesRegions",
     # optional abilities of an adapter's options class
     "ChecksState", "SearchesRate",

@@ -13,7 +13,9 @@ and :mod:`icd_core.testing` that a plugin imports (a test enforces it).
 - comparing outputs: :func:`max_rel_diff`, :func:`output_quality`; a paired
   :func:`statistic` over a figure's samples; :data:`MIN_ROUNDS_FOR_CI` (the fewest timing
   rounds whose latency change gets a 95 % CI, for a workload's suggested repeats);
-- adapters: :func:`undo_permutation`, :func:`no_target_reason`, :func:`activation_energy` (Σ x²
+- adapters: :func:`plan_targets` (the weights ``targets`` / ``ignore`` select, split into those a
+  group runs along and those transformed in natural order; :func:`patterns` converts the option),
+  :func:`undo_permutation`, :func:`no_target_reason`, :func:`activation_energy` (Σ x²
   per channel, for activation-aware scores and act-order); options: :func:`positive`,
   :func:`non_negative`, :func:`between`, :func:`power_of_two`;
 - solvers: :class:`Deadline` (``ctx.deadline``'s type), :func:`solver_budget` (the default budget
@@ -35,6 +37,7 @@ from icd_core.contract import tensors
 from icd_core.contract.abilities import CapturesActivations
 from icd_core.contract.children import die_with_parent, python_command
 from icd_core.contract.state import ModelState
+from icd_core.contract.targets import DEFAULT_TARGETS, TargetPlan, ignore_patterns, patterns, plan_targets
 from icd_core.layout.channel_order import cluster_order, order_for, sort_order
 from icd_core.layout.graphs import symmetric_csr
 from icd_core.layout.metrics import (
@@ -66,7 +69,7 @@ def no_target_reason(skipped: list[str]) -> str:
     """Why a weight transform found nothing to act on (for a recorded no-op)."""
     if skipped:
         return "group sizes not divisible: " + ", ".join(skipped)
-    return "no weight has a permutation group as its input dimension"
+    return "no targeted weight (targets / ignore select none, and no group runs along a weight's input)"
 
 
 def activation_energy(ctx: Any, state: ModelState, group: str) -> np.ndarray | None:
@@ -96,10 +99,12 @@ def load_workload(workload: str | dict[str, Any], seed: int = 0) -> ModelState:
 
 
 __all__ = [
-    "MIN_ROUNDS_FOR_CI", "Deadline", "activation_energy", "between", "check_permutation", "cluster_order", "contract", "csr_npz_bytes",
-    "cut_g", "die_with_parent", "expand",
+    "DEFAULT_TARGETS", "MIN_ROUNDS_FOR_CI", "Deadline", "TargetPlan",
+    "activation_energy", "between", "check_permutation", "cluster_order", "contract", "csr_npz_bytes",
+    "cut_g", "die_with_parent", "expand", "ignore_patterns",
     "fit_stats", "identity", "inverse", "linear_arrangement", "lines_per_access", "load_workload", "max_rel_diff",
     "modularity", "no_target_reason", "non_negative", "order_for", "output_quality", "partition_modularity",
+    "patterns", "plan_targets",
     "pin_fixed", "positive", "power_of_two", "python_command", "solver_budget", "solver_workers", "sort_order", "statistic",
     "supernode_count",
     "symmetric_csr",

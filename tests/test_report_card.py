@@ -35,7 +35,7 @@ def test_the_card_says_what_ran_what_each_gate_decided_and_what_layout_bought(sp
     metrics = json.loads((sparse_run / "metrics.json").read_text())
     card = verdict_card(metrics)
     assert card.answer in ("NO", "UNDECIDED") and card.question.startswith("Is iterative")
-    assert dict(card.ran)["transforms"] == "sparsity:2:4" and dict(card.ran)["solver"] == "spectral"
+    assert dict(card.ran)["transforms"] == "sparsity:2:4 (1 weight: 1 in icd's order, 0 natural)" and dict(card.ran)["solver"] == "spectral"
     assert dict(card.ran)["backend"] == "dense (dense on every state)"
     gates = {g.gate: g for g in card.gates}
     assert gates["latency"].target == "≤ -20 %" and gates["latency"].ci.startswith("[")

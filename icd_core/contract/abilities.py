@@ -109,3 +109,12 @@ class SearchesRate(Protocol):
     gentlest and the most aggressive values), ``None`` when nothing is ``auto``."""
 
     def auto_knob(self, state: ModelState) -> Any: ...
+
+
+@runtime_checkable
+class ListsLinears(Protocol):
+    """Every Linear weight a transform may target, tensor name → the axis of its inputs: by
+    default those inside the model's layers (never embeddings or the LM head). Transforms
+    select from it with ``targets`` / ``ignore`` (:mod:`icd_core.contract.targets`)."""
+
+    linear_weights: Mapping[str, int]

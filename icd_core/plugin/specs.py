@@ -8,6 +8,7 @@ may define ``from_spec_args(args) -> dict`` to read positional forms of its own 
 from __future__ import annotations
 
 import json
+import re
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -52,9 +53,21 @@ def parse_scalar(text: str) -> Any:
     return text.strip()
 
 
+def segments(text: str) -> list[str]:
+    """``text`` split on ``:``, except after a ``re`` that begins a value or a list item:
+    ``quant:int4:ignore=re:.*o_proj,re:.*q_proj`` keeps each ``re:`` pattern whole."""
+    out: list[str] = []
+    for part in text.split(":"):
+        if out and "=" in out[-1] and re.search(r"(=|,)re$", out[-1]):
+            out[-1] += ":" + part
+        else:
+            out.append(part)
+    return out
+
+
 def split_spec(text: str) -> tuple[str, list[Any], dict[str, Any]]:
     """``"name:a:k=v"`` → (name, [a], {k: v}) with scalars typed."""
-    name, *args = text.split(":")
+    name, *args = segments(text)
     positional: list[Any] = []
     keywords: dict[str, Any] = {}
     for arg in args:
@@ -94,7 +107,7 @@ def resolve(registry: Registry, kind: str, raw: str | Mapping[str, Any], *,
     raw_text: dict[str, str] = {}
     if isinstance(raw, str):
         name, positional, keywords = split_spec(raw)
-        raw_text = {k.strip(): v.strip() for k, v in (a.split("=", 1) for a in raw.split(":")[1:] if "=" in a)}
+        raw_text = {k.strip(): v.strip() for k, v in (a.split("=", 1) for a in segments(raw)[1:] if "=" in a)}
         text = raw
     elif isinstance(raw, Mapping) and isinstance(raw.get("name"), str):
         name = raw["name"]

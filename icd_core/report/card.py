@@ -45,13 +45,27 @@ class Card:
     """First line of a compare run with a transform: what the permutation bought at this rate."""
 
 
+def _coverage(metrics: dict[str, Any], spec: str) -> str:
+    """`` (14 weights: 2 in icd's order, 12 natural)`` for a transform that counted its weights."""
+    results = metrics.get("results", {})
+    for branch in ("linear", "iterative", "identity"):
+        for t in results.get(branch, {}).get("transforms", []):
+            weights = (t.get("stats") or {}).get("weights")
+            if t.get("spec") == spec and isinstance(weights, dict) and not t.get("noop"):
+                n = weights["targeted"]
+                return (f" ({n} weight{'s' if n != 1 else ''}: {weights['in_layout_order']} in icd's order, "
+                        f"{weights['natural_order']} natural)")
+    return ""
+
+
 def _ran(metrics: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     run, execution = metrics["run"], metrics.get("execution", {})
     kernels = execution.get("kernels")
     backend = execution.get("backend", "dense")
     if isinstance(kernels, str):
         backend = f"{backend} ({kernels})"
-    return (("workload", run["workload"]), ("transforms", ", ".join(run.get("adapters") or []) or "none"),
+    transforms = ", ".join(a + _coverage(metrics, a) for a in run.get("adapters") or []) or "none"
+    return (("workload", run["workload"]), ("transforms", transforms),
             ("solver", run["solver"]), ("graph", str(run.get("graph"))), ("backend", backend),
             ("mode", run["mode"]), ("seed", str(run["seed"])))
 

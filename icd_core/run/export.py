@@ -49,7 +49,10 @@ def choose_arm(states: Mapping[str, ModelState], kept: str | None, arm: str | No
 def transforms_of(state: ModelState) -> list[dict[str, Any]]:
     return [{"adapter": m.adapter, "spec": m.spec, "noop": m.noop, "reason": m.reason,
              "details": {kind: dict(detail) for kind, detail in m.details.items()},
-             "tensors": list(m.stats.get("tensors", []))} for m in state.applied]
+             "tensors": list(m.stats.get("tensors", [])),
+             # how many targeted weights it transformed, how many in icd's order (a group on their inputs)
+             **({"weights": dict(m.stats["weights"]), "natural_order": list(m.stats.get("natural_order", []))}
+                if "weights" in m.stats else {})} for m in state.applied]
 
 
 def layout_document(state: ModelState, fmt: str, source: Mapping[str, Any], written: Mapping[str, Any]) -> dict:

@@ -17,7 +17,7 @@ import numpy as np
 
 from icd_core import Constraints, TransformMeta, TransformResult
 from icd_core.toolkit import activation_energy as toolkit_activation_energy
-from icd_core.toolkit import no_target_reason, order_for
+from icd_core.toolkit import no_target_reason, order_for, plan_targets
 from icd_core.toolkit import tensors as T
 
 BITS = {"int8": 8, "int4": 4, "fp8": 8}
@@ -84,15 +84,28 @@ def _channel_order(ctx, state, group: str, stacked: np.ndarray, options, seed: i
     return np.argsort(-energy, kind="stable"), energy
 
 
+def _quantized(state, tensor: str, axis: int, options, updates: dict, errors: dict) -> tuple[int, int]:
+    """Quantize one weight along ``axis`` into ``updates``; (stored bytes, dense bytes)."""
+    w = T.to_numpy(state.tensors[tensor])
+    q = quantize_dequantize(w, axis, options.dtype, options.group, options.symmetric, options.per_tensor)
+    errors[tensor] = float(np.mean((q.astype(np.float64) - w) ** 2))
+    rows = w.size // w.shape[axis]
+    scales = 1 if options.per_tensor else rows * (w.shape[axis] // (options.group or w.shape[axis]))
+    updates[tensor] = T.numpy_like(q, state.tensors[tensor])
+    return w.size * BITS[options.dtype] // 8 + scales * 2 * (1 if options.symmetric else 2), w.nbytes
+
+
 def apply_quant(state, options, spec: str, seed: int = 0, ctx=None) -> TransformResult:
+    """Every targeted weight quantized: those a group runs along in the order that group's
+    channels take (re-grouped first when ``permute`` asks), the rest in natural order."""
     updates: dict[str, Any] = {}
     constraints: dict[str, Constraints] = {}
     errors: dict[str, float] = {}
     stored_bytes = dense_bytes = 0
-    targets, skipped = state.reduction_weights(multiple_of=options.group or 1)
+    plan = plan_targets(state, options.targets, options.ignore, multiple_of=options.group or 1)
     orders: dict[str, dict[str, float]] = {}
     notes: list[str] = []
-    for group, members in targets.items():
+    for group, members in plan.grouped.items():
         if options.group and not options.per_tensor and options.permute != "none":
             stacked = np.vstack([T.rows_along(T.to_numpy(state.tensors[m.tensor]), m.axis).astype(np.float64) for m in members])
             order, energy = _channel_order(ctx, state, group, stacked, options, seed, notes)
@@ -103,19 +116,21 @@ def apply_quant(state, options, spec: str, seed: int = 0, ctx=None) -> Transform
                 if kept:
                     state = state.permuted(group, order)
                 orders[group] = {"error_identity": before, "error": min(after, before), "applied": kept}
+        quantized: dict[str, Any] = {}
         for member in members:
-            w = T.to_numpy(updates.get(member.tensor, state.tensors[member.tensor]))
-            q = quantize_dequantize(w, member.axis, options.dtype, options.group, options.symmetric, options.per_tensor)
-            errors[member.tensor] = float(np.mean((q.astype(np.float64) - w) ** 2))
-            rows = w.size // w.shape[member.axis]
-            scales = 1 if options.per_tensor else rows * (w.shape[member.axis] // (options.group or w.shape[member.axis]))
-            stored_bytes += w.size * BITS[options.dtype] // 8 + scales * 2 * (1 if options.symmetric else 2)
-            dense_bytes += w.nbytes
-            updates[member.tensor] = T.numpy_like(q, state.tensors[member.tensor])
+            stored, dense = _quantized(state, member.tensor, member.axis, options, quantized, errors)
+            stored_bytes, dense_bytes = stored_bytes + stored, dense_bytes + dense
+        state = state.with_tensors(quantized)  # before a later group permutes them along another axis
+        updates.update(quantized)
         if options.group and not options.per_tensor:
             constraints[group] = Constraints(supernode=options.group)
+    natural: dict[str, Any] = {}
+    for tensor, axis in plan.natural.items():
+        stored, dense = _quantized(state, tensor, axis, options, natural, errors)
+        stored_bytes, dense_bytes = stored_bytes + stored, dense_bytes + dense
+    updates.update(natural)
     if not updates:
-        return TransformResult(state=state, meta=TransformMeta.skipped("quant", spec, no_target_reason(skipped)))
+        return TransformResult(state=state, meta=TransformMeta.skipped("quant", spec, no_target_reason(plan.skipped)))
     grouped = options.group > 0 and not options.per_tensor
     meta = TransformMeta(
         adapter="quant", spec=spec,
@@ -126,7 +141,8 @@ def apply_quant(state, options, spec: str, seed: int = 0, ctx=None) -> Transform
         repermute_reason=f"scales are shared by groups of {options.group} channels: the order decides "
                          f"which ranges share a scale" if grouped else None,
         constraints=constraints,
-        stats={"tensors": sorted(updates), "weight_mse": errors, "grouping_mse": orders, "notes": notes, "stored_bytes": stored_bytes,
-               "dense_bytes": dense_bytes, "skipped_groups": skipped,
+        stats={"tensors": sorted(updates), "weights": plan.counts(), "natural_order": sorted(plan.natural),
+               "weight_mse": errors, "grouping_mse": orders, "notes": notes, "stored_bytes": stored_bytes,
+               "dense_bytes": dense_bytes, "skipped_groups": plan.skipped,
                "execution": "dequantised (fake-quant) on the workload's device"})
-    return TransformResult(state=state.with_transform(updates, meta), meta=meta)
+    return TransformResult(state=state.with_transform(natural, meta), meta=meta)

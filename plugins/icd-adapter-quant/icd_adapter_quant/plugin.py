@@ -7,7 +7,7 @@ from typing import Any, Literal
 import attrs
 
 from icd_core import hookimpl
-from icd_core.toolkit import non_negative
+from icd_core.toolkit import DEFAULT_TARGETS, ignore_patterns, non_negative, patterns
 
 NAME = "quant"
 
@@ -20,13 +20,18 @@ class QuantOptions:
     each group shares a range — ``cluster`` (k-means on (min, max)), ``sort``, ``act`` (by
     activation energy Σx² over calibration tokens, decreasing: GPTQ's act-order made a
     function-preserving model permutation, so groups stay contiguous and need no ``g_idx``;
-    kept only when it lowers the activation-weighted error) or ``none``."""
+    kept only when it lowers the activation-weighted error) or ``none``. ``targets`` /
+    ``ignore``: which weights, as llm-compressor names them (``Linear``, ``re:.*mlp.*``, a
+    module name; a list or comma-separated); weights no group runs along are quantized in
+    natural order."""
 
     dtype: Literal["int8", "int4", "fp8"] = "int8"
     group: int = attrs.field(default=0, validator=non_negative())
     symmetric: bool = True
     per_tensor: bool = False
     permute: Literal["cluster", "sort", "act", "none"] = "cluster"
+    targets: Any = attrs.field(default=DEFAULT_TARGETS, converter=patterns)
+    ignore: Any = attrs.field(default=(), converter=ignore_patterns)
 
     def __attrs_post_init__(self) -> None:
         if self.dtype == "fp8" and not self.symmetric:

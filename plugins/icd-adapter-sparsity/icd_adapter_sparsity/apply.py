@@ -1,4 +1,5 @@
-"""Applying the sparsity adapter to every weight whose input dim is a permutation group.
+"""Applying the sparsity adapter to every targeted weight: in the layout's order where a
+permutation group runs along its input dim, in natural order where none does.
 
 N:M: the group's channels are first re-grouped by :func:`efficacy.search` (a permutation of
 the whole group, so the model is unchanged before pruning), then each run of m keeps its n
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from icd_core import Constraints, TransformMeta, TransformResult
-from icd_core.toolkit import no_target_reason
+from icd_core.toolkit import no_target_reason, plan_targets
 from icd_core.toolkit import tensors as T
 
 from .efficacy import DEFAULT_WORK, search
@@ -40,11 +41,18 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
     if options.mode != "nm" and options.rate == 0:
         return TransformResult(state=state, meta=TransformMeta.skipped("sparsity", spec, "rate 0 prunes nothing"))
     multiple = options.m if options.mode == "nm" else 1
-    targets, skipped = state.reduction_weights(multiple_of=multiple)
+    plan = plan_targets(state, options.targets, options.ignore, multiple_of=multiple)
+    skipped = list(plan.skipped)
     if options.mode == "nm":
-        targets, skipped = _aligned(state, targets, options.m, skipped)
-    if not targets:
+        misaligned = _misaligned(state, plan.grouped, options.m)
+        before = plan
+        plan = plan.without(misaligned, state, options.m)
+        skipped += [f"{g} (a slice starts off a multiple of {options.m}"
+                    + ("; its weights in natural order)" if any(m.tensor in plan.natural for m in before.grouped[g])
+                       else ")") for g in misaligned]
+    if not plan:
         return TransformResult(state=state, meta=TransformMeta.skipped("sparsity", spec, no_target_reason(skipped)))
+    targets = plan.grouped
     notes: list[str] = []
     pruned: set[str] = set()
     per_group: dict[str, Any] = {}
@@ -76,14 +84,7 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
             positions = member.positions(size)
             view = np.take(w, positions, axis=member.axis)  # the member's slices (a head: its 32 inputs)
             score = importance(view, member.axis, options.score, _tiled(norms, member))
-            if options.mode == "nm":
-                mask = nm_mask(score, member.axis, options.n, options.m)
-            elif options.mode == "unstructured":
-                mask = magnitude_mask(score, options.rate)
-            else:
-                moved = np.moveaxis(score, member.axis, -1)
-                mask2d = block_mask(moved.reshape(-1, size), options.block, options.rate)
-                mask = np.moveaxis(mask2d.reshape(moved.shape), -1, member.axis)
+            mask = _mask(score, member.axis, options)
             pruned_w = w.copy()
             np.put_along_axis(pruned_w, _along(positions, member.axis, w.ndim),
                               np.where(mask, view, 0), axis=member.axis)
@@ -95,22 +96,42 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
             constraints[group] = Constraints(supernode=options.m)
         elif options.mode == "block" and size % options.block == 0:
             constraints[group] = Constraints(supernode=options.block)  # kept tiles stay whole and aligned
-    new_state, meta = _finish(state, options, spec, per_group, constraints, skipped, notes, sorted(pruned))
+    natural = {}
+    for tensor, axis in plan.natural.items():
+        w = T.to_numpy(state.tensors[tensor])
+        mask = _mask(importance(w, axis, options.score, None), axis, options)
+        natural[tensor] = T.numpy_like(np.where(mask, w, 0), state.tensors[tensor])
+        per_group.setdefault("natural order", {})[f"{tensor}.density"] = float(mask.mean())
+        pruned.add(tensor)
+    if plan.natural and options.score in ACTIVATION_SCORES:
+        notes.append(f"score {options.score}: {len(plan.natural)} weight(s) outside every group have no captured "
+                     f"inputs; scored without them (wanda: magnitude, ria: relative importance)")
+    state = state.with_tensors(natural)
+    new_state, meta = _finish(state, options, spec, per_group, constraints, skipped, notes, sorted(pruned),
+                              {**plan.counts(), "natural_order_tensors": sorted(plan.natural)})
     return TransformResult(state=new_state, meta=meta)
 
 
-def _aligned(state, targets, m: int, skipped: list[str]) -> tuple[dict, list[str]]:
-    """Groups whose every slice starts on a multiple of m, so a kernel's runs of m along the
-    whole axis are the group's runs; the others are left out with a note."""
-    kept, notes = {}, list(skipped)
+def _mask(score: np.ndarray, axis: int, options) -> np.ndarray:
+    """The keep-mask of one weight's scores along its input ``axis``."""
+    if options.mode == "nm":
+        return nm_mask(score, axis, options.n, options.m)
+    if options.mode == "unstructured":
+        return magnitude_mask(score, options.rate)
+    moved = np.moveaxis(score, axis, -1)
+    mask2d = block_mask(moved.reshape(-1, moved.shape[-1]), options.block, options.rate)
+    return np.moveaxis(mask2d.reshape(moved.shape), -1, axis)
+
+
+def _misaligned(state, targets, m: int) -> list[str]:
+    """Groups with a slice that starts off a multiple of m (a kernel's runs of m along the
+    whole axis are not the group's runs): their weights are pruned whole, in natural order."""
+    out = []
     for group, members in targets.items():
         size = state.group(group).size
-        starts = [int(p) for mb in members for p in mb.positions(size)[::size]]
-        if all(p % m == 0 for p in starts):
-            kept[group] = members
-        else:
-            notes.append(f"{group} (a slice starts off a multiple of {m})")
-    return kept, notes
+        if any(int(p) % m for mb in members for p in mb.positions(size)[::size]):
+            out.append(group)
+    return out
 
 
 def _tiled(norms: np.ndarray | None, member) -> np.ndarray | None:
@@ -154,7 +175,7 @@ def _kept_tiles(a: np.ndarray, options) -> int:
     return count - int(round(options.rate * count))
 
 
-def _finish(state, options, spec, per_group, constraints, skipped, notes, tensors):
+def _finish(state, options, spec, per_group, constraints, skipped, notes, tensors, weights):
     if options.mode == "nm":
         kind, rate = f"{options.n}:{options.m}", 1.0 - options.n / options.m
         reason = (f"the {kind} mask changed what is co-accessed; only aligned groups of {options.m} may move")
@@ -173,7 +194,8 @@ def _finish(state, options, spec, per_group, constraints, skipped, notes, tensor
                               **({"block": options.block} if options.mode == "block" else {})}},
         repermute=True, repermute_reason=reason, w_source=source, constraints=constraints,
         stats={"groups": per_group, "skipped_groups": skipped, "notes": notes,
-               "tensors": tensors,
+               "tensors": tensors, "weights": {k: v for k, v in weights.items() if k != "natural_order_tensors"},
+               "natural_order": weights["natural_order_tensors"],
                "kernel": "dense masked weights on CPU; on CUDA the workload runs 2:4 semi-structured or "
                          "BSR kernels where torch has them (tiles measure: what BSR would touch)"})
     return state.with_transform({}, meta), meta

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import attrs
 
 from icd_core import AUTO, Knob, hookimpl
-from icd_core.toolkit import positive
+from icd_core.toolkit import DEFAULT_TARGETS, ignore_patterns, patterns, positive
 
 NAME = "sparsity"
 
@@ -25,7 +25,9 @@ class SparsityOptions:
     3 for 1536) within ``search_work`` pair-gain evaluations per weight (counted, flagged
     ``work_cut`` when spent; default :data:`.efficacy.DEFAULT_WORK`) keep it deterministic;
     ``search_s`` is a wall-clock safety cap per weight (flagged ``timed_out`` when hit: only then
-    does the result follow the machine's load)."""
+    does the result follow the machine's load). ``targets`` / ``ignore``: which weights, as
+    llm-compressor names them (``Linear``, ``re:.*mlp.*``, a module name; a list or
+    comma-separated); weights no group runs along are pruned in natural order."""
 
     mode: Literal["nm", "unstructured", "block"] = "nm"
     n: int = attrs.field(default=2, validator=positive())
@@ -37,6 +39,8 @@ class SparsityOptions:
     rounds: int | None = attrs.field(default=None, validator=positive())
     search_work: float | None = attrs.field(default=None, validator=positive())
     search_s: float = attrs.field(default=600.0, validator=positive())
+    targets: Any = attrs.field(default=DEFAULT_TARGETS, converter=patterns)
+    ignore: Any = attrs.field(default=(), converter=ignore_patterns)
 
     def __attrs_post_init__(self) -> None:
         if self.mode == "nm" and self.n >= self.m:

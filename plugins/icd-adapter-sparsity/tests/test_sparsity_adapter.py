@@ -128,7 +128,7 @@ def test_unstructured_and_block_modes(manager):
 def test_not_divisible_is_a_recorded_noop(manager):
     state = build_mock_state(MockOptions(hidden=30, d_in=8, d_out=4, tokens=2), np.random.default_rng(0))
     result = apply(manager, "sparsity:2:4", state)
-    assert result.meta.noop and result.meta.reason == "group sizes not divisible: mlp.hidden (size 30 not a multiple of 4)"
+    assert result.meta.noop and result.meta.reason == "group sizes not divisible: mlp.fc2.weight (input width 30 not a multiple of 4)"
     assert result.state is state
 
 

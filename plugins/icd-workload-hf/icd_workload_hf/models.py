@@ -23,7 +23,7 @@ from .corpus import calibration_texts, labelled_tasks
 from .groups import GroupSpec, bert_groups, mamba_groups, mlp_groups
 from .kernels import make_sparse_aware
 from .minilm_tasks import TaskSuite, mean_pool
-from .torchmodel import TorchWorkload, state_tensors
+from .torchmodel import TorchWorkload, layer_linears, state_tensors
 
 CALIBRATION = 8  # batches available to the activations source (graph.activations.batches uses the first ones)
 HELDOUT = 4  # batches kept apart for held-out evaluation (benchmarks)
@@ -76,6 +76,7 @@ def tolerance(options: Any, fp32: float) -> float:
 def finish(workload: TorchWorkload, module: torch.nn.Module, specs: list[GroupSpec]) -> ModelState:
     make_sparse_aware(module)  # BSR / CSR weights of a layout-reading backend run through sparse products
     workload.probes = {s.group.name: s.probes for s in specs}
+    workload.linear_weights = layer_linears(module)
     return ModelState.initial(workload, state_tensors(module), tuple(s.group for s in specs))
 
 

@@ -44,7 +44,7 @@ from .paged import (
     page_scores,
     read_error,
 )
-from .torchmodel import TorchWorkload, state_tensors
+from .torchmodel import TorchWorkload, layer_linears, state_tensors
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -421,6 +421,7 @@ def decoder_state(model: Any, ids: torch.Tensor, prompt: int, decode: int, kinds
     if "kv" in kinds:
         specs += kv_cache_groups(c.num_hidden_layers, c.num_key_value_heads, prompt)
     workload.probes = {s.group.name: s.probes for s in specs}
+    workload.linear_weights = layer_linears(model)
     return ModelState.initial(workload, tensors, tuple(s.group for s in specs))
 
 

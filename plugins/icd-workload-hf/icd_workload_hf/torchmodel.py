@@ -9,6 +9,7 @@ the output's last axis is a permuted group (the residual stream), the layout is 
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -36,6 +37,21 @@ def state_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().clone() for name, p in module.named_parameters()}
 
 
+LAYER = re.compile(r"(^|\.)\d+\.")  # a module inside a numbered list of layers
+
+
+def layer_linears(module: torch.nn.Module) -> dict[str, int]:
+    """Every Linear weight inside the model's layers (a module path through a numbered layer
+    list: never embeddings, a pooler or the LM head), tensor name → the axis of its inputs
+    (GPT-2's Conv1D stores in × out: axis 0). Empty when the model has no numbered layers."""
+    out = {}
+    for name, sub in module.named_modules():
+        kind = type(sub).__name__
+        if kind in ("Linear", "Conv1D") and LAYER.search(name + ".") and getattr(sub, "weight", None) is not None:
+            out[f"{name}.weight"] = 0 if kind == "Conv1D" else 1
+    return out
+
+
 @attrs.define(eq=False)
 class TorchWorkload:
     """Runs ``module`` on ``batch``; ``output`` picks the compared tensor from its result."""
@@ -59,6 +75,7 @@ class TorchWorkload:
     origin: str | None = None  # the model directory it was loaded from (exports copy its tokenizer files)
     tokenizer: Any = None
     auto_class: str | None = None  # the transformers class that reloads an export
+    linear_weights: Mapping[str, int] = attrs.Factory(dict)  # what transforms target (layer_linears)
     _captured: dict[tuple[ModelState, int, bool], dict[str, np.ndarray]] = attrs.field(factory=dict, init=False, repr=False)
     _executable: weakref.WeakKeyDictionary = attrs.field(factory=weakref.WeakKeyDictionary, init=False, repr=False)
     _kernel_choices: dict[tuple, str] = attrs.field(factory=dict, init=False, repr=False)

@@ -106,8 +106,10 @@ def test_run_export_and_reload_without_icd(models, family, tmp_path):
 
     weights = {k: v for f in out.glob("*.safetensors") for k, v in load_file(f).items()}
     axis = {m["tensor"]: m["axis"] for g in layout["groups"].values() for m in g["members"] if m["role"] == "in"}
-    pruned = [name for t in layout["transforms"] for name in t["tensors"] if name in weights]
-    assert pruned
+    (transform,) = layout["transforms"]
+    axis.update({name: 0 if family == "gpt2" else 1 for name in transform["natural_order"]})  # Conv1D: in × out
+    pruned = [name for name in transform["tensors"] if name in weights]
+    assert len(pruned) == transform["weights"]["targeted"] > transform["weights"]["in_layout_order"] > 0
     for name in pruned:  # exact 2:4 along the input axis, in memory order
         rows = weights[name].movedim(axis[name], -1)
         assert int((rows.reshape(*rows.shape[:-1], -1, 4) != 0).sum(-1).max()) <= 2, name
@@ -268,3 +270,70 @@ def test_minilm_exports_with_its_tokenizer(tmp_path):
     record = export_hf(state, tmp_path, "hf")
     assert record["reload_check"]["max_rel_diff"] <= 1e-5 and (tmp_path / "tokenizer.json").is_file()
     assert any("last_hidden_state comes out in the order" in note for note in record["notes"])
+
+
+# -- the whole model: targets / ignore (issue 38) ------------------------------------------------
+LINEARS = {"qwen2": 14, "bert": 12, "gpt2": 8, "opt": 12}  # Linears inside the layers of the tiny models
+
+
+def _manager():
+    from icd_adapter_quant import plugin as quant
+    from icd_adapter_sparsity import plugin as sparsity
+
+    from icd_core.testing import fresh_manager
+
+    return fresh_manager(quant, sparsity)
+
+
+def _adapter(spec: str):
+    from icd_core.testing import resolve
+
+    return resolve(_manager().registry, "adapter", spec).options
+
+
+def _apply(spec: str, state):
+    from icd_core.testing import context, resolve
+
+    manager = _manager()
+    return manager.call("icd_apply_transform", ctx=context(manager), adapter=resolve(manager.registry, "adapter", spec),
+                        state=state, layout=state.layout_for({g.name: 16 for g in state.groups}))
+
+
+@pytest.mark.parametrize("family", sorted(LINEARS))
+def test_two_four_prunes_every_linear_in_the_layers_and_nothing_else(models, family):
+    state = load(models[family], "ffn")
+    result = _apply("sparsity:2:4", state)
+    stats = result.meta.stats
+    assert stats["weights"] == {"targeted": LINEARS[family], "in_layout_order": 2,
+                                "natural_order": LINEARS[family] - 2}
+    linears = state.workload.linear_weights
+    assert sorted(stats["tensors"]) == sorted(linears)
+    for name, axis in linears.items():  # exact 2:4 along each weight's input axis
+        rows = torch.as_tensor(result.state.tensors[name]).movedim(axis, -1)
+        assert int((rows.reshape(*rows.shape[:-1], -1, 4) != 0).sum(-1).max()) <= 2, name
+    untouched = [k for k in state.tensors if k not in linears]
+    assert untouched and all(torch.equal(result.state.tensors[k], state.tensors[k]) for k in untouched)
+
+
+def test_int4_quantizes_every_targeted_linear_and_ignore_leaves_the_rest(models):
+    state = load(models["qwen2"], "ffn")
+    result = _apply("quant:int4:g32:ignore=re:.*self_attn.*", state)
+    linears = state.workload.linear_weights
+    attention = [k for k in linears if ".self_attn." in k]
+    assert len(attention) == 8 and result.meta.stats["weights"]["targeted"] == 6
+    for name in linears:
+        w = torch.as_tensor(result.state.tensors[name])
+        levels = max(len(torch.unique(run)) for run in w.reshape(w.shape[0], -1, 32).reshape(-1, 32))
+        if name in attention:
+            assert torch.equal(w, state.tensors[name]), name
+        else:
+            assert levels <= 16, name  # one int4 scale per row and run of 32 inputs
+
+
+def test_a_target_pattern_in_a_spec_keeps_its_colon_and_a_bad_one_is_one_line():
+    from icd_core import ConfigError
+
+    options = _adapter("sparsity:2:4:targets=re:.*mlp.*,re:.*o_proj:ignore=model.layers.0.mlp.up_proj")
+    assert options.targets == ("re:.*mlp.*", "re:.*o_proj") and options.ignore == ("model.layers.0.mlp.up_proj",)
+    with pytest.raises(ConfigError, match=r"ignore: 're:\(' is not a regular expression"):
+        _adapter("quant:int4:ignore=re:(")
