@@ -86,3 +86,39 @@ def test_an_attention_kernel_named_in_config_json_is_not_fetched(planted_model, 
     (model / "config.json").write_text(json.dumps(config))
     loaded = load_pretrained(architecture_of("llama", "model"), model)
     assert loaded.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("shard", ["../outside/victim.safetensors", "/etc/passwd", "sub/../../x.safetensors",
+                                   "..\\\\x.safetensors"])
+def test_an_index_naming_a_shard_outside_the_model_directory_is_refused_before_loading(planted_model, tmp_path,
+                                                                                      shard):
+    import shutil
+
+    from icd_workload_hf.directory import check_weights
+
+    from icd_core import InputDataError
+
+    model = tmp_path / "model"
+    shutil.copytree(planted_model[0], model)
+    victim = tmp_path / "outside" / "victim.safetensors"
+    victim.parent.mkdir()
+    shutil.copy(model / "model.safetensors", victim)  # a real file there: only the name decides
+    (model / "model.safetensors").rename(model / "part1.safetensors")
+    index = {"metadata": {}, "weight_map": {"model.norm.weight": "part1.safetensors", "lm_head.weight": shard}}
+    (model / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(InputDataError, match=r"model\.safetensors\.index\.json: weight_map names .* not a file inside"):
+        check_weights(model)
+
+
+def test_a_real_sharded_checkpoint_still_passes_the_shard_check(tmp_path):
+    import torch
+    import transformers as T
+    from icd_workload_hf.directory import check_weights
+
+    config = T.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2, vocab_size=128)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        T.AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "m", max_shard_size="50KB")
+    assert len(list((tmp_path / "m").glob("*.safetensors"))) > 1
+    check_weights(tmp_path / "m")

@@ -64,6 +64,17 @@ def check_directory(path: str | None, label: str = "model") -> tuple[Path, dict]
     return p, config
 
 
+def _inside(shard: Any) -> bool:
+    """A shard name that stays inside the model directory: relative, no ``..``, no drive."""
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    if not isinstance(shard, str) or not shard or "\x00" in shard:
+        return False
+    posix, windows = PurePosixPath(shard), PureWindowsPath(shard)
+    return not (posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in posix.parts
+                or ".." in windows.parts)
+
+
 def check_weights(p: Path) -> None:
     """Every shard an index names is there, or there is one weights file."""
     for index in INDEX_FILES:
@@ -72,6 +83,10 @@ def check_weights(p: Path) -> None:
                 shards = sorted(set(json.loads((p / index).read_text())["weight_map"].values()))
             except (json.JSONDecodeError, KeyError, AttributeError, TypeError):
                 raise InputDataError(f"{p / index}: no weight_map (a shard index is expected)") from None
+            outside = [s for s in shards if not _inside(s)]
+            if outside:
+                raise InputDataError(f"{p / index}: weight_map names {outside[0]!r}, which is not a file inside the "
+                                     f"model directory (shards must be relative names without '..')")
             missing = [s for s in shards if not (p / s).is_file()]
             if missing:
                 raise InputDataError(f"model {p}: shard {missing[0]} named in {index} is missing "
