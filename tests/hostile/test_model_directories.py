@@ -122,3 +122,26 @@ def test_a_real_sharded_checkpoint_still_passes_the_shard_check(tmp_path):
         T.AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "m", max_shard_size="50KB")
     assert len(list((tmp_path / "m").glob("*.safetensors"))) > 1
     check_weights(tmp_path / "m")
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"num_hidden_layers": 4}, r"missing from the checkpoint \(first: model\.layers\.2\."),
+    ({"intermediate_size": 256}, r"of another shape \(first: model\.layers\.0\.mlp\."),
+    ({"num_hidden_layers": 1}, r"not in the model \(first: model\.layers\.1\."),
+])
+def test_a_config_that_disagrees_with_the_weights_is_refused_by_tensor_name(planted_model, tmp_path, change,
+                                                                             expected):
+    import shutil
+
+    from icd_workload_hf.architectures import architecture_of
+    from icd_workload_hf.directory import load_pretrained
+
+    from icd_core import InputDataError
+
+    model = tmp_path / "model"
+    shutil.copytree(planted_model[0], model)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(InputDataError, match=r"config\.json and the weights disagree: .*" + expected) as err:
+        load_pretrained(architecture_of("llama", "model"), model)
+    assert "\n" not in str(err.value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +107,28 @@ def safe_pretrained(cls: Any, path: Path, label: str = "model_path", **kwargs: A
         config = transformers.AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         attention = explicit_attention(cls, config)
         config._attn_implementation = attention
-        return cls.from_pretrained(path, config=config, local_files_only=True, trust_remote_code=False,
-                                   attn_implementation=attention, **kwargs).eval()
+        model, info = cls.from_pretrained(path, config=config, local_files_only=True, trust_remote_code=False,
+                                          attn_implementation=attention, output_loading_info=True,
+                                          ignore_mismatched_sizes=True, **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise InputDataError(f"{label} {path}: cannot load ({str(exc).splitlines()[0]})") from None
+    problem = loading_problem(info)
+    if problem:
+        raise InputDataError(f"{label} {path}: config.json and the weights disagree: {problem}; nothing would be "
+                             f"left but randomly initialised tensors, so nothing runs")
+    return model.eval()
+
+
+def loading_problem(info: Mapping[str, Any]) -> str | None:
+    """What transformers' loading report says is wrong (missing, unexpected or mismatched
+    tensors, by name), or None."""
+    parts = []
+    for key, what in (("missing_keys", "missing from the checkpoint"), ("unexpected_keys", "not in the model"),
+                      ("mismatched_keys", "of another shape")):
+        names = sorted(str(k[0] if isinstance(k, (tuple, list)) else k) for k in info.get(key) or ())
+        if names:
+            parts.append(f"{len(names)} tensor(s) {what} (first: {names[0]})")
+    return "; ".join(parts) or None
 
 
 def _pretrained(cls: Any, path: Path) -> Any:
