@@ -290,7 +290,7 @@ def run(config: dict[str, Any] | str | Path | None = None, *, name: str | None =
     if export is not None:
         from icd_core.run.export import check_out
 
-        check_out(Path(export))
+        check_out(export, "export")
     directory = RunDirectory(Path(loaded.report.out_dir).expanduser(), name or loaded.name or "run").open()
     outcome = launch_committed(manager, selection, directory)
     if export is not None and outcome.ok:

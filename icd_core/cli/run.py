@@ -111,7 +111,7 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
     """Build W, permute, transform, re-permute, measure and report one run."""
     from icd_core.cli.launch import launch_committed
     from icd_core.config.files import dump_yaml, load_config
-    from icd_core.contract.errors import RunDirectoryError
+    from icd_core.contract.errors import RunDirectoryError, UsageError
     from icd_core.plugin.manager import load_plugin_manager
     from icd_core.run.artifacts import RunDirectory
     from icd_core.run.selection import select
@@ -122,10 +122,12 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
     if print_config:
         click.echo(dump_yaml(selection.config), nl=False)
         return
-    if export_dir:
-        from icd_core.run.export import check_out
+    if export_dir is not None:
+        from icd_core.run.export import ARMS, check_out
 
-        check_out(Path(export_dir))  # before the run: a taken path fails in a second, not after it
+        check_out(export_dir, "--export")  # before the run: a bad target fails in a second, not after it
+        if export_arm is not None and export_arm not in ARMS:
+            raise UsageError(f"--export-arm {export_arm}: not an arm (arms: {', '.join(ARMS)})")
     out_dir = Path(selection.config.report.out_dir).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
         raise RunDirectoryError(f"report.out_dir {out_dir}: not a directory")
@@ -145,7 +147,7 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
                                           if rollback.get("verified") else " (see rollback/)")
         click.echo(f"icd: error: run failed: {outcome.error}{rolled}", err=True)
         sys.exit(1)
-    if export_dir:
+    if export_dir is not None:
         from icd_core.cli.export import echo_export, export_outcome
 
         echo_export(export_outcome(manager, selection, outcome, Path(export_dir), export_format, export_arm),

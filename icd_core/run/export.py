@@ -8,6 +8,7 @@ renames the temporary directory into place, so an export is whole or absent.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -27,11 +28,27 @@ LAYOUT_FILE = "icd_layout.json"
 LAYOUT_VERSION = 1
 
 
-def check_out(out: Path) -> Path:
-    """``out`` must not exist, or be an empty directory (nothing of the user's is replaced)."""
+ARMS = ("pre", "identity", "linear", "iterative")  # every arm a run may hold
+
+
+def check_out(out: Path | str, label: str = "--out") -> Path:
+    """Before any work: ``out`` names a new path (or an empty directory: nothing of the user's is
+    replaced), is no symbolic link, and its nearest existing parent is a directory this process
+    may write into (the export is staged beside it and renamed into place)."""
+    if not str(out).strip():
+        raise UsageError(f"{label}: an empty path (give the directory to write)")
     out = Path(out).expanduser()
+    if out.is_symlink():
+        raise UsageError(f"{label} {out}: is a symbolic link (give a plain new path)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"--out {out}: exists and is not an empty directory (choose a new path)")
+        raise UsageError(f"{label} {out}: exists and is not an empty directory (choose a new path)")
+    parent = out.absolute().parent
+    while not parent.exists() and not parent.is_symlink():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{label} {out}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{label} {out}: {parent} is not writable")
     return out
 
 
@@ -74,6 +91,7 @@ def export_state(manager: PluginManager, workload: ComponentSpec, state: ModelSt
     """Write ``state`` to ``out`` (absent or empty) through the workload's plugin; returns the
     ``icd_layout.json`` document."""
     out = check_out(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:

@@ -145,3 +145,38 @@ def test_a_config_that_disagrees_with_the_weights_is_refused_by_tensor_name(plan
     with pytest.raises(InputDataError, match=r"config\.json and the weights disagree: .*" + expected) as err:
         load_pretrained(architecture_of("llama", "model"), model)
     assert "\n" not in str(err.value)
+
+
+def _export_target(tmp_path: Path, kind: str) -> tuple[str, list[str]]:
+    """An --export target of the given kind, and extra arguments."""
+    if kind == "empty":
+        return "", []
+    if kind == "dangling symlink":
+        (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+        return str(tmp_path / "link"), []
+    if kind == "parent is a file":
+        (tmp_path / "file").write_text("x")
+        return str(tmp_path / "file" / "out"), []
+    return str(tmp_path / "out"), ["--export-arm", "bogus"]
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("empty", "--export: an empty path"), ("dangling symlink", "is a symbolic link"),
+    ("parent is a file", "is not a directory"), ("bogus arm", "--export-arm bogus: not an arm"),
+])
+def test_a_bad_export_target_is_refused_before_the_run(tmp_path, kind, expected):
+    from .conftest import run_icd
+
+    target, extra = _export_target(tmp_path, kind)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = run_icd("run", "--workload", "mock", "--adapter", "sparsity:2:4", "--out-dir", str(tmp_path / "runs"),
+                   "--export", target, *extra, cwd=tmp_path, timeout=60)
+    assert done.code == 2 and expected in done.error, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run directory, nothing written
+
+
+def test_an_export_target_under_new_directories_is_accepted(tmp_path):
+    from icd_core.run.export import check_out
+
+    assert check_out(tmp_path / "a" / "b" / "model", "--export") == tmp_path / "a" / "b" / "model"
+    assert not (tmp_path / "a").exists()  # nothing is created before the export itself
