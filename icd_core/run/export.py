@@ -23,6 +23,7 @@ from icd_core.contract.state import ModelState
 from icd_core.plugin import dispatch
 from icd_core.plugin.manager import PluginManager
 from icd_core.plugin.specs import ComponentSpec
+from icd_core.run.privacy import redact
 
 LAYOUT_FILE = "icd_layout.json"
 LAYOUT_VERSION = 1
@@ -97,7 +98,8 @@ def export_state(manager: PluginManager, workload: ComponentSpec, state: ModelSt
     try:
         written = dispatch.export(manager, workload, state, staging, fmt)
         document = layout_document(state, fmt, source, written)
-        (staging / LAYOUT_FILE).write_text(dumps(document) + "\n")
+        # the file people publish with a model: the home directory as ~, secrets redacted
+        (staging / LAYOUT_FILE).write_text(redact(dumps(document), json_text=True) + "\n")
         if out.exists():
             out.rmdir()  # empty, checked above
         staging.rename(out)

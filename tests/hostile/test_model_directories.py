@@ -180,3 +180,18 @@ def test_an_export_target_under_new_directories_is_accepted(tmp_path):
 
     assert check_out(tmp_path / "a" / "b" / "model", "--export") == tmp_path / "a" / "b" / "model"
     assert not (tmp_path / "a").exists()  # nothing is created before the export itself
+
+
+@pytest.mark.skipif(not ICD_SCRIPT.is_file(), reason="the icd console script is not installed beside this Python")
+def test_the_published_layout_file_holds_no_home_path_and_no_secret(planted_model, tmp_path):
+    model, _ = planted_model
+    secret = "hf_sekritTOKENvalue1234"
+    out = tmp_path / "published"
+    done = subprocess.run([str(ICD_SCRIPT), "run", "--model", str(model), "--workload", "model:groups=ffn",
+                           "--adapter", "sparsity:2:4", "--out-dir", str(tmp_path / "runs"), "--name", f"r-{secret}",
+                           "--export", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HOME": str(tmp_path), "HF_TOKEN": secret, "TQDM_DISABLE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = (out / "icd_layout.json").read_text()
+    assert str(tmp_path) not in text and secret not in text
+    assert json.loads(text)["source"]["run_dir"].startswith("~/runs/")
