@@ -38,16 +38,19 @@ def planted_model(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.mark.skipif(not ICD_SCRIPT.is_file(), reason="the icd console script is not installed beside this Python")
 def test_modules_planted_in_the_model_directory_never_run_during_the_export(planted_model, tmp_path):
+    """Also: the published icd_layout.json holds no home path and no secret (one run for both)."""
     model, marker = planted_model
-    out = tmp_path / "out"
+    out, secret = tmp_path / "out", "hf_sekritTOKENvalue1234"
     done = subprocess.run([str(ICD_SCRIPT), "run", "--model", ".", "--workload", "model:groups=ffn",
-                           "--adapter", "sparsity:2:4", "--out-dir", str(tmp_path / "runs"), "--name", "planted",
+                           "--adapter", "sparsity:2:4", "--out-dir", str(tmp_path / "runs"), "--name", f"r-{secret}",
                            "--export", str(out)], cwd=model, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "TQDM_DISABLE": "1"})
+                          env={**os.environ, "HOME": str(tmp_path), "HF_TOKEN": secret, "TQDM_DISABLE": "1"})
     assert not marker.exists(), f"planted code ran: {marker.read_text()!r}"
     assert done.returncode == 0, done.stderr[-2000:]
-    check = json.loads((out / "icd_layout.json").read_text())["written"]["reload_check"]
-    assert check["max_rel_diff"] <= 1e-5
+    text = (out / "icd_layout.json").read_text()
+    assert json.loads(text)["written"]["reload_check"]["max_rel_diff"] <= 1e-5
+    assert str(tmp_path) not in text and secret not in text
+    assert json.loads(text)["source"]["run_dir"].startswith("~/runs/")
 
 
 def test_the_reload_child_is_isolated_and_leaves_the_working_directory(planted_model, tmp_path, monkeypatch):
@@ -181,17 +184,3 @@ def test_an_export_target_under_new_directories_is_accepted(tmp_path):
     assert check_out(tmp_path / "a" / "b" / "model", "--export") == tmp_path / "a" / "b" / "model"
     assert not (tmp_path / "a").exists()  # nothing is created before the export itself
 
-
-@pytest.mark.skipif(not ICD_SCRIPT.is_file(), reason="the icd console script is not installed beside this Python")
-def test_the_published_layout_file_holds_no_home_path_and_no_secret(planted_model, tmp_path):
-    model, _ = planted_model
-    secret = "hf_sekritTOKENvalue1234"
-    out = tmp_path / "published"
-    done = subprocess.run([str(ICD_SCRIPT), "run", "--model", str(model), "--workload", "model:groups=ffn",
-                           "--adapter", "sparsity:2:4", "--out-dir", str(tmp_path / "runs"), "--name", f"r-{secret}",
-                           "--export", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HOME": str(tmp_path), "HF_TOKEN": secret, "TQDM_DISABLE": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    text = (out / "icd_layout.json").read_text()
-    assert str(tmp_path) not in text and secret not in text
-    assert json.loads(text)["source"]["run_dir"].startswith("~/runs/")
