@@ -116,7 +116,8 @@ def plan_targets(state: Any, targets: tuple[str, ...] = DEFAULT_TARGETS, ignore:
                  multiple_of: int = 1) -> TargetPlan:
     """The targeted weights of ``state``, split by whether a group runs along their input axis;
     weights and groups whose input width is not a multiple of ``multiple_of`` are skipped."""
-    wanted = set(selected(linear_inputs(state), targets, ignore))
+    inputs = linear_inputs(state)
+    wanted = set(selected(inputs, targets, ignore))
     grouped: dict[str, list[GroupMember]] = {}
     skipped: list[str] = []
     covered: set[str] = set()
@@ -131,7 +132,7 @@ def plan_targets(state: Any, targets: tuple[str, ...] = DEFAULT_TARGETS, ignore:
         covered.update(m.tensor for m in members)
         grouped[g.name] = members
     natural: dict[str, int] = {}
-    for tensor, axis in linear_inputs(state).items():
+    for tensor, axis in inputs.items():
         if tensor not in wanted or tensor in covered:
             continue
         width = tuple(state.tensors[tensor].shape)[axis]

@@ -93,7 +93,6 @@ def export_state(manager: PluginManager, workload: ComponentSpec, state: ModelSt
     ``icd_layout.json`` document."""
     out = check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         written = dispatch.export(manager, workload, state, staging, fmt)

@@ -107,8 +107,7 @@ def apply_sparsity(ctx, state, layout, options, spec: str) -> TransformResult:
         notes.append(f"score {options.score}: {len(plan.natural)} weight(s) outside every group have no captured "
                      f"inputs; scored without them (wanda: magnitude, ria: relative importance)")
     state = state.with_tensors(natural)
-    new_state, meta = _finish(state, options, spec, per_group, constraints, skipped, notes, sorted(pruned),
-                              {**plan.counts(), "natural_order_tensors": sorted(plan.natural)})
+    new_state, meta = _finish(state, options, spec, per_group, constraints, skipped, notes, sorted(pruned), plan)
     return TransformResult(state=new_state, meta=meta)
 
 
@@ -175,7 +174,7 @@ def _kept_tiles(a: np.ndarray, options) -> int:
     return count - int(round(options.rate * count))
 
 
-def _finish(state, options, spec, per_group, constraints, skipped, notes, tensors, weights):
+def _finish(state, options, spec, per_group, constraints, skipped, notes, tensors, plan):
     if options.mode == "nm":
         kind, rate = f"{options.n}:{options.m}", 1.0 - options.n / options.m
         reason = (f"the {kind} mask changed what is co-accessed; only aligned groups of {options.m} may move")
@@ -194,8 +193,7 @@ def _finish(state, options, spec, per_group, constraints, skipped, notes, tensor
                               **({"block": options.block} if options.mode == "block" else {})}},
         repermute=True, repermute_reason=reason, w_source=source, constraints=constraints,
         stats={"groups": per_group, "skipped_groups": skipped, "notes": notes,
-               "tensors": tensors, "weights": {k: v for k, v in weights.items() if k != "natural_order_tensors"},
-               "natural_order": weights["natural_order_tensors"],
+               "tensors": tensors, "weights": plan.counts(), "natural_order": sorted(plan.natural),
                "kernel": "dense masked weights on CPU; on CUDA the workload runs 2:4 semi-structured or "
                          "BSR kernels where torch has them (tiles measure: what BSR would touch)"})
     return state.with_transform({}, meta), meta
