@@ -23,7 +23,12 @@ and :mod:`icd_core.testing` that a plugin imports (a test enforces it).
 - artifacts: :func:`csr_npz_bytes` (what ``ctx.write_artifact`` takes for sparse matrices);
 - out-of-process runners: :func:`load_workload` (a run's workload rebuilt from its spec and seed),
   :func:`python_command` (a Python child that never imports from the working directory) and
-  :func:`die_with_parent` (its ``preexec_fn``: killed with the parent).
+  :func:`die_with_parent` (its ``preexec_fn``: killed with the parent);
+- bounded input: :func:`read_bytes` / :func:`read_text` (a regular file no larger than a named
+  limit, else one error line), :func:`regular_file`, :func:`limit` (``ICD_LIMIT_<NAME>`` or the
+  default; the names and defaults are in docs/limits.md);
+- scratch and staging directories: :func:`held_directory` (held while used, swept by the next
+  process when a kill left it behind).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from icd_core.config.validators import between, non_negative, positive, power_of
 from icd_core.contract import tensors
 from icd_core.contract.abilities import CapturesActivations
 from icd_core.contract.children import die_with_parent, python_command
+from icd_core.contract.limits import limit, read_bytes, read_text, regular_file
+from icd_core.contract.staging import held_directory
 from icd_core.contract.state import ModelState
 from icd_core.contract.targets import DEFAULT_TARGETS, TargetPlan, ignore_patterns, patterns, plan_targets
 from icd_core.layout.channel_order import cluster_order, order_for, sort_order
@@ -102,10 +109,12 @@ __all__ = [
     "DEFAULT_TARGETS", "MIN_ROUNDS_FOR_CI", "Deadline", "TargetPlan",
     "activation_energy", "between", "check_permutation", "cluster_order", "contract", "csr_npz_bytes",
     "cut_g", "die_with_parent", "expand", "ignore_patterns",
-    "fit_stats", "identity", "inverse", "linear_arrangement", "lines_per_access", "load_workload", "max_rel_diff",
+    "fit_stats", "held_directory", "identity", "inverse", "limit", "linear_arrangement", "lines_per_access", "load_workload",
+    "max_rel_diff",
     "modularity", "no_target_reason", "non_negative", "order_for", "output_quality", "partition_modularity",
     "patterns", "plan_targets",
-    "pin_fixed", "positive", "power_of_two", "python_command", "solver_budget", "solver_workers", "sort_order", "statistic",
+    "pin_fixed", "positive", "power_of_two", "python_command", "read_bytes", "read_text", "regular_file",
+    "solver_budget", "solver_workers", "sort_order", "statistic",
     "supernode_count",
     "symmetric_csr",
     "tensors", "undo_permutation",

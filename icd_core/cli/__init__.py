@@ -7,9 +7,9 @@ import traceback
 
 import click
 
+from icd_core.cli.console import shown
 from icd_core.cli.versions import version_text
 from icd_core.contract.errors import IcdError
-from icd_core.run.privacy import redact
 
 
 class IcdGroup(click.Group):
@@ -21,7 +21,7 @@ class IcdGroup(click.Group):
         except IcdError as exc:
             if ctx.meta.get("icd.debug"):
                 traceback.print_exc()
-            click.echo(f"icd: error: {redact(str(exc))}", err=True)
+            click.echo(f"icd: error: {shown(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
@@ -31,7 +31,7 @@ class IcdGroup(click.Group):
         except Exception as exc:
             if ctx.meta.get("icd.debug"):
                 raise
-            click.echo(f"icd: internal error: {type(exc).__name__}: {redact(str(exc))} (run with --debug for the "
+            click.echo(f"icd: internal error: {type(exc).__name__}: {shown(str(exc))} (run with --debug for the "
                        f"traceback)", err=True)
             ctx.exit(1)
 

@@ -9,12 +9,13 @@ RUN recorded; ``icd run --export DIR`` writes the state the run itself ends with
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
+
+from icd_core.cli.console import echo
 
 
 def export_outcome(manager: Any, selection: Any, outcome: Any, out: Path, fmt: str, arm: str | None) -> dict:
@@ -35,7 +36,7 @@ def echo_export(document: dict, out: Path) -> None:
     written = document["written"]
     check = written.get("reload_check") or {}
     detail = f"; reloaded without icd: max relative difference {check['max_rel_diff']:.2g}" if check else ""
-    click.echo(f"exported {document['source']['arm']} ({document['source']['why']}) as {document['format']} "
+    echo(f"exported {document['source']['arm']} ({document['source']['why']}) as {document['format']} "
                f"to {out}{detail}")
 
 
@@ -55,24 +56,23 @@ def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None =
     equals the one ``run`` recorded. Returns icd_layout.json."""
     from icd_core.cli.launch import launch_committed
     from icd_core.config.files import load_config
-    from icd_core.contract.errors import InputDataError, UsageError
+    from icd_core.contract.errors import UsageError
+    from icd_core.contract.staging import held_directory
     from icd_core.plugin.manager import load_plugin_manager
     from icd_core.run.artifacts import RunDirectory
-    from icd_core.run.export import check_out
+    from icd_core.run.export import ARMS, check_out
     from icd_core.run.selection import select
 
     target = check_out(out)
-    try:
-        recorded = json.loads((run / "metrics.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputDataError(f"{run / 'metrics.json'}: cannot read ({exc})") from None
-    if not recorded["run"]["ok"]:
-        raise UsageError(f"{run}: the run failed ({recorded['run']['error']}): nothing to export")
+    if arm is not None and arm not in ARMS:
+        raise UsageError(f"--arm {arm}: not an arm (expected one of {', '.join(ARMS)})")
+    recorded = recorded_metrics(run)
+    if arm is not None and arm not in recorded["results"]:
+        raise UsageError(f"--arm {arm}: {run} holds no {arm} arm (it holds {', '.join(recorded['results'])})")
     config = load_config(str(run / "config.json"), (), cli={})
     manager = load_plugin_manager()
     selection = select(config, manager.registry)
-    scratch = Path(tempfile.mkdtemp(prefix="icd-export-"))
-    try:
+    with held_directory(Path(tempfile.gettempdir()), "icd-export-") as scratch:
         outcome = launch_committed(manager, selection, RunDirectory(scratch, "replay").open())
         if not outcome.ok:
             raise UsageError(f"{run}: re-deriving the state failed ({outcome.error})")
@@ -84,8 +84,37 @@ def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None =
                              f"{str(got)[:12]}… vs recorded {str(expected)[:12]}…; kept {outcome.kept} vs "
                              f"{_kept(recorded)}): nothing exported — use icd run --export to write a run's own state")
         return export_outcome(manager, selection, named_after(outcome, run), target, fmt, arm)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def recorded_metrics(run: Path) -> dict:
+    """RUN/metrics.json of a run that succeeded, bounded (``ICD_LIMIT_JSON_BYTES``, a regular
+    file) and holding what an export reads (``run.mode``, ``results``, ``final.rolled_back``); one
+    line naming the file and the field otherwise."""
+    from icd_core.contract.errors import InputDataError, UsageError
+    from icd_core.contract.limits import read_text
+
+    path = run / "metrics.json"
+    try:
+        recorded = json.loads(read_text(path, "run's metrics file", "json_bytes"))
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise InputDataError(f"{path}: nested too deeply to be a run's metrics file") from None
+
+    def require(field: str, kind: type) -> Any:
+        value: Any = recorded
+        for key in field.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if not isinstance(value, kind):
+            raise InputDataError(f"{path}: {field} is missing or not a {kind.__name__} "
+                                 f"(a run's metrics.json is expected)")
+        return value
+
+    if not require("run.ok", bool):
+        raise UsageError(f"{run}: the run failed ({recorded['run'].get('error')}): nothing to export")
+    for field, kind in (("run.mode", str), ("results", dict), ("final.rolled_back", bool)):
+        require(field, kind)
+    return recorded
 
 
 def _kept(metrics: dict) -> str:

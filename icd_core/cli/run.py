@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from icd_core.cli.console import echo
 from icd_core.cli.tables import print_summary
 
 
@@ -51,7 +52,7 @@ class Progress:
     def __call__(self, record: dict[str, Any]) -> None:
         if record.get("event") == "warning":
             self._close()
-            click.echo(f"  warning: {record['message']}", err=True)
+            echo(f"  warning: {record['message']}", err=True)
         if record.get("event") != "stage":
             return
         meta = record.get("meta", {})
@@ -74,7 +75,7 @@ class Progress:
         self._close()
         what = " ".join(f"{k}={meta[k]}" for k in ("branch", "group", "matrix", "pi", "adapter") if k in meta)
         status = "ok" if record["ok"] else "FAILED"
-        click.echo(f"  {record['stage']:<16} {what:<48} {record['t_end'] - record['t_start']:7.3f}s {status}", err=True)
+        echo(f"  {record['stage']:<16} {what:<48} {record['t_end'] - record['t_start']:7.3f}s {status}", err=True)
 
     def _close(self) -> None:
         for bar in self.bars.values():
@@ -120,7 +121,7 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
     manager = load_plugin_manager()
     selection = select(config, manager.registry)
     if print_config:
-        click.echo(dump_yaml(selection.config), nl=False)
+        echo(dump_yaml(selection.config), nl=False)
         return
     if export_dir is not None:
         from icd_core.run.export import ARMS, check_out
@@ -139,13 +140,13 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
     warnings = [e["message"] for e in outcome.record.events if e.get("event") == "warning"]
     if warnings and not sys.stderr.isatty():  # on a terminal they were shown as they happened
         for message in dict.fromkeys(warnings):
-            click.echo(f"warning: {message}", err=True)
-    click.echo(f"run directory: {path}")
+            echo(f"warning: {message}", err=True)
+    echo(f"run directory: {path}")
     if not outcome.ok:
         rollback = outcome.record.metrics.get("rollback")
         rolled = "" if not rollback else (" (applied steps rolled back and verified; see rollback/)"
                                           if rollback.get("verified") else " (see rollback/)")
-        click.echo(f"icd: error: run failed: {outcome.error}{rolled}", err=True)
+        echo(f"icd: error: run failed: {outcome.error}{rolled}", err=True)
         sys.exit(1)
     if export_dir is not None:
         from icd_core.cli.export import echo_export, export_outcome

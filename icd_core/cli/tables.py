@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import click
-
+from icd_core.cli.console import echo
 from icd_core.report.card import Card, verdict_card
 from icd_core.report.cells import change_text, fmt
 from icd_core.report.rows import (
@@ -43,45 +42,45 @@ def print_summary(metrics: dict[str, Any], verbose: bool = False) -> None:
     """The verdict card, then a compact table (one row per figure, layout metrics as means over
     groups, unmeasured figures on one line); ``verbose``: every row, the gates' rules, the verdict."""
     for line in card_lines(verdict_card(metrics)):
-        click.echo(line)
+        echo(line)
     branches = [b for b in BRANCHES if b in metrics.get("results", {})]
-    click.echo()
+    echo()
     if not verbose:
         rows, missing = summary_rows(metrics)
-        click.echo(render_table(["figure", *branches, "iterative vs linear (95 % CI)", "source"],
+        echo(render_table(["figure", *branches, "iterative vs linear (95 % CI)", "source"],
                                 [[r["metric"], *(fmt(r[b]) for b in branches), change_text(r["change"]),
                                   r["source"] or ""] for r in rows]))
         if missing:
-            click.echo("not measured: " + "; ".join(missing))
+            echo("not measured: " + "; ".join(missing))
         decomposition = metrics.get("decomposition")
         searched = any(a.get("rate") is not None for a in (decomposition or {}).get("arms", {}).values())
         if decomposition and (searched or metrics.get("execution", {}).get("layout_reading")):
-            click.echo()  # dense kernels at a fixed rate: the card's first line says it all
-            click.echo(render_table(*decomposition_rows(metrics["decomposition"])))
-        click.echo("(every row: --verbose, or report.html)")
+            echo()  # dense kernels at a fixed rate: the card's first line says it all
+            echo(render_table(*decomposition_rows(metrics["decomposition"])))
+        echo("(every row: --verbose, or report.html)")
         return
     rows = []
     for row in comparison_rows(metrics):
         rows.append([row["metric"], *(fmt(row[b]) for b in branches), change_text(row["change"]),
                      row["source"] or f"null: {row['reason']}"])
-    click.echo(render_table(["metric", *branches, "iterative vs linear (95 % CI)", "source"], rows))
+    echo(render_table(["metric", *branches, "iterative vs linear (95 % CI)", "source"], rows))
     timing = metrics.get("timing") or {}
     if timing:
-        click.echo(f"\ntiming: {timing['rounds']} interleaved rounds (order {timing['order']}), stopped at "
+        echo(f"\ntiming: {timing['rounds']} interleaved rounds (order {timing['order']}), stopped at "
                    f"{timing['stopped_at']}; threads {timing['threads'].get('threads')} pinned by "
                    f"{timing['threads'].get('by')}")
     gates = metrics.get("gates", {})
     if gates.get("evaluated"):  # the card showed each gate; here the rule and the reasons in full
-        click.echo()
+        echo()
         for v in gates["verdicts"]:
             if v.get("reason"):
-                click.echo(f"{v['gate']}: {v['verdict']}: {v['reason']}")
-        click.echo(f"rule: {RULE}; modelled figures decide "
+                echo(f"{v['gate']}: {v['verdict']}: {v['reason']}")
+        echo(f"rule: {RULE}; modelled figures decide "
                    f"{'gates too (gates.allow_modelled)' if gates.get('allow_modelled') else 'nothing'}.")
     decomposition = metrics.get("decomposition")
     if decomposition:
-        click.echo()
-        click.echo(render_table(*decomposition_rows(decomposition)))
-    click.echo()
-    click.echo(metrics.get("verdict", ""))
+        echo()
+        echo(render_table(*decomposition_rows(decomposition)))
+    echo()
+    echo(metrics.get("verdict", ""))
 

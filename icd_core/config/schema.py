@@ -18,6 +18,16 @@ SpecValue = Union[str, dict[str, Any]]
 """A component spec: ``"sparsity:2:4"`` or ``{"name": "sparsity", "n": 2, "m": 4}``."""
 
 
+def absolute_path(value: Any) -> Any:
+    """A non-empty path string made absolute (``~`` expanded; relative to the working directory
+    when the config is read); anything else as given."""
+    if isinstance(value, str) and value:
+        from pathlib import Path
+
+        return str(Path(value).expanduser().absolute())
+    return value
+
+
 def _structure_spec_value(value: Any, _type: Any) -> Any:
     if isinstance(value, str):
         return value
@@ -248,9 +258,10 @@ class Config:
     """
 
     workload: SpecValue = "auto"
-    model: str | None = None
+    model: str | None = attrs.field(default=None, converter=absolute_path)
     """A transformers checkpoint directory (``icd run --model DIR``): loaded by the installed
-    workload that can (ability ``model-directory``), into its option ``path``."""
+    workload that can (ability ``model-directory``), into its option ``path``; recorded as an
+    absolute path, so ``icd export RUN`` finds it from any directory."""
     seed: int = attrs.field(default=0, validator=non_negative())
     name: str | None = None
     pipeline: PipelineConfig = PipelineConfig()

@@ -14,6 +14,9 @@ npz_bytes          2 GiB        the uncompressed members of a W.npz together
 yaml_nodes         100000       nodes a YAML document expands to (aliases counted each time)
 nesting            64           depth of nested mappings / lists in a config
 trials             10000        trials one sweep may plan
+tokenizer_bytes    64 MiB       one tokenizer file of a model directory (tokenizer.json, vocab…)
+text_bytes         64 MiB       a calibration or evaluation text file
+model_excess_bytes 256 MiB      float32 bytes a model may hold beyond its checkpoint's tensors
 =================  ===========  ============================================================
 """
 
@@ -27,7 +30,8 @@ from icd_core.contract.errors import IcdError, InputDataError
 
 MIB = 1 << 20
 DEFAULTS = {"config_bytes": 8 * MIB, "trace_bytes": 1024 * MIB, "json_bytes": 256 * MIB,
-            "npz_bytes": 2048 * MIB, "yaml_nodes": 100_000, "nesting": 64, "trials": 10_000}
+            "npz_bytes": 2048 * MIB, "yaml_nodes": 100_000, "nesting": 64, "trials": 10_000,
+            "tokenizer_bytes": 64 * MIB, "text_bytes": 64 * MIB, "model_excess_bytes": 256 * MIB}
 
 
 def limit(name: str) -> int:
@@ -44,6 +48,11 @@ def limit(name: str) -> int:
     return value
 
 
+def article(noun: str) -> str:
+    """``a`` or ``an`` before ``noun`` (by its first letter)."""
+    return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
 def regular_file(path: str | Path, what: str, error: type[IcdError] = InputDataError) -> Path:
     """``path`` if it names a regular file (symlinks followed); else one ``error`` line saying
     what it is instead (missing, a directory, a FIFO, a device)."""
@@ -57,7 +66,7 @@ def regular_file(path: str | Path, what: str, error: type[IcdError] = InputDataE
     if not stat.S_ISREG(mode):
         kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
                 else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
-        raise error(f"{p}: is {kind}; expected a {what} (a regular file)")
+        raise error(f"{p}: is {kind}; expected {article(what)} {what} (a regular file)")
     return p
 
 
@@ -86,4 +95,4 @@ def read_text(path: str | Path, what: str, name: str, error: type[IcdError] = In
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                    f"expected a {what}") from None
+                    f"expected {article(what)} {what}") from None

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import numpy as np
 
 from icd_core.contract.errors import UsageError
 from icd_core.contract.jsonify import dumps
+from icd_core.contract.staging import held_directory
 from icd_core.contract.state import ModelState
 from icd_core.plugin import dispatch
 from icd_core.plugin.manager import PluginManager
@@ -93,8 +92,7 @@ def export_state(manager: PluginManager, workload: ComponentSpec, state: ModelSt
     ``icd_layout.json`` document."""
     out = check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with held_directory(out.parent, f".{out.name}.partial-") as staging:  # a killed export's is swept next time
         written = dispatch.export(manager, workload, state, staging, fmt)
         document = layout_document(state, fmt, source, written)
         # the file people publish with a model: the home directory as ~, secrets redacted
@@ -102,9 +100,6 @@ def export_state(manager: PluginManager, workload: ComponentSpec, state: ModelSt
         if out.exists():
             out.rmdir()  # empty, checked above
         staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return document
 
 

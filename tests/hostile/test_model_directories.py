@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_an_index_naming_a_shard_outside_the_model_directory_is_refused_before_l
                                                                                       shard):
     import shutil
 
-    from icd_workload_hf.directory import check_weights
+    from icd_workload_hf.preflight import check_weights
 
     from icd_core import InputDataError
 
@@ -116,7 +117,7 @@ def test_an_index_naming_a_shard_outside_the_model_directory_is_refused_before_l
 def test_a_real_sharded_checkpoint_still_passes_the_shard_check(tmp_path):
     import torch
     import transformers as T
-    from icd_workload_hf.directory import check_weights
+    from icd_workload_hf.preflight import check_weights
 
     config = T.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                            num_key_value_heads=2, vocab_size=128)
@@ -128,7 +129,7 @@ def test_a_real_sharded_checkpoint_still_passes_the_shard_check(tmp_path):
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"num_hidden_layers": 4}, r"missing from the checkpoint \(first: model\.layers\.2\."),
+    ({"num_hidden_layers": 4}, r"num_hidden_layers is 4, the weights hold 2 layers"),
     ({"intermediate_size": 256}, r"of another shape \(first: model\.layers\.0\.mlp\."),
     ({"num_hidden_layers": 1}, r"not in the model \(first: model\.layers\.1\."),
 ])
@@ -184,3 +185,145 @@ def test_an_export_target_under_new_directories_is_accepted(tmp_path):
     assert check_out(tmp_path / "a" / "b" / "model", "--export") == tmp_path / "a" / "b" / "model"
     assert not (tmp_path / "a").exists()  # nothing is created before the export itself
 
+
+
+def _variant(source: Path, target: Path, **change: object) -> Path:
+    """A copy of ``source`` whose config.json has ``change`` applied."""
+    import shutil
+
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.py"))
+    config = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**config, **change}))
+    return target
+
+
+@pytest.mark.parametrize("bomb, expected", [
+    ("hidden_size", "config.json describes a model of 1,348 MiB in float32, but the weights hold 0.3 MiB"),
+    ("tokenizer.json", "tokenizer.json: tokenizer file is 536,870,912 bytes, over the 67,108,864-byte limit"),
+    ("calibration", "/dev/zero: is a device; expected a calibration file (a regular file)"),
+])
+def test_a_memory_bomb_costs_one_line_and_no_memory(planted_model, tmp_path, bomb, expected):
+    """The CLI under a 2 GiB address-space limit: refused in one line, peak well under 1 GiB."""
+    from .conftest import run_icd
+
+    change = {"hidden_size": 250_000} if bomb == "hidden_size" else {}
+    model, extra = _variant(planted_model[0], tmp_path / "model", **change), []
+    if bomb == "tokenizer.json":
+        with open(model / "tokenizer.json", "wb") as sparse:  # 512 MiB of logical size, no blocks
+            sparse.truncate(512 << 20)
+    if bomb == "calibration":
+        extra = ["--workload", "model:calibration=/dev/zero:evaluation=/dev/zero"]
+    done = run_icd("run", "--model", str(model), *extra, "--out-dir", str(tmp_path / "runs"), timeout=120)
+    assert done.code == 1 and expected in done.error, done.stderr
+    assert done.peak_mb < 1024
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"num_hidden_layers": 100_000}, "num_hidden_layers is 100,000, the weights hold 2 layers"),
+    ({"num_attention_heads": 0}, "config.json: num_attention_heads is 0; expected a positive integer"),
+    ({"hidden_size": 62, "head_dim": None}, "config.json: hidden_size 62 is not a multiple of num_attention_heads 4"),
+    ({"vocab_size": 10_000_000}, "config.json describes a model of 4,883 MiB in float32"),
+    ({"max_position_embeddings": 64}, "model.prompt + decode 272: over the model's max_position_embeddings 64"),
+])
+def test_config_numbers_are_checked_against_the_checkpoint_before_anything_is_built(planted_model, tmp_path,
+                                                                                    change, expected):
+    from icd_workload_hf.directory import load_model_directory
+    from icd_workload_hf.plugin import ModelOptions
+
+    from icd_core import InputDataError
+
+    model = _variant(planted_model[0], tmp_path / "model", **change)
+    with pytest.raises(InputDataError, match=re.escape(expected)) as err:
+        load_model_directory(ModelOptions(path=str(model)), 0, "dense", print)
+    assert "\n" not in str(err.value)
+
+
+def test_oversized_and_unreadable_model_files_are_refused_by_name(planted_model, tmp_path):
+    from icd_workload_hf.directory import load_model_directory
+    from icd_workload_hf.plugin import ModelOptions
+
+    from icd_core import InputDataError
+
+    model = _variant(planted_model[0], tmp_path / "model")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputDataError, match=r"fifo: is a FIFO; expected a calibration file \(a regular file\)$"):
+        load_model_directory(ModelOptions(path=str(model), calibration=str(fifo), evaluation=str(fifo)), 0, "dense",
+                             print)
+    with open(model / "config.json", "r+b") as config:
+        config.truncate(512 << 20)
+    with pytest.raises(InputDataError, match=r"config\.json: config\.json is 536,870,912 bytes, over the "
+                                             r"8,388,608-byte limit \(ICD_LIMIT_CONFIG_BYTES\)"):
+        load_model_directory(ModelOptions(path=str(model)), 0, "dense", print)
+    (model / "config.json").unlink()
+    _variant(planted_model[0], tmp_path / "m2")
+    (tmp_path / "m2" / "model.safetensors").write_bytes((1 << 40).to_bytes(8, "little") + b"{}")
+    with pytest.raises(InputDataError, match=r"model\.safetensors: not a readable safetensors file \("):
+        load_model_directory(ModelOptions(path=str(tmp_path / "m2")), 0, "dense", print)
+
+
+@pytest.mark.parametrize("metrics, expected", [
+    ({"run": {"ok": True}, "results": {}, "final": {"rolled_back": False}}, "metrics.json: run.mode is missing"),
+    ({"run": {"ok": False, "error": "boom"}}, "the run failed (boom): nothing to export"),
+    ("fifo", "metrics.json: is a FIFO; expected a run's metrics file (a regular file)"),
+    ("[1, 2", "metrics.json: line 1: invalid JSON"),
+])
+def test_icd_export_reads_a_run_s_metrics_bounded_and_names_the_missing_field(tmp_path, metrics, expected):
+    from icd_core.cli.export import rederive_and_export
+    from icd_core.contract.errors import IcdError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    if metrics == "fifo":
+        os.mkfifo(run / "metrics.json")  # a FIFO would block a plain read forever
+    else:
+        (run / "metrics.json").write_text(metrics if isinstance(metrics, str) else json.dumps(metrics))
+    with pytest.raises(IcdError, match=re.escape(expected)):
+        rederive_and_export(run, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_staging_directory_left_by_a_killed_process_is_swept_by_the_next_one(tmp_path):
+    """A child holds a staging directory and is killed with SIGKILL; the next export-style
+    staging of the same name removes it, while one a live process holds is left alone."""
+    import signal
+
+    from icd_core.contract.staging import held_directory
+
+    holder = ("import sys, time; from pathlib import Path; from icd_core.contract.staging import held_directory\n"
+              "with held_directory(Path(sys.argv[1]), sys.argv[2]) as d:\n"
+              "    (d / 'weights').write_text('half'); print(d, flush=True); time.sleep(600)\n")
+    children = [subprocess.Popen([sys.executable, "-c", holder, str(tmp_path), prefix], stdout=subprocess.PIPE,
+                                 text=True) for prefix in (".model.partial-", ".other.partial-")]
+    killed, live = (Path(child.stdout.readline().strip()) for child in children)
+    children[0].send_signal(signal.SIGKILL)
+    children[0].wait(timeout=30)
+    assert killed.is_dir()  # what a kill -9 leaves
+    try:
+        with held_directory(tmp_path, ".model.partial-") as staging:
+            assert not killed.exists() and staging.is_dir()
+        with held_directory(tmp_path, ".other.partial-"):
+            pass
+        assert live.is_dir()  # its writer is alive: never touched
+        assert not staging.exists()
+    finally:
+        children[1].kill()
+        children[1].wait(timeout=30)
+
+
+def test_printed_names_are_redacted_and_their_control_characters_escaped(tmp_path):
+    """A model directory named with a secret's value and a terminal escape (OSC 0 retitles the
+    window): the error line shows both defused; the card and warnings print through the same
+    :func:`icd_core.cli.console.echo`."""
+    from icd_core.cli.console import shown
+
+    from .conftest import run_icd
+
+    secret = "hf_sekritTOKENvalue1234"
+    model = tmp_path / f"m-{secret}-\x1b]0;pwned\x07"
+    model.mkdir()
+    done = run_icd("run", "--model", str(model), env={"HF_TOKEN": secret}, timeout=60)
+    assert done.code == 1 and "no config.json" in done.error
+    assert secret not in done.stderr and "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert "m-[redacted]-\\x1b]0;pwned\\x07" in done.error
+    assert shown("a\tb\nc\rd\x9b") == "a\tb\nc\\x0dd\\x9b"

@@ -15,6 +15,7 @@ import attrs
 import numpy as np
 
 from icd_core import InputDataError
+from icd_core.toolkit import read_bytes
 
 HERE = Path(__file__).parent / "data"
 
@@ -30,21 +31,24 @@ def gensim_data() -> Path:
     return path
 
 
-def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
+def read_lines(path: Path, encoding: str = "utf-8", what: str = "calibration file") -> list[str]:
+    """The non-blank lines of a regular text file within ``ICD_LIMIT_TEXT_BYTES`` (a FIFO,
+    a device such as /dev/zero or an oversized file is refused by name before reading)."""
+    data = read_bytes(path, what, "text_bytes")
     try:
-        text = path.read_text(encoding=encoding)
-    except FileNotFoundError:
-        raise InputDataError(f"{path}: no such calibration file") from None
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise InputDataError(f"{path}: not {encoding} text ({exc.reason})") from None
+        raise InputDataError(f"{path}: not {encoding} text ({exc.reason} at byte {exc.start}); "
+                             f"expected the {what}") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def calibration_texts(path: str | None) -> list[str]:
-    """Paragraphs of calibration text: the user's file, else gensim's news background corpus."""
-    lines = read_lines(Path(path)) if path else read_lines(gensim_data() / "lee_background.cor", "latin-1")
+def calibration_texts(path: str | None, what: str = "calibration file") -> list[str]:
+    """Paragraphs of text (one per non-blank line): the user's ``what`` file, else gensim's news
+    background corpus."""
+    lines = read_lines(Path(path), what=what) if path else read_lines(gensim_data() / "lee_background.cor", "latin-1")
     if not lines:
-        raise InputDataError(f"{path}: empty calibration set (no non-blank lines)")
+        raise InputDataError(f"{path}: empty {what} (no non-blank lines)")
     return lines
 
 

@@ -1,7 +1,9 @@
 """``icd run --model DIR``: any local transformers checkpoint whose architecture icd knows.
 
-The directory is checked before loading (config.json, a known ``model_type``, every shard an
-index names); groups come from :mod:`.architectures`. Decoders are judged by next-token quality
+The directory is checked before anything is built (:mod:`.preflight`: bounded config and
+tokenizer files, shards inside it, config.json's numbers against the checkpoint's headers, the
+user's text files, sequence lengths within the model's positions); groups come from
+:mod:`.architectures`. Decoders are judged by next-token quality
 (a Llama-family decoder decodes against its KV cache, as SmolLM2 does), encoders by embedding
 fidelity. Calibration text (W, page layouts) and evaluation text (the judged batch and the
 decoded continuation) are the user's files when given, else disjoint parts of gensim's news
@@ -10,7 +12,6 @@ corpus. Without tokenizer files seeded token ids stand in for text, and the run 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -36,68 +37,8 @@ from .models import (
     tolerance,
 )
 from .plugin import ModelOptions
+from .preflight import check_directory, check_positions, check_tokenizer_files, has_tokenizer
 from .torchmodel import TorchWorkload
-
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model")
-
-
-def check_directory(path: str | None, label: str = "model") -> tuple[Path, dict]:
-    """The directory and its parsed config.json, or one line saying what is wrong."""
-    if not path:
-        raise InputDataError(f"{label}.path: no model directory given (icd run --model DIR)")
-    p = Path(path).expanduser()
-    if not p.is_dir():
-        raise InputDataError(f"{label} {p}: no such directory")
-    config_file = p / "config.json"
-    if not config_file.is_file():
-        raise InputDataError(f"{label} {p}: no config.json (a transformers model directory is expected)")
-    try:
-        config = json.loads(config_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputDataError(f"{config_file}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-    except UnicodeDecodeError as exc:
-        raise InputDataError(f"{config_file}: not UTF-8 text ({exc.reason})") from None
-    if not isinstance(config, dict):
-        raise InputDataError(f"{config_file}: expected a JSON object")
-    return p, config
-
-
-def _inside(shard: Any) -> bool:
-    """A shard name that stays inside the model directory: relative, no ``..``, no drive."""
-    from pathlib import PurePosixPath, PureWindowsPath
-
-    if not isinstance(shard, str) or not shard or "\x00" in shard:
-        return False
-    posix, windows = PurePosixPath(shard), PureWindowsPath(shard)
-    return not (posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in posix.parts
-                or ".." in windows.parts)
-
-
-def check_weights(p: Path) -> None:
-    """Every shard an index names is there, or there is one weights file."""
-    for index in INDEX_FILES:
-        if (p / index).is_file():
-            try:
-                shards = sorted(set(json.loads((p / index).read_text())["weight_map"].values()))
-            except (json.JSONDecodeError, KeyError, AttributeError, TypeError):
-                raise InputDataError(f"{p / index}: no weight_map (a shard index is expected)") from None
-            outside = [s for s in shards if not _inside(s)]
-            if outside:
-                raise InputDataError(f"{p / index}: weight_map names {outside[0]!r}, which is not a file inside the "
-                                     f"model directory (shards must be relative names without '..')")
-            missing = [s for s in shards if not (p / s).is_file()]
-            if missing:
-                raise InputDataError(f"model {p}: shard {missing[0]} named in {index} is missing "
-                                     f"({len(missing)} of {len(shards)} missing)")
-            return
-    if not any((p / name).is_file() for name in WEIGHT_FILES):
-        raise InputDataError(f"model {p}: no weights ({', '.join(WEIGHT_FILES + INDEX_FILES)})")
-
-
-def has_tokenizer(path: Path) -> bool:
-    return any((path / name).is_file() for name in TOKENIZER_FILES)
 
 
 def load_pretrained(arch: Architecture, path: Path) -> Any:
@@ -152,7 +93,7 @@ def _texts(options: ModelOptions, decoder: bool) -> tuple[list[str], list[str]]:
         lines = calibration_texts(None)
         calibration, evaluation = lines[:len(lines) // 2], lines[len(lines) // 2:]
     return (calibration_texts(options.calibration) if options.calibration else calibration,
-            calibration_texts(options.evaluation) if options.evaluation else evaluation)
+            calibration_texts(options.evaluation, "evaluation file") if options.evaluation else evaluation)
 
 
 def _heldout(workload: Any, tokenizer: Any, evaluation: list[str], options: ModelOptions) -> None:
@@ -168,7 +109,14 @@ def load_model_directory(options: ModelOptions, seed: int, backend: str, warn: A
     path, raw_config = check_directory(options.path)
     arch = architecture_of(raw_config.get("model_type"), f"model {path}")
     kinds = kinds_of(options.groups, set(arch.kinds), f"model ({raw_config.get('model_type')})")
-    check_weights(path)
+    name = str(raw_config.get("model_type"))
+    kv_decode = arch.kv_cache and options.device == "cpu"  # decoders of the Llama family keep a KV cache
+    lengths = {"prompt + decode": options.prompt + options.decode} if kv_decode else {"seq": options.seq}
+    check_positions(raw_config, lengths, "model")
+    if "kv" in kinds and not kv_decode:
+        raise InputDataError(f"model ({name}).groups: kv needs icd's KV-cache decode (CPU, Llama family)")
+    texts = _texts(options, decoder=arch.task != "encoder")  # the user's files are read before the model
+    check_tokenizer_files(path)
     module = load_pretrained(arch, path)
     tokenizer = None
     if has_tokenizer(path):
@@ -180,12 +128,9 @@ def load_model_directory(options: ModelOptions, seed: int, backend: str, warn: A
     else:
         warn(f"model {path}: no tokenizer files — seeded random token ids stand in for text "
              f"(quality is fidelity on random ids, not on language)")
-    name = str(raw_config.get("model_type"))
-    if arch.kv_cache and options.device == "cpu":  # decoders of the Llama family keep a KV cache
-        return _kv_decoder(module, tokenizer, options, seed, backend, kinds, name, path)
-    if "kv" in kinds:
-        raise InputDataError(f"model ({name}).groups: kv needs icd's KV-cache decode (CPU, Llama family)")
-    return _batched(arch, module, tokenizer, options, seed, kinds, name, path)
+    if kv_decode:
+        return _kv_decoder(module, tokenizer, texts, options, seed, backend, kinds, name, path)
+    return _batched(arch, module, tokenizer, texts, options, seed, kinds, name, path)
 
 
 def _ids(tokenizer: Any, module: Any, texts: list[str], options: ModelOptions, seed: int, count: int,
@@ -197,10 +142,10 @@ def _ids(tokenizer: Any, module: Any, texts: list[str], options: ModelOptions, s
     return token_windows(tokenizer, texts, options.batch, options.seq, count)
 
 
-def _batched(arch: Architecture, module: Any, tokenizer: Any, options: ModelOptions, seed: int, kinds: set[str],
-             name: str, path: Path) -> ModelState:
+def _batched(arch: Architecture, module: Any, tokenizer: Any, texts: tuple[list[str], list[str]],
+             options: ModelOptions, seed: int, kinds: set[str], name: str, path: Path) -> ModelState:
     encoder = arch.task == "encoder"
-    calibration_text, evaluation_text = _texts(options, decoder=not encoder)
+    calibration_text, evaluation_text = texts
     if encoder:  # judged on evaluation text (embedding fidelity)
         judged = _ids(tokenizer, module, evaluation_text, options, seed + 1, 1 + HELDOUT, encoder)
         calibration = _ids(tokenizer, module, calibration_text, options, seed + 2, CALIBRATION, encoder)
@@ -227,11 +172,11 @@ def _batched(arch: Architecture, module: Any, tokenizer: Any, options: ModelOpti
     return finish(workload, module, arch.groups(module.config, kinds, shapes))
 
 
-def _kv_decoder(module: Any, tokenizer: Any, options: ModelOptions, seed: int, backend: str, kinds: set[str],
-                name: str, path: Path) -> ModelState:
+def _kv_decoder(module: Any, tokenizer: Any, texts: tuple[list[str], list[str]], options: ModelOptions, seed: int,
+                backend: str, kinds: set[str], name: str, path: Path) -> ModelState:
     from .smollm2 import decoder_state
 
-    calibration_text, evaluation_text = _texts(options, decoder=True)
+    calibration_text, evaluation_text = texts
     need = options.prompt + options.decode + 1
     if tokenizer is None:
         gen = torch.Generator().manual_seed(seed + 1)

@@ -23,7 +23,7 @@ import torch
 from torch.func import functional_call
 
 from icd_core import InputDataError, ModelState
-from icd_core.toolkit import die_with_parent, max_rel_diff, python_command
+from icd_core.toolkit import die_with_parent, held_directory, max_rel_diff, python_command
 
 from .torchmodel import host
 
@@ -101,8 +101,8 @@ def reload_command(directory: Path, auto_class: str, batch_file: Path, out_file:
 def reload_check(directory: Path, auto_class: str, batch: dict, expected: torch.Tensor) -> dict[str, Any]:
     """Reload ``directory`` in a fresh, isolated interpreter (working directory: a scratch
     directory; offline; killed with this process) and compare its output with ``expected``."""
-    with tempfile.TemporaryDirectory(prefix="icd-reload-") as scratch:
-        batch_file, out_file = Path(scratch) / "batch.pt", Path(scratch) / "out.pt"
+    with held_directory(Path(tempfile.gettempdir()), "icd-reload-") as scratch:  # a killed run's: swept next time
+        batch_file, out_file = scratch / "batch.pt", scratch / "out.pt"
         torch.save(batch, batch_file)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         done = subprocess.run(reload_command(directory, auto_class, batch_file, out_file), cwd=scratch, env=env,

@@ -24,6 +24,7 @@ from .corpus import calibration_texts, labelled_tasks
 from .groups import GroupSpec, bert_groups, mamba_groups, mlp_groups
 from .kernels import make_sparse_aware
 from .minilm_tasks import TaskSuite, mean_pool
+from .preflight import check_against_checkpoint, check_directory, check_tokenizer_files, check_weights, read_checkpoint
 from .torchmodel import TorchWorkload, layer_linears, state_tensors
 
 CALIBRATION = 8  # batches available to the activations source (graph.activations.batches uses the first ones)
@@ -82,8 +83,6 @@ def finish(workload: TorchWorkload, module: torch.nn.Module, specs: list[GroupSp
 
 
 def check_model_path(path: str, expected: str) -> Path:
-    from .directory import check_directory
-
     p, config = check_directory(path, "model_path")
     if config.get("model_type") != expected:
         raise InputDataError(f"model_path {p}: a {config.get('model_type')!r} model, expected {expected!r}")
@@ -100,13 +99,21 @@ def explicit_attention(cls: Any, config: Any) -> str:
 def safe_pretrained(cls: Any, path: Path, label: str = "model_path", **kwargs: Any) -> Any:
     """``cls.from_pretrained`` from local files only, no code from the directory
     (``trust_remote_code=False``) and an attention implementation chosen here, whatever
-    config.json says."""
+    config.json says; config.json checked against the checkpoint's headers first
+    (:mod:`.preflight`), so a config that would build a larger model than its weights allocates
+    nothing."""
     import transformers
 
+    check_directory(str(path), label)
+    checkpoint = read_checkpoint(check_weights(Path(path)))
     try:
         config = transformers.AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-        attention = explicit_attention(cls, config)
-        config._attn_implementation = attention
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise InputDataError(f"{label} {path}: cannot load config.json ({str(exc).splitlines()[0]})") from None
+    attention = explicit_attention(cls, config)
+    config._attn_implementation = attention
+    check_against_checkpoint(cls, config, checkpoint, label, Path(path))
+    try:
         model, info = cls.from_pretrained(path, config=config, local_files_only=True, trust_remote_code=False,
                                           attn_implementation=attention, output_loading_info=True,
                                           ignore_mismatched_sizes=True, **kwargs)
@@ -229,6 +236,7 @@ def load_minilm(options: Any, seed: int) -> ModelState:
 
     quiet_transformers()
     path = check_model_path(options.model_path, "bert") if options.model_path else _minilm_path()
+    check_tokenizer_files(path)
     module = _pretrained(BertModel, path)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     texts = calibration_texts(options.calibration)

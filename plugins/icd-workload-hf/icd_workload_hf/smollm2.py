@@ -17,8 +17,6 @@ import importlib.util
 import inspect
 import io
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import torch
 from torch.func import functional_call
 
 from icd_core import KV_TOKENS, Figure, InputDataError, ModelState, Samples
+from icd_core.toolkit import held_directory
 
 from .architectures import architecture_of
 from .corpus import HELDOUT_CORPUS, calibration_texts, continuation_text, decoder_texts
@@ -100,16 +99,12 @@ def dequantised_directory(gguf: Path) -> Path | None:
         return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    except OSError:
-        return None
-    try:
-        model, tokenizer = load_model(gguf)
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        staging.rename(target)
+        with held_directory(target.parent, f".{target.name}.partial-") as staging:  # a failed one is swept next time
+            model, tokenizer = load_model(gguf)
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            staging.rename(target)
     except OSError:  # a concurrent run renamed its copy first, or the disk is full
-        shutil.rmtree(staging, ignore_errors=True)
         return target if (target / "config.json").is_file() else None
     return target
 
@@ -436,7 +431,7 @@ def load_smollm2(options: Any, seed: int, backend: str = "dense") -> ModelState:
     kinds = kinds_of(options.groups, {"ffn", "heads", "hidden", "kv"}, "smollm2")
     state = decoder_state(model, ids, options.prompt, options.decode, kinds, batches, backend=backend)
     state.workload.tokenizer, state.workload.auto_class = tokenizer, "AutoModelForCausalLM"
-    evaluation = calibration_texts(options.evaluation) if options.evaluation else decoder_texts()[1]
+    evaluation = calibration_texts(options.evaluation, "evaluation file") if options.evaluation else decoder_texts()[1]
     state.workload.heldout_ids = heldout_ids(tokenizer, evaluation, options.heldout)
     state.workload.heldout_corpus = options.evaluation or HELDOUT_CORPUS
     return state

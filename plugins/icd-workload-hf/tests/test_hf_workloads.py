@@ -224,7 +224,7 @@ def test_bad_input_gives_one_line(tmp_path):
         load_minilm(MiniLMOptions(model_path=str(tmp_path / "m")), 0)
     empty = tmp_path / "calib.txt"
     empty.write_text("\n  \n")
-    with pytest.raises(InputDataError, match=r"calib.txt: empty calibration set"):
+    with pytest.raises(InputDataError, match=r"calib.txt: empty calibration file"):
         load_minilm(MiniLMOptions(calibration=str(empty), tasks=False), 0)
     with pytest.raises(InputDataError, match=r"^minilm.groups: \['ffm'\] not among ffn, heads, hidden$"):
         load_minilm(MiniLMOptions(groups="ffm", tasks=False), 0)

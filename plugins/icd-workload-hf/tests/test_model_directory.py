@@ -180,10 +180,20 @@ def test_bad_directories_say_what_is_wrong(models, tmp_path):
 
 
 def test_export_rederives_a_finished_run(models, tmp_path):
-    done = icd("run", "--model", str(models["opt"]), "--adapter", "sparsity:2:4", "--out-dir", "runs", "--name", "opt",
+    """The model given as a relative path; the export run from another directory."""
+    import shutil
+
+    shutil.copytree(models["opt"], tmp_path / "opt-model")
+    done = icd("run", "--model", "opt-model", "--adapter", "sparsity:2:4", "--out-dir", "runs", "--name", "opt",
                "--set", "rollback.enabled=false", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    done = icd("export", "runs/opt", "--out", "opt-linear", "--arm", "linear", cwd=tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = icd("export", str(tmp_path / "runs" / "opt"), "--out", "x", "--arm", "bogus", cwd=elsewhere)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "icd: error: --arm bogus: not an arm (expected one of pre, identity, linear, iterative)")
+    done = icd("export", str(tmp_path / "runs" / "opt"), "--out", str(tmp_path / "opt-linear"), "--arm", "linear",
+               cwd=elsewhere)
     assert done.returncode == 0, done.stderr[-2000:]
     layout = json.loads((tmp_path / "opt-linear" / "icd_layout.json").read_text())
     recorded = json.loads((tmp_path / "runs" / "opt" / "metrics.json").read_text())
