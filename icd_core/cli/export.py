@@ -60,7 +60,7 @@ def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None =
     from icd_core.contract.staging import held_directory
     from icd_core.plugin.manager import load_plugin_manager
     from icd_core.run.artifacts import RunDirectory
-    from icd_core.run.export import ARMS, check_out
+    from icd_core.run.export import ARMS, check_format, check_out
     from icd_core.run.selection import select
 
     target = check_out(out)
@@ -72,6 +72,8 @@ def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None =
     config = load_config(str(run / "config.json"), (), cli={})
     manager = load_plugin_manager()
     selection = select(config, manager.registry)
+    check_format(selection.workload.name, manager.registry.get("workload", selection.workload.name).abilities, fmt,
+                 "--format")
     with held_directory(Path(tempfile.gettempdir()), "icd-export-") as scratch:
         outcome = launch_committed(manager, selection, RunDirectory(scratch, "replay").open())
         if not outcome.ok:

@@ -31,7 +31,8 @@ class Component:
     ``provides``: for measures, the figure keys it reports (so a missing figure can name
     the measure that would have given it); ``opt_in``: run only when named explicitly
     (slow or intrusive); ``abilities``: what else it can do, by name (a workload with
-    ``model-directory`` loads ``icd run --model DIR`` through an option ``path``);
+    ``model-directory`` loads ``icd run --model DIR`` through an option ``path``; one with
+    ``export:<format>`` is written in that format by its plugin's ``icd_export``);
     ``preference``: how strongly ``auto`` (``solver.name``, ``workload``) should pick it: the
     usable component of the kind with the highest preference is chosen; ``None`` (the default):
     only when named.

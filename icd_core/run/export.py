@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from icd_core.contract.errors import UsageError
+from icd_core.contract.errors import ArtifactWriteError, UsageError
 from icd_core.contract.jsonify import dumps
 from icd_core.contract.staging import held_directory
 from icd_core.contract.state import ModelState
@@ -29,6 +29,23 @@ LAYOUT_VERSION = 1
 
 
 ARMS = ("pre", "identity", "linear", "iterative")  # every arm a run may hold
+
+
+EXPORT_ABILITY = "export:"  # a workload's ability "export:<format>": its plugin's icd_export writes <format>
+
+
+def export_formats(abilities: tuple[str, ...]) -> list[str]:
+    """The formats a workload declares it exports (abilities ``export:<format>``)."""
+    return [a[len(EXPORT_ABILITY):] for a in abilities if a.startswith(EXPORT_ABILITY)]
+
+
+def check_format(workload: str, abilities: tuple[str, ...], fmt: str, label: str = "--export-format") -> None:
+    """Before any work: the workload exports at all, and in ``fmt``."""
+    formats = export_formats(abilities)
+    if not formats:
+        raise UsageError(f"--export: workload {workload!r} cannot be exported (its plugin declares no export format)")
+    if fmt not in formats:
+        raise UsageError(f"{label} {fmt}: workload {workload!r} exports {', '.join(formats)}")
 
 
 def check_out(out: Path | str, label: str = "--out") -> Path:
@@ -86,20 +103,39 @@ def layout_document(state: ModelState, fmt: str, source: Mapping[str, Any], writ
             "pi_meaning": "pi[new position] = original index along every member axis of the group"}
 
 
+def check_free_space(parent: Path, state: ModelState) -> None:
+    """The state's tensors fit in the free space of ``parent`` (an estimate of the export's
+    size: stored as they are held; a compressed export writes less), checked before writing."""
+    import shutil
+
+    need = sum(int(getattr(t, "nbytes", 0)) for t in state.tensors.values())
+    free = shutil.disk_usage(parent).free
+    if need > free:
+        raise ArtifactWriteError(f"{parent}: {free:,} bytes free, the export needs about {need:,} (the state's "
+                                 f"tensors); nothing exported")
+
+
 def export_state(manager: PluginManager, workload: ComponentSpec, state: ModelState, out: Path, fmt: str,
                  source: Mapping[str, Any]) -> dict[str, Any]:
     """Write ``state`` to ``out`` (absent or empty) through the workload's plugin; returns the
     ``icd_layout.json`` document."""
     out = check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with held_directory(out.parent, f".{out.name}.partial-") as staging:  # a killed export's is swept next time
-        written = dispatch.export(manager, workload, state, staging, fmt)
-        document = layout_document(state, fmt, source, written)
-        # the file people publish with a model: the home directory as ~, secrets redacted
-        (staging / LAYOUT_FILE).write_text(redact(dumps(document), json_text=True) + "\n")
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        staging.rename(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        check_free_space(out.parent, state)
+        with held_directory(out.parent, f".{out.name}.partial-") as staging:  # a killed export's is swept next time
+            written = dispatch.export(manager, workload, state, staging, fmt)
+            document = layout_document(state, fmt, source, written)
+            # the file people publish with a model: the home directory as ~, secrets redacted
+            (staging / LAYOUT_FILE).write_text(redact(dumps(document), json_text=True) + "\n")
+            if out.exists():
+                out.rmdir()  # empty, checked above
+            staging.rename(out)
+    except Exception as exc:
+        if not isinstance(exc, OSError) and "No space left" not in str(exc):  # safetensors' own error type
+            raise
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise ArtifactWriteError(f"{out}: cannot write the export ({reason}); nothing exported") from None
     return document
 
 

@@ -89,6 +89,7 @@ class Pipeline:
                 meta.update(groups={g.name: g.size for g in state0.groups}, tokens=state0.workload.tokens)
             active = UndoStack(state0)
             reference = state0.run()
+            check_finite(state0, reference)
             engine = self._engine(state0, reference)
             ctx = engine.ctx
             w0 = engine.build_w(state0, W_DENSE)
@@ -190,6 +191,14 @@ def check_equivalence(ctx: RunContext, state: ModelState, reference: Any) -> dic
         meta.update(max_rel_diff=diff, tolerance=tolerance)
     return {"max_rel_diff": diff, "tolerance": tolerance, "ok": diff <= tolerance,
             "groups": len(state.groups), "what": "max |y(π₀) − y| / max |y| on the workload's batch"}
+
+
+def check_finite(state: ModelState, reference: Any) -> None:
+    """The unmodified model's output is finite, or one line saying so — never a NaN that the
+    equivalence check would later blame on a permutation group."""
+    if not float(state.workload.max_rel_diff(reference, reference)) == 0.0:  # NaN or inf compare unequal
+        raise InputDataError(f"workload {state.workload.name!r}: the unmodified model's output holds NaN or inf on "
+                             f"its judged batch (check the weights): there is nothing to compare a layout against")
 
 
 def culprit(ctx: RunContext, state0: ModelState, state1: ModelState, reference: Any) -> str:

@@ -161,12 +161,15 @@ def _export_target(tmp_path: Path, kind: str) -> tuple[str, list[str]]:
     if kind == "parent is a file":
         (tmp_path / "file").write_text("x")
         return str(tmp_path / "file" / "out"), []
+    if kind == "no format":
+        return str(tmp_path / "out"), []
     return str(tmp_path / "out"), ["--export-arm", "bogus"]
 
 
 @pytest.mark.parametrize("kind, expected", [
     ("empty", "--export: an empty path"), ("dangling symlink", "is a symbolic link"),
     ("parent is a file", "is not a directory"), ("bogus arm", "--export-arm bogus: not an arm"),
+    ("no format", "--export: workload 'mock' cannot be exported (its plugin declares no export format)"),
 ])
 def test_a_bad_export_target_is_refused_before_the_run(tmp_path, kind, expected):
     from .conftest import run_icd
@@ -256,6 +259,11 @@ def test_oversized_and_unreadable_model_files_are_refused_by_name(planted_model,
                                              r"8,388,608-byte limit \(ICD_LIMIT_CONFIG_BYTES\)"):
         load_model_directory(ModelOptions(path=str(model)), 0, "dense", print)
     (model / "config.json").unlink()
+    broken = _variant(planted_model[0], tmp_path / "broken")
+    (broken / "tokenizer.json").write_text('{"version": "1.0", "model": ')
+    with pytest.raises(InputDataError, match=r"broken: the tokenizer files cannot be loaded \(") as err:
+        load_model_directory(ModelOptions(path=str(broken)), 0, "dense", print)
+    assert "\n" not in str(err.value)
     _variant(planted_model[0], tmp_path / "m2")
     (tmp_path / "m2" / "model.safetensors").write_bytes((1 << 40).to_bytes(8, "little") + b"{}")
     with pytest.raises(InputDataError, match=r"model\.safetensors: not a readable safetensors file \("):
@@ -327,3 +335,69 @@ def test_printed_names_are_redacted_and_their_control_characters_escaped(tmp_pat
     assert secret not in done.stderr and "\x1b" not in done.stderr and "\x07" not in done.stderr
     assert "m-[redacted]-\\x1b]0;pwned\\x07" in done.error
     assert shown("a\tb\nc\rd\x9b") == "a\tb\nc\\x0dd\\x9b"
+
+
+def test_an_export_format_the_workload_does_not_write_is_refused_before_the_run(planted_model, tmp_path):
+    from .conftest import run_icd
+
+    done = run_icd("run", "--model", str(planted_model[0]), "--out-dir", str(tmp_path / "runs"), "--export",
+                   str(tmp_path / "out"), "--export-format", "onnx", timeout=60)
+    assert done.code == 2 and done.error == "icd: error: --export-format onnx: workload 'model' exports hf, " \
+                                            "compressed-tensors", done.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_nan_weight_is_named_not_blamed_on_a_permutation_group(planted_model, tmp_path):
+    import torch
+    from icd_workload_hf.directory import load_model_directory
+    from icd_workload_hf.plugin import ModelOptions
+    from safetensors.torch import load_file, save_file
+
+    from icd_core import InputDataError
+
+    model = _variant(planted_model[0], tmp_path / "model")
+    tensors = load_file(model / "model.safetensors")
+    tensors["model.layers.1.mlp.down_proj.weight"][3, 5] = torch.nan
+    save_file(tensors, model / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(InputDataError, match=r"model: tensor model\.layers\.1\.mlp\.down_proj\.weight holds NaN or inf"):
+        load_model_directory(ModelOptions(path=str(model)), 0, "dense", print)
+
+
+def test_a_workload_whose_own_output_is_not_finite_is_refused_before_any_layout():
+    import numpy as np
+
+    from icd_core import InputDataError
+    from icd_core.run.pipeline import check_finite
+    from icd_core.testing import MockOptions, build_mock_state
+
+    state = build_mock_state(MockOptions(), np.random.default_rng(0))
+    check_finite(state, np.ones(3))
+    with pytest.raises(InputDataError, match="output holds NaN or inf on its judged batch"):
+        check_finite(state, np.array([1.0, np.nan]))
+
+
+def test_a_full_disk_is_named_before_and_while_exporting(tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    import numpy as np
+
+    from icd_core.contract.errors import ArtifactWriteError
+    from icd_core.run import export
+    from icd_core.testing import MockOptions, build_mock_state
+
+    state = build_mock_state(MockOptions(), np.random.default_rng(0))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(10**6, 10**6 - 100, 100))
+    with pytest.raises(ArtifactWriteError, match=r": 100 bytes free, the export needs about [\d,]+ \(the state's"):
+        export.export_state(None, None, state, tmp_path / "out", "hf", {})
+    monkeypatch.undo()
+
+    def full(*_a):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export.dispatch, "export", full)
+    with pytest.raises(ArtifactWriteError, match=r"out: cannot write the export \(No space left on device\); "):
+        export.export_state(None, None, state, tmp_path / "out", "hf", {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no staging directory left

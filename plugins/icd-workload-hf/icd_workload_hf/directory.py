@@ -33,6 +33,7 @@ from .models import (
     quiet_transformers,
     random_ids,
     safe_pretrained,
+    safe_tokenizer,
     text_batches,
     tolerance,
 )
@@ -120,9 +121,7 @@ def load_model_directory(options: ModelOptions, seed: int, backend: str, warn: A
     module = load_pretrained(arch, path)
     tokenizer = None
     if has_tokenizer(path):
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        tokenizer = safe_tokenizer(path, "model")
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     else:

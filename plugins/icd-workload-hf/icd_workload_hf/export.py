@@ -25,10 +25,11 @@ from torch.func import functional_call
 from icd_core import InputDataError, ModelState
 from icd_core.toolkit import die_with_parent, held_directory, max_rel_diff, python_command
 
+from .plugin import EXPORT_FORMATS
 from .torchmodel import host
 
 RELOAD_TOLERANCE = 1e-5
-FORMATS = ("hf", "compressed-tensors")
+FORMATS = EXPORT_FORMATS
 RELOAD_TIMEOUT_S = 600
 SHARD = "2GB"
 RELOAD = r"""

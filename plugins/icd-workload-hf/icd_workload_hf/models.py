@@ -123,7 +123,25 @@ def safe_pretrained(cls: Any, path: Path, label: str = "model_path", **kwargs: A
     if problem:
         raise InputDataError(f"{label} {path}: config.json and the weights disagree: {problem}; nothing would be "
                              f"left but randomly initialised tensors, so nothing runs")
+    bad = next((name for name, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()),
+               None)
+    if bad is not None:
+        raise InputDataError(f"{label} {path}: tensor {bad} holds NaN or inf; nothing runs on it")
     return model.eval()
+
+
+def safe_tokenizer(path: Path, label: str = "model_path") -> Any:
+    """The directory's tokenizer (its files size-checked first, no code from the directory), or
+    one line naming the directory and the tokenizer's own complaint."""
+    from transformers import AutoTokenizer
+
+    check_tokenizer_files(Path(path))
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    except Exception as exc:  # tokenizers raises its own types (JSON, vocab, sentencepiece) for a broken file
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise InputDataError(f"{label} {path}: the tokenizer files cannot be loaded "
+                             f"({type(exc).__name__}: {first[:300]})") from None
 
 
 def loading_problem(info: Mapping[str, Any]) -> str | None:
@@ -232,13 +250,13 @@ def text_batches(tokenizer: Any, texts: list[str], batch: int, seq: int, count: 
 
 
 def load_minilm(options: Any, seed: int) -> ModelState:
-    from transformers import AutoTokenizer, BertModel
+    from transformers import BertModel
 
     quiet_transformers()
     path = check_model_path(options.model_path, "bert") if options.model_path else _minilm_path()
     check_tokenizer_files(path)
     module = _pretrained(BertModel, path)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    tokenizer = safe_tokenizer(path)
     texts = calibration_texts(options.calibration)
     batches = text_batches(tokenizer, texts, options.batch, options.seq, 1 + CALIBRATION + HELDOUT, 0)
     module = place(module, batches, options)

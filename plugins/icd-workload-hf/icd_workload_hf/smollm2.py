@@ -32,7 +32,15 @@ from .architectures import architecture_of
 from .corpus import HELDOUT_CORPUS, calibration_texts, continuation_text, decoder_texts
 from .groups import kv_cache_groups
 from .kvstore import KVStore
-from .models import CALIBRATION, HELDOUT, kinds_of, quiet_transformers, safe_pretrained, text_batches
+from .models import (
+    CALIBRATION,
+    HELDOUT,
+    kinds_of,
+    quiet_transformers,
+    safe_pretrained,
+    safe_tokenizer,
+    text_batches,
+)
 from .paged import (
     SELECTORS,
     AttentionRuntime,
@@ -111,11 +119,11 @@ def dequantised_directory(gguf: Path) -> Path | None:
 
 def load_directory(path: Path) -> tuple[Any, Any]:
     """(model, tokenizer) from a float32 transformers directory."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     quiet_transformers()
     model = safe_pretrained(AutoModelForCausalLM, path, "model_path", dtype=torch.float32)
-    return model, AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    return model, safe_tokenizer(path)
 
 
 STORES_KEPT = 4  # preallocated caches kept (the arms a run times together)
