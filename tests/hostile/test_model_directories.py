@@ -401,3 +401,16 @@ def test_a_full_disk_is_named_before_and_while_exporting(tmp_path, monkeypatch):
     with pytest.raises(ArtifactWriteError, match=r"out: cannot write the export \(No space left on device\); "):
         export.export_state(None, None, state, tmp_path / "out", "hf", {})
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no staging directory left
+
+
+@pytest.mark.parametrize("content", [b"GGUF\x03\x00\x00\x00\x01", b"GGUF" + bytes(64), b"not a gguf at all"])
+def test_a_truncated_or_foreign_gguf_is_one_line(tmp_path, content):
+    from icd_workload_hf.smollm2 import load_model
+
+    from icd_core import InputDataError
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(content)
+    with pytest.raises(InputDataError, match=r"^model_path .*m\.gguf: cannot load as a GGUF model \(") as err:
+        load_model(gguf)
+    assert "\n" not in str(err.value)

@@ -80,8 +80,11 @@ def load_model(gguf: Path) -> tuple[Any, Any]:
         with contextlib.redirect_stderr(io.StringIO()):  # the GGUF reader's own progress bar
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    except (OSError, ValueError, RuntimeError, ImportError) as exc:
-        raise InputDataError(f"model_path {gguf}: cannot load ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # the gguf parser raises what it meets (struct.error, KeyError, IndexError, …)
+        first = next((line for line in str(exc).splitlines() if line.strip()), "")
+        kind = type(exc).__name__ if type(exc).__module__ == "builtins" else f"{type(exc).__module__}.{type(exc).__name__}"
+        raise InputDataError(f"model_path {gguf}: cannot load as a GGUF model ({kind}"
+                             f"{': ' + first[:300] if first else ''})") from None
     model.hf_quantizer = None  # dequantised to float32 on load: a plain model now (and save_pretrained can write it)
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
