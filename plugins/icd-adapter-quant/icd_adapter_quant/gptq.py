@@ -56,13 +56,22 @@ class Plan:
         return cls(np.arange(len(diagonal)) // group, np.argsort(-diagonal, kind="stable"), static=True)
 
 
+EDGE = 1e-9  # relative float noise within which a value counts as on the negative end's rounding edge
+
+
 def _scales(w: torch.Tensor, qmax: int) -> torch.Tensor:
+    """Per row: max|w| / (qmax + ½), every level of the signed grid used (minmax.symmetric_levels)."""
     amax = w.abs().amax(dim=1)
-    return torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
+    return torch.where(amax > 0, amax / (qmax + 0.5), torch.ones_like(amax))
 
 
 def _round(column: torch.Tensor, scale: torch.Tensor, qmax: int) -> torch.Tensor:
-    return torch.clamp(torch.round(column / scale), -qmax - 1, qmax) * scale
+    """Round to the grid; a value on the negative end's rounding edge (−(qmax + ½), the group's
+    extreme, up to float noise) goes to −(qmax + 1) whatever its last bits, so two summation orders
+    of the same arithmetic never disagree there."""
+    x = column / scale
+    x = torch.where(x <= -(qmax + 0.5) * (1 - EDGE), torch.full_like(x, -qmax - 1.0), x)
+    return torch.clamp(torch.round(x), -qmax - 1, qmax) * scale
 
 
 def rtn(w: np.ndarray, bits: int, plan: Plan) -> np.ndarray:

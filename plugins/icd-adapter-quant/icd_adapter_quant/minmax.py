@@ -4,7 +4,8 @@ Scales are shared by ``group`` consecutive input channels of each output row (or
 row when ``group`` is 0, or the whole tensor), so with groups the channel order decides which
 ranges share a scale: channels are first re-ordered so each group shares a range (a
 permutation of the whole group, function-preserving), and afterwards groups move only
-whole (a super-node constraint), with re-permutation asked for. int8/int4 round to an integer grid; fp8 casts through
+whole (a super-node constraint), with re-permutation asked for. int8/int4 round to an integer grid
+(symmetric: scale max|w| / 7.5 for int4, every level used, as llm-compressor scales); fp8 casts through
 ``torch.float8_e4m3fn`` after scaling the group's max to 448. Execution is dequantised;
 the stats give the bytes the stored form would move.
 """
@@ -30,6 +31,13 @@ def _fp8_round(x: np.ndarray) -> np.ndarray:
     return torch.from_numpy(x.astype(np.float32)).to(torch.float8_e4m3fn).to(torch.float32).numpy()
 
 
+def symmetric_levels(bits: int) -> float:
+    """What a symmetric scale divides max|w| by: half the grid's span, (2^b − 1) / 2 — 7.5 for
+    int4, so all 16 levels are used (compressed-tensors' and llm-compressor's scale; max|w| / 7
+    would leave −8 unused). The largest positive value clips by at most half a step."""
+    return (2 ** bits - 1) / 2
+
+
 def quantize_dequantize(w: np.ndarray, axis: int, dtype: str, group: int, symmetric: bool,
                         per_tensor: bool = False) -> np.ndarray:
     """The dequantised weights; scales per (row, run of ``group`` channels along ``axis``),
@@ -48,8 +56,10 @@ def quantize_dequantize(w: np.ndarray, axis: int, dtype: str, group: int, symmet
     elif symmetric:
         qmax = 2 ** (BITS[dtype] - 1) - 1
         amax = np.abs(runs).max(axis=-1, keepdims=True)
-        scale = np.where(amax > 0, amax / qmax, 1.0)
-        out = np.clip(np.round(runs / scale), -qmax - 1, qmax) * scale
+        scale = np.where(amax > 0, amax / symmetric_levels(BITS[dtype]), 1.0)
+        x = runs / scale
+        x = np.where(x <= -(qmax + 0.5) * (1 - 1e-9), -qmax - 1.0, x)  # the extreme: −8 for int4, not float noise
+        out = np.clip(np.round(x), -qmax - 1, qmax) * scale
     else:
         levels = 2 ** BITS[dtype] - 1
         lo, hi = runs.min(axis=-1, keepdims=True), runs.max(axis=-1, keepdims=True)

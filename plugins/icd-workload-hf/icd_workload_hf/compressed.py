@@ -3,8 +3,9 @@ format, the groups contiguous in icd's order (no ``g_idx``: the permutation that
 already in the weights, and preserves the function).
 
 The quant adapter executes dequantised weights; each group's scale (and zero point) is read
-back from them exactly: min-max puts a group's extreme values on the grid's ends, so
-``scale = max|w| / qmax`` (symmetric) or ``(max w − min w) / (2^b − 1)`` (asymmetric). The
+back from them exactly: min-max puts a group's extreme value on a grid end, so the scale is
+``max|w| / 2^(b−1)`` or ``max|w| / (2^(b−1) − 1)`` (symmetric: whichever puts every value on the
+grid) or ``(max w − min w) / (2^b − 1)`` (asymmetric). The
 library's own ``PackedQuantizationCompressor`` packs them, and its ``decompress`` must give the
 state's weights back within 1e-6 (relative to each tensor's largest value) before anything is
 written. Needs the optional ``compressed-tensors`` package (``pip install compressed-tensors``).
@@ -40,6 +41,18 @@ def _quant_meta(state: ModelState):
     return meta
 
 
+def symmetric_scale(runs: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
+    """The scale of each run (last axis) of dequantised symmetric values: its largest magnitude is
+    either on the grid's negative end (max|w| / |qmin|) or, clipped, on its positive end
+    (max|w| / qmax); the first is taken where every value lands on the grid with it."""
+    amax = runs.abs().amax(-1)
+    safe = torch.where(amax > 0, amax, torch.ones_like(amax))
+    low = safe / -qmin
+    q = runs / low[..., None]
+    on_grid = ((q - q.round()).abs() <= 1e-6 * -qmin).all(-1) & (q.round() <= qmax).all(-1)
+    return torch.where(amax > 0, torch.where(on_grid, low, safe / qmax), torch.ones_like(amax))
+
+
 def scales_of(weight: torch.Tensor, bits: int, symmetric: bool, group: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per (row, group of input channels): the scale and the library's zero point (its signed
     grid, as a float: it may fall off that grid) that put the dequantised ``weight`` back on its
@@ -49,8 +62,7 @@ def scales_of(weight: torch.Tensor, bits: int, symmetric: bool, group: int | Non
     runs = weight.double().reshape(rows, columns // g, g)
     qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     if symmetric:
-        amax = runs.abs().amax(-1)
-        scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
+        scale = symmetric_scale(runs, qmin, qmax)
         zero = torch.zeros_like(scale)
     else:
         lo, hi = runs.amin(-1), runs.amax(-1)

@@ -258,3 +258,18 @@ def test_the_workloads_declare_their_optional_abilities():
     decoder = state_of("llama").workload
     decoder_abilities = (*common, "SuggestsRate", "TimesRegions", "PlansPages", "ReportsAttentionMass", "ReplaysKvAccesses")
     assert [a for a in decoder_abilities if not isinstance(decoder, getattr(core, a))] == []
+
+
+@pytest.mark.parametrize("extreme", [-8, 7])
+def test_the_compressed_export_reads_a_symmetric_scale_back_whichever_end_the_extreme_took(extreme):
+    """Symmetric int4 with scale max|w| / 7.5 puts a group's extreme on −8 (negative) or, clipped,
+    on +7 (positive); the scale read back from the dequantised values is exact either way."""
+    import torch
+    from icd_workload_hf.compressed import symmetric_scale
+
+    gen = torch.Generator().manual_seed(0)
+    levels = torch.randint(-7, 7, (6, 4, 16), generator=gen).double()
+    levels[..., 3] = extreme  # one extreme per group
+    scale = torch.rand(6, 4, generator=gen, dtype=torch.float64) + 0.1
+    got = symmetric_scale(levels * scale[..., None], -8, 7)
+    assert torch.allclose(got, scale, rtol=1e-12)
