@@ -37,7 +37,7 @@ def echo_export(document: dict, out: Path) -> None:
     check = written.get("reload_check") or {}
     detail = f"; reloaded without icd: max relative difference {check['max_rel_diff']:.2g}" if check else ""
     echo(f"exported {document['source']['arm']} ({document['source']['why']}) as {document['format']} "
-               f"to {out}{detail}")
+         f"to {out}{detail}")
 
 
 @click.command("export")

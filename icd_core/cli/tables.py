@@ -48,8 +48,8 @@ def print_summary(metrics: dict[str, Any], verbose: bool = False) -> None:
     if not verbose:
         rows, missing = summary_rows(metrics)
         echo(render_table(["figure", *branches, "iterative vs linear (95 % CI)", "source"],
-                                [[r["metric"], *(fmt(r[b]) for b in branches), change_text(r["change"]),
-                                  r["source"] or ""] for r in rows]))
+                          [[r["metric"], *(fmt(r[b]) for b in branches), change_text(r["change"]),
+                            r["source"] or ""] for r in rows]))
         if missing:
             echo("not measured: " + "; ".join(missing))
         decomposition = metrics.get("decomposition")
@@ -67,8 +67,8 @@ def print_summary(metrics: dict[str, Any], verbose: bool = False) -> None:
     timing = metrics.get("timing") or {}
     if timing:
         echo(f"\ntiming: {timing['rounds']} interleaved rounds (order {timing['order']}), stopped at "
-                   f"{timing['stopped_at']}; threads {timing['threads'].get('threads')} pinned by "
-                   f"{timing['threads'].get('by')}")
+             f"{timing['stopped_at']}; threads {timing['threads'].get('threads')} pinned by "
+             f"{timing['threads'].get('by')}")
     gates = metrics.get("gates", {})
     if gates.get("evaluated"):  # the card showed each gate; here the rule and the reasons in full
         echo()
@@ -76,7 +76,7 @@ def print_summary(metrics: dict[str, Any], verbose: bool = False) -> None:
             if v.get("reason"):
                 echo(f"{v['gate']}: {v['verdict']}: {v['reason']}")
         echo(f"rule: {RULE}; modelled figures decide "
-                   f"{'gates too (gates.allow_modelled)' if gates.get('allow_modelled') else 'nothing'}.")
+             f"{'gates too (gates.allow_modelled)' if gates.get('allow_modelled') else 'nothing'}.")
     decomposition = metrics.get("decomposition")
     if decomposition:
         echo()
