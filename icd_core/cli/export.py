@@ -36,8 +36,10 @@ def echo_export(document: dict, out: Path) -> None:
     written = document["written"]
     check = written.get("reload_check") or {}
     detail = f"; reloaded without icd: max relative difference {check['max_rel_diff']:.2g}" if check else ""
+    size = (f" ({written['bytes_on_disk'] / 2**20:,.1f} MiB, {written['size_vs_float32']:.2f}× the model in float32)"
+            if written.get("size_vs_float32") is not None else "")
     echo(f"exported {document['source']['arm']} ({document['source']['why']}) as {document['format']} "
-         f"to {out}{detail}")
+         f"to {out}{size}{detail}")
 
 
 @click.command("export")

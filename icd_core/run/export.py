@@ -103,6 +103,14 @@ def layout_document(state: ModelState, fmt: str, source: Mapping[str, Any], writ
             "pi_meaning": "pi[new position] = original index along every member axis of the group"}
 
 
+def sizes(directory: Path, state: ModelState) -> dict[str, Any]:
+    """What the plugin wrote, in bytes on disk, beside the state's tensors in float32."""
+    on_disk = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file() and not f.is_symlink())
+    float32 = sum(4 * (int(t.numel()) if hasattr(t, "numel") else int(np.size(t))) for t in state.tensors.values())
+    return {"bytes_on_disk": on_disk, "float32_bytes": float32,
+            "size_vs_float32": round(on_disk / float32, 4) if float32 else None}
+
+
 def check_free_space(parent: Path, state: ModelState) -> None:
     """The state's tensors fit in the free space of ``parent`` (an estimate of the export's
     size: stored as they are held; a compressed export writes less), checked before writing."""
@@ -125,7 +133,7 @@ def export_state(manager: PluginManager, workload: ComponentSpec, state: ModelSt
         check_free_space(out.parent, state)
         with held_directory(out.parent, f".{out.name}.partial-") as staging:  # a killed export's is swept next time
             written = dispatch.export(manager, workload, state, staging, fmt)
-            document = layout_document(state, fmt, source, written)
+            document = layout_document(state, fmt, source, {**written, **sizes(staging, state)})
             # the file people publish with a model: the home directory as ~, secrets redacted
             (staging / LAYOUT_FILE).write_text(redact(dumps(document), json_text=True) + "\n")
             if out.exists():

@@ -100,6 +100,9 @@ def test_run_export_and_reload_without_icd(models, family, tmp_path):
     assert metrics["equivalence"]["ok"] and metrics["equivalence"]["max_rel_diff"] <= 1e-5
     layout = json.loads((out / "icd_layout.json").read_text())
     assert layout["written"]["reload_check"]["max_rel_diff"] <= 1e-5
+    on_disk = sum(f.stat().st_size for f in out.iterdir() if f.name != "icd_layout.json")
+    assert layout["written"]["bytes_on_disk"] == on_disk and 0.5 < layout["written"]["size_vs_float32"] < 1.5
+    assert "× the model in float32)" in done.stdout  # float32 weights: about the state's own size
     assert Path(layout["source"]["run_dir"]).name == family  # the committed run, not its staging directory
     assert not any(g["identity"] for g in layout["groups"].values())  # the layout really moved
     from safetensors.torch import load_file
