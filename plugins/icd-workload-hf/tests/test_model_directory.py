@@ -16,6 +16,10 @@ import torch
 ICD = [sys.executable, "-m", "icd_core.cli"]
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "bert", "roberta", "distilbert", "gpt2", "opt", "mamba")
 ENCODERS = ("bert", "roberta", "distilbert")
+# the end-to-end export of these runs in .ci/run (pytest -m slow): each shares its code path with one that
+# make test keeps (mistral, qwen2, qwen3: llama's KV-cache decoder; roberta, distilbert: bert's encoder)
+SAME_PATH = ("mistral", "qwen2", "qwen3", "roberta", "distilbert")
+EXPORTED = [pytest.param(f, marks=pytest.mark.slow) if f in SAME_PATH else f for f in FAMILIES]
 
 
 def tiny_config(family: str):
@@ -88,7 +92,7 @@ def test_a_random_permutation_of_every_group_keeps_the_function(models, family):
     assert state.workload.max_rel_diff(permuted.run(), reference) <= 1e-5
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", EXPORTED)
 def test_run_export_and_reload_without_icd(models, family, tmp_path):
     groups = "inner" if family == "mamba" else "ffn"
     out = tmp_path / "exported"
@@ -182,6 +186,7 @@ def test_bad_directories_say_what_is_wrong(models, tmp_path):
     assert "model (gpt2).groups: ['hidden'] not among ffn, heads" in done.stderr
 
 
+@pytest.mark.slow  # two full runs (~22 s): in .ci/run
 def test_export_rederives_a_finished_run(models, tmp_path):
     """The model given as a relative path; the export run from another directory."""
     import shutil
