@@ -24,7 +24,7 @@ and :mod:`icd_core.testing` that a plugin imports (a test enforces it).
 - out-of-process runners: :func:`load_workload` (a run's workload rebuilt from its spec and seed),
   :func:`python_command` (a Python child that never imports from the working directory) and
   :func:`die_with_parent` (its ``preexec_fn``: killed with the parent);
-- bounded input: :func:`read_bytes` / :func:`read_text` (a regular file no larger than a named
+- bounded input: :func:`read_bytes` / :func:`read_text` / :func:`read_json` (a regular file no larger than a named
   limit, else one error line), :func:`regular_file`, :func:`limit` (``ICD_LIMIT_<NAME>`` or the
   default; the names and defaults are in docs/limits.md);
 - scratch and staging directories: :func:`held_directory` (held while used, swept by the next
@@ -41,7 +41,7 @@ from icd_core.config.validators import between, non_negative, positive, power_of
 from icd_core.contract import tensors
 from icd_core.contract.abilities import CapturesActivations
 from icd_core.contract.children import die_with_parent, python_command
-from icd_core.contract.limits import limit, read_bytes, read_text, regular_file
+from icd_core.contract.limits import limit, read_bytes, read_json, read_text, regular_file
 from icd_core.contract.staging import held_directory
 from icd_core.contract.state import ModelState
 from icd_core.contract.targets import DEFAULT_TARGETS, TargetPlan, ignore_patterns, patterns, plan_targets
@@ -113,7 +113,7 @@ __all__ = [
     "max_rel_diff",
     "modularity", "no_target_reason", "non_negative", "order_for", "output_quality", "partition_modularity",
     "patterns", "plan_targets",
-    "pin_fixed", "positive", "power_of_two", "python_command", "read_bytes", "read_text", "regular_file",
+    "pin_fixed", "positive", "power_of_two", "python_command", "read_bytes", "read_json", "read_text", "regular_file",
     "solver_budget", "solver_workers", "sort_order", "statistic",
     "supernode_count",
     "symmetric_csr",

@@ -8,7 +8,6 @@ RUN recorded; ``icd run --export DIR`` writes the state the run itself ends with
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -95,15 +94,10 @@ def recorded_metrics(run: Path) -> dict:
     file) and holding what an export reads (``run.mode``, ``results``, ``final.rolled_back``); one
     line naming the file and the field otherwise."""
     from icd_core.contract.errors import InputDataError, UsageError
-    from icd_core.contract.limits import read_text
+    from icd_core.contract.limits import read_json
 
     path = run / "metrics.json"
-    try:
-        recorded = json.loads(read_text(path, "run's metrics file", "json_bytes"))
-    except json.JSONDecodeError as exc:
-        raise InputDataError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise InputDataError(f"{path}: nested too deeply to be a run's metrics file") from None
+    recorded = read_json(path, "run's metrics file", "json_bytes")
 
     def require(field: str, kind: type) -> Any:
         value: Any = recorded

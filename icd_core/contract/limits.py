@@ -22,9 +22,11 @@ model_excess_bytes 256 MiB      float32 bytes a model may hold beyond its checkp
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from icd_core.contract.errors import IcdError, InputDataError
 
@@ -96,3 +98,13 @@ def read_text(path: str | Path, what: str, name: str, error: type[IcdError] = In
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
                     f"expected {article(what)} {what}") from None
+
+
+def read_json(path: str | Path, what: str, name: str, error: type[IcdError] = InputDataError) -> Any:
+    """:func:`read_text` parsed as JSON; a syntax error or runaway nesting is one line naming the file."""
+    try:
+        return json.loads(read_text(path, what, name, error))
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise error(f"{path}: nested too deeply to be {article(what)} {what}") from None

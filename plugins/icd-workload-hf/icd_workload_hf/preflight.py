@@ -10,7 +10,6 @@ no memory). Tokenizer files are size-checked before a tokenizer reads them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -19,7 +18,7 @@ from typing import Any
 import attrs
 
 from icd_core import InputDataError
-from icd_core.toolkit import limit, read_text, regular_file
+from icd_core.toolkit import limit, read_json, regular_file
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -60,16 +59,6 @@ def _integer(dtype: str) -> bool:
     return name.startswith(("i", "u")) or "int" in name
 
 
-def read_json(path: Path, what: str, limit_name: str = "config_bytes") -> Any:
-    """A bounded JSON file, parsed; one line naming the file otherwise."""
-    try:
-        return json.loads(read_text(path, what, limit_name))
-    except json.JSONDecodeError as exc:
-        raise InputDataError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise InputDataError(f"{path}: nested too deeply to be the {what}") from None
-
-
 def check_directory(path: str | None, label: str = "model") -> tuple[Path, dict]:
     """The directory and its parsed config.json, or one line saying what is wrong."""
     if not path:
@@ -80,7 +69,7 @@ def check_directory(path: str | None, label: str = "model") -> tuple[Path, dict]
     config_file = p / "config.json"
     if not config_file.exists():
         raise InputDataError(f"{label} {p}: no config.json (a transformers model directory is expected)")
-    config = read_json(config_file, "config.json")
+    config = read_json(config_file, "config.json", "config_bytes")
     if not isinstance(config, dict):
         raise InputDataError(f"{config_file}: expected a JSON object")
     check_dimensions(config, config_file)
@@ -116,12 +105,13 @@ def check_weights(p: Path) -> list[Path]:
     the one weights file."""
     for index in INDEX_FILES:
         if (p / index).exists():
-            document = read_json(p / index, "shard index")
+            document = read_json(p / index, "shard index", "config_bytes")
             weight_map = document.get("weight_map") if isinstance(document, dict) else None
             if not isinstance(weight_map, dict) or not weight_map:
                 raise InputDataError(f"{p / index}: no weight_map (a shard index is expected)")
-            shards = sorted({str(s) for s in weight_map.values()}) if all(
-                isinstance(s, str) for s in weight_map.values()) else [None]
+            if not all(isinstance(s, str) for s in weight_map.values()):
+                raise InputDataError(f"{p / index}: weight_map values must be shard file names (strings)")
+            shards = sorted(set(weight_map.values()))
             outside = [s for s in shards if not _inside(s)]
             if outside:
                 raise InputDataError(f"{p / index}: weight_map names {outside[0]!r}, which is not a file inside the "
