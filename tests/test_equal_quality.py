@@ -98,9 +98,11 @@ def test_each_arm_is_searched_to_its_own_rate_and_the_run_decomposes(tmp_path):
     assert "lat_ms" in decomposition["steps"]["layout"]
     assert "identity" in (run / "report.html").read_text()
     first = verdict_card(m).layout_answer  # the card leads with the rate each order reached
-    assert first.startswith(f"What did layout buy at damage:auto? At equal quality the rate went identity "
+    assert first.startswith(f"What did layout add to damage:auto? At equal quality the rate went identity "
                             f"{identity['knob']} {fmt(identity['chosen'])} → linear {linear['knob']} "
                             f"{fmt(linear['chosen'])}; permuted vs natural order: cosine_pct "), first
+    assert first.endswith("(no random-order control: the rate is searched per arm; a control would repeat the "
+                          "search per random order)."), first
 
 
 def test_two_auto_rates_and_an_unknown_rate_metric_are_refused(tmp_path):

@@ -121,7 +121,8 @@ def test_same_seed_gives_identical_w_perm_and_non_timing_metrics(tmp_path):
 
 
 @pytest.mark.parametrize("mode,branches", [("linear", {"pre", "linear"}), ("iterative", {"pre", "iterative"}),
-                                           ("compare", {"pre", "identity", "linear", "iterative"})])
+                                           ("compare", {"pre", "identity", "linear", "iterative",
+                                                        "random1", "random2", "random3"})])
 def test_modes(tmp_path, mode, branches):
     outcome, run = run_pipeline(tmp_path, FAULTS, overrides={"pipeline.mode": mode, "transform.adapters": ["halve"]})
     m = metrics_of(run)

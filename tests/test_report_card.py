@@ -89,8 +89,9 @@ def test_the_console_summary_is_short_and_verbose_prints_every_row(tmp_path):
     lines = short.stdout.splitlines()
     assert len(lines) <= 41 and lines[1].startswith("Is iterative (re-permuted) cheaper than linear at equal quality?")
     # The transform in natural order ran beside the permuted arms: what layout bought leads the card.
-    assert re.match(r"What did layout buy at sparsity:2:4\? permuted vs natural order: cosine_pct [\d.]+ → [\d.]+ % "
-                    r"\([+-][\d.e+-]+ pp \[[^]]+\], (better|worse|no difference shown)\)", lines[0]), lines[0]
+    assert re.match(r"What did layout add to sparsity:2:4\? (Layout helped|Layout hurt|Nothing[^:]*): permuted vs "
+                    r"natural order: cosine_pct [\d.]+ → [\d.]+ % \([+-]?[\d.e+-]+ pp \[[^]]+\], "
+                    r"(better|worse|no difference shown)\); against the best of 3 random orders", lines[0]), lines[0]
     assert any(line.startswith("layout C (mlp.hidden)") for line in lines)
     assert not any(line.startswith("layout.mlp.hidden.Q") for line in lines)
     verbose = icd(*args, "--name", "verbose", "--verbose")

@@ -55,6 +55,8 @@ def export(run_dir: str, out: str, fmt: str, arm: str | None) -> None:
 def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None = None) -> dict:
     """Re-run ``run``'s config into a scratch directory; export the arm only if its state digest
     equals the one ``run`` recorded. Returns icd_layout.json."""
+    import attrs
+
     from icd_core.cli.launch import launch_committed
     from icd_core.config.files import load_config
     from icd_core.contract.errors import UsageError
@@ -71,6 +73,7 @@ def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None =
     if arm is not None and arm not in recorded["results"]:
         raise UsageError(f"--arm {arm}: {run} holds no {arm} arm (it holds {', '.join(recorded['results'])})")
     config = load_config(str(run / "config.json"), (), cli={})
+    config = attrs.evolve(config, pipeline=attrs.evolve(config.pipeline, random_orders=0))  # never exported
     manager = load_plugin_manager()
     selection = select(config, manager.registry)
     check_format(selection.workload.name, manager.registry.get("workload", selection.workload.name).abilities, fmt,

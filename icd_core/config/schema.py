@@ -54,6 +54,10 @@ class PipelineConfig:
     function-preserving, so only round-off is allowed); beyond it the run fails and rolls
     back. ``null``: the workload's own bound (1e-4 unless deep fp32 models need more).
 
+    ``random_orders``: in ``compare`` mode with a transform, how many random function-preserving
+    orders (the control) get the same transform as π₀ does; the card says layout helped only
+    when π₀ beats natural order and the best of them with the whole 95 % CI (0: no control).
+
     ``hook_timeout_s``: the longest one plugin hook call may take (loading a model, building
     W, a solve, a transform, a measure); past it the call is abandoned and recorded as that
     plugin's failure, and the run goes on or stops as for any plugin error.
@@ -67,6 +71,7 @@ class PipelineConfig:
     fixed_clock: bool = False
     equivalence_tol: float | None = attrs.field(default=None, validator=positive())
     hook_timeout_s: float = attrs.field(default=3600.0, validator=positive())
+    random_orders: int = attrs.field(default=3, validator=non_negative())
 
 
 @attrs.frozen

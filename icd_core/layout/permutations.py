@@ -64,6 +64,14 @@ def supernode_count(n: int, constraints: Constraints, where: str) -> int:
     return n // constraints.supernode
 
 
+def random_order(n: int, constraints: Constraints, rng: np.random.Generator, where: str = "group") -> np.ndarray:
+    """A uniformly drawn π that respects ``constraints`` (aligned super-nodes move whole, fixed
+    ones stay): a function-preserving order that knows nothing of the model, the control a
+    fitted layout is compared with."""
+    order = pin_fixed(rng.permutation(supernode_count(n, constraints, where)), constraints.fixed)
+    return check_permutation(expand(order, constraints.supernode), n, constraints, where)
+
+
 def pin_fixed(order: np.ndarray, fixed: tuple[int, ...]) -> np.ndarray:
     """Put every fixed node back at its own index with one swap each (the least disturbance)."""
     out = np.asarray(order, dtype=np.int64).copy()

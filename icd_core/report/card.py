@@ -130,32 +130,66 @@ def bought(metrics: dict[str, Any]) -> str:
             f"{'; ' + moved if moved else ''}.")
 
 
-def _quality_step(metrics: dict[str, Any], metric: str) -> str | None:
-    """``task_fidelity_pct 92.4 → 93.9 % (+1.5 pp [+1.2, +1.8], better)`` — natural order → permuted."""
+def _word(change: dict[str, Any], better: str) -> str:
+    """``better`` / ``worse`` when the whole 95 % CI lies on one side of zero, else ``no difference shown``."""
+    ci = change.get("ci95")
+    if not ci:
+        return "no 95 % CI"
+    if ci[0] > 0 or ci[1] < 0:
+        return "better" if (ci[0] > 0) == (better == "higher") else "worse"
+    return "no difference shown"
+
+
+def _paired(change: dict[str, Any] | None, better: str) -> tuple[str, str | None]:
+    """``+1.5 pp [+1.2, +1.8], better`` and its word (``None``: no paired change)."""
+    change = change or {}
+    if change.get("estimate") is None:
+        return f"no paired change: {short_reason(change.get('reason'))}", None
+    if change.get("kind") == "difference" and change.get("unit") == "%":
+        change = {**change, "unit": "pp"}  # a difference of percentages
+    word = _word(change, better)
+    return f"{change_text(change)}, {word}", word
+
+
+def _quality_step(metrics: dict[str, Any], metric: str) -> tuple[str, str | None, str | None] | None:
+    """``task_fidelity_pct 92.4 → 93.9 % (+1.5 pp [+1.2, +1.8], better)`` — natural order → π₀ —
+    then π₀ against the best random order; with the word of each comparison."""
     identity = metrics["results"].get("identity", {}).get("quality", {}).get(metric)
     linear = metrics["results"].get("linear", {}).get("quality", {}).get(metric)
     if not identity or not linear or identity.get("value") is None or linear.get("value") is None:
         return None
-    change = metrics.get("comparisons", {}).get("linear_vs_identity", {}).get(metric, {})
-    said = f"{metric} {fmt(identity['value'])} → {fmt(linear['value'])} {linear.get('unit', '')}".rstrip()
-    if change.get("estimate") is None:
-        return f"{said} (no paired change: {short_reason(change.get('reason'))})"
-    if change.get("kind") == "difference" and change.get("unit") == "%":
-        change = {**change, "unit": "pp"}  # a difference of percentages
-    ci = change.get("ci95")
-    if not ci:
-        word = "no 95 % CI"
-    elif ci[0] > 0 or ci[1] < 0:
-        up = ci[0] > 0
-        word = "better" if up == (linear.get("better", "higher") == "higher") else "worse"
-    else:
-        word = "no difference shown"
-    return f"{said} ({change_text(change)}, {word})"
+    better = linear.get("better", "higher")
+    said, vs_natural = _paired(metrics.get("comparisons", {}).get("linear_vs_identity", {}).get(metric), better)
+    text = f"{metric} {fmt(identity['value'])} → {fmt(linear['value'])} {linear.get('unit', '')}".rstrip()
+    text += f" ({said})"
+    control = metrics.get("control", {})
+    found = control.get("metrics", {}).get(metric)
+    if not found:
+        return text, vs_natural, None
+    said, vs_random = _paired(found["linear_vs_best"], better)
+    others = " / ".join(fmt(v) for v in found["random"].values())
+    return (f"{text}; against the best of {control['orders']} random orders ({others}): {said}",
+            vs_natural, vs_random)
+
+
+def _conclusion(vs_natural: str | None, vs_random: str | None, control: dict[str, Any]) -> str:
+    """What layout added, by the first metric shown: helped only when π₀ beats natural order
+    and the best random order, each with the whole 95 % CI."""
+    if not control.get("orders"):
+        return f"(no random-order control: {control.get('reason', 'not run')})"
+    if vs_natural == "worse":
+        return "Layout hurt:"
+    if vs_natural == "better" and vs_random == "better":
+        return "Layout helped:"
+    if vs_natural == "better":
+        return "Nothing beyond chance (a random order did as well):"
+    return "Nothing:"
 
 
 def layout_answer(metrics: dict[str, Any]) -> str | None:
-    """What layout bought at the user's rate: the transform in natural order (identity) against
-    the same transform after π₀ (linear) — paired quality, and each arm's rate when it was searched."""
+    """What layout added on top of the transform at the user's rate: the transform in natural
+    order (identity) against the same transform after π₀ (linear), and π₀ against the best of
+    the random-order controls — paired quality, and each arm's rate when it was searched."""
     results = metrics.get("results", {})
     if "identity" not in results or "linear" not in results or not metrics["run"]["ok"]:
         return None
@@ -166,13 +200,16 @@ def layout_answer(metrics: dict[str, Any]) -> str | None:
                 if arms.get(arm, {}).get("rate") is not None]
     primary = metrics.get("gates", {}).get("primary_quality") or results["linear"].get("primary_quality")
     shown = list(dict.fromkeys(m for m in (arms.get("linear", {}).get("quality_metric"), primary) if m))
-    steps = [text for text in (_quality_step(metrics, m) for m in shown) if text]
-    head = f"What did layout buy at {transforms}?"
+    steps = [found for found in (_quality_step(metrics, m) for m in shown) if found]
+    head = f"What did layout add to {transforms}?"
     if searched:
         head += f" At equal quality the rate went {' → '.join(searched)};"
     if not steps:
         return f"{head} no quality figure of both arms to compare."
-    return f"{head} permuted vs natural order: " + "; ".join(steps) + "."
+    conclusion = _conclusion(steps[0][1], steps[0][2], metrics.get("control", {}))
+    if conclusion.startswith("("):
+        return f"{head} permuted vs natural order: " + "; ".join(s[0] for s in steps) + f" {conclusion}."
+    return f"{head} {conclusion} permuted vs natural order: " + "; ".join(s[0] for s in steps) + "."
 
 
 def verdict_card(metrics: dict[str, Any]) -> Card:

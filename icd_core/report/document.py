@@ -14,7 +14,7 @@ from icd_core.report.verdict import verdict
 from icd_core.run.events import EventBus
 from icd_core.run.permcache import version_tag
 from icd_core.run.record import RunRecord
-from icd_core.run.results import BranchResult, all_changes
+from icd_core.run.results import BranchResult, all_changes, is_control
 
 
 def _gates(cfg: Config, results: Mapping[str, BranchResult], error: str | None) -> dict[str, Any]:
@@ -54,6 +54,8 @@ def decomposition(results: Mapping[str, BranchResult], changes: Mapping[str, Any
     worse = -1.0 if reference is None or reference.better == "higher" else 1.0  # a loss is positive
     arms = {}
     for arm, result in results.items():
+        if is_control(arm):
+            continue
         search = searches.get(arm, {})
         change = changes.get(f"{arm}_vs_pre", {}).get(quality, {})
         arms[arm] = {"rate": search.get("chosen"), "rate_met": search.get("met"), "knob": search.get("knob"),
@@ -70,6 +72,29 @@ def decomposition(results: Mapping[str, BranchResult], changes: Mapping[str, Any
         if row is not None:
             steps[label] = {key: row[key] for key in ("lat_ms", "attention_ms", cost, quality) if key and key in row}
     return {"backend": backend, "cost": cost, "arms": arms, "steps": steps}
+
+
+CONTROL_WHAT = ("the same transforms after a random function-preserving order of every group instead of π₀ "
+                "(seeded by the run seed and the arm's name); paired against the linear arm on the same items")
+
+
+def control(results: Mapping[str, BranchResult], changes: Mapping[str, Any], no_control: str | None
+            ) -> dict[str, Any]:
+    """Per quality metric: each random order's value, the best of them, and π₀'s (linear)
+    paired change against that best — what separates the layout from chance."""
+    randoms = [b for b in results if is_control(b)]
+    if not randoms or "linear" not in results:
+        return {"orders": 0, "reason": no_control or "the run stopped before its arms ran"}
+    metrics = {}
+    for metric, figure in results["linear"].quality.items():
+        values = {r: results[r].quality[metric].value for r in randoms
+                  if metric in results[r].quality and results[r].quality[metric].value is not None}
+        if not values or figure.value is None:
+            continue
+        best = (max if figure.better == "higher" else min)(values, key=values.__getitem__)
+        metrics[metric] = {"random": values, "best": best, "linear": figure.value,
+                           "linear_vs_best": changes.get(f"linear_vs_{best}", {}).get(metric)}
+    return {"orders": len(randoms), "what": CONTROL_WHAT, "metrics": metrics}
 
 
 def _ms_per_token(result: BranchResult) -> float | None:
@@ -103,6 +128,7 @@ def metrics_document(run: RunRecord, bus: EventBus, plugins: list[dict[str, Any]
     }
     metrics["decomposition"] = decomposition(results, metrics["comparisons"], run.searches, cfg.execution.backend,
                                              run.rate_metric)
+    metrics["control"] = control(results, metrics["comparisons"], run.no_control)
     metrics["verdict"] = verdict(metrics)
     return metrics
 

@@ -13,6 +13,7 @@ from icd_core.contract.records import KV_TOKENS, Figure
 from icd_core.contract.state import ModelState
 from icd_core.run.context import RunContext
 from icd_core.run.measuring import judge_quality
+from icd_core.run.results import CONTROL
 from icd_core.run.selection import Selection
 
 BRANCHES_OF_MODE = {"linear": ("linear",), "iterative": ("iterative",), "compare": ("linear", "iterative")}
@@ -24,7 +25,8 @@ ARM = "identity"
 class ArmPlan:
     """What the loaded workload and the config decide before any branch runs: the branches,
     the adapter whose rate is searched (``auto_index``), what decides the search (metric and
-    limit), the dense model's output (``reference``) and its quality."""
+    limit), the dense model's output (``reference``) and its quality; the control arms
+    (``random1`` …, quality only) or why there are none (``no_control``)."""
 
     branches: tuple[str, ...]
     auto_index: int | None = None
@@ -32,6 +34,8 @@ class ArmPlan:
     rate_limit: float = 0.0
     reference: Any = None
     pre_quality: dict[str, Figure] = attrs.Factory(dict)
+    controls: tuple[str, ...] = ()
+    no_control: str | None = None
 
 
 def auto_adapter(sel: Selection, state0: ModelState) -> int | None:
@@ -73,5 +77,17 @@ def plan_arms(ctx: RunContext, sel: Selection, state0: ModelState, reference: An
         if rate_metric not in pre_quality:
             raise ConfigError(f"execution.rate_metric: {rate_metric!r} is not a quality figure of workload "
                               f"{workload.name!r} (it reports: {', '.join(sorted(pre_quality))})")
+    controls, no_control = plan_controls(cfg.pipeline.random_orders, ARM in branches, auto_index)
     return ArmPlan(branches=branches, auto_index=auto_index, rate_metric=rate_metric, rate_limit=rate_limit,
-                   reference=reference, pre_quality=pre_quality)
+                   reference=reference, pre_quality=pre_quality, controls=controls, no_control=no_control)
+
+
+def plan_controls(orders: int, compared: bool, auto_index: int | None) -> tuple[tuple[str, ...], str | None]:
+    """The control arms (``random1`` …) beside π₀'s, or why none runs."""
+    if not compared:
+        return (), "no transform in compare mode: nothing for a layout to change"
+    if orders == 0:
+        return (), "pipeline.random_orders is 0"
+    if auto_index is not None:
+        return (), "the rate is searched per arm; a control would repeat the search per random order"
+    return tuple(f"{CONTROL}{k}" for k in range(1, orders + 1)), None

@@ -12,7 +12,7 @@ import numpy as np
 from icd_core.contract.errors import ContractError
 from icd_core.contract.records import GraphW, TransformMeta
 from icd_core.contract.state import ModelState
-from icd_core.layout.permutations import identity
+from icd_core.layout.permutations import identity, random_order
 from icd_core.plugin import dispatch
 from icd_core.plugin.manager import PluginManager
 from icd_core.plugin.specs import ComponentSpec, resolve
@@ -149,6 +149,17 @@ class Engine:
         if auto is None:
             return self.steps(branch, self.sel.adapters, at)
         return search_rate(self, branch, self.steps(branch, self.sel.adapters[:auto], at))
+
+    def control(self, branch: str, start: UndoStack) -> ArmOutcome:
+        """A control arm: every group in a random function-preserving order (seeded by the run
+        seed and the arm's name) where π₀ would be, then the adapters as the linear arm runs them."""
+        stack = start
+        for group in stack.state.groups:
+            perm = random_order(group.size, stack.state.constraints[group.name], self.ctx.rng(branch, group.name),
+                                f"{branch} order of group {group.name}")
+            stack = stack.push(f"{branch}:{group.name}", undo_permutation(group.name, perm),
+                               stack.state.permuted(group.name, perm))
+        return self.steps(branch, self.sel.adapters, ArmOutcome(stack=stack))
 
     def first_fit(self, start: UndoStack, w0: Mapping[str, GraphW]) -> ArmOutcome:
         """π₀ of every group, shared by the permuted arms."""

@@ -114,6 +114,10 @@ class Pipeline:
                 finals[branch] = arms[branch].state
                 results[branch] = attrs.evolve(measure(engine, branch, finals[branch], w0),
                                                transforms=arms[branch].metas)
+            for control in engine.plan.controls:  # quality only: never timed, exported or kept
+                outcome = engine.control(control, UndoStack(state0))
+                results[control] = attrs.evolve(measure_control(engine, control, outcome.state, w0),
+                                                transforms=outcome.metas)
             chosen = "linear" if ctx.config.pipeline.mode == "linear" else "iterative"
             active = arms[chosen].stack  # the state the run hands back, unless rolled back
             results, timing = time_together(engine, finals, results, chosen)
@@ -145,7 +149,7 @@ class Pipeline:
             final_digest=active.state.digest() if active else None, equivalence=equivalence, timing=timing,
             searches={b: arm.search for b, arm in arms.items() if arm.search is not None},
             rate_metric=(engine.plan.rate_metric or None) if engine else None,
-            states=finals if kept else {}, kept=kept)
+            states=finals if kept else {}, kept=kept, no_control=engine.plan.no_control if engine else None)
 
 
 def measure(engine: Engine, label: str, state: ModelState, w0: Mapping[str, GraphW]) -> BranchResult:
@@ -155,6 +159,13 @@ def measure(engine: Engine, label: str, state: ModelState, w0: Mapping[str, Grap
     with engine.ctx.bus.stage("measure", state="MEASURED", branch=label):
         return measure_state(engine.manager, engine.ctx, engine.sel.measures, state, engine.plan.reference, w0,
                              label, skip=together, with_quality=not together)
+
+
+def measure_control(engine: Engine, label: str, state: ModelState, w0: Mapping[str, GraphW]) -> BranchResult:
+    """A control arm's quality and layout metrics (no measure runs: nothing of it is timed)."""
+    with engine.ctx.bus.stage("measure", state="MEASURED", branch=label, what="quality (control)"):
+        return measure_state(engine.manager, engine.ctx, engine.sel.measures, state, engine.plan.reference, w0,
+                             label, skip=frozenset(m.name for m in engine.sel.measures))
 
 
 def time_together(engine: Engine, states: Mapping[str, ModelState], results: Mapping[str, BranchResult],
@@ -172,7 +183,7 @@ def time_together(engine: Engine, states: Mapping[str, ModelState], results: Map
     with ctx.bus.stage("measure", state="MEASURED", branch="+".join(states), what="wall clock, interleaved") as meta:
         timed = interleaved_timing(ctx, states, thresholds)
         meta.update(rounds=timed.info["rounds"], stopped_at=timed.info["stopped_at"])
-    out = {}
+    out = dict(results)  # the control arms too, which are not timed
     for label, state in states.items():
         result = results[label].with_figures(timed.figures[label])
         if label == "pre" and plan.pre_quality:  # judged already, as the rate search's reference

@@ -20,7 +20,8 @@ class RunRecord:
     long it took; each arm's result (``pre``: the loaded model), every fit, π per group, the
     rollback (if any), the error (``None``: every stage succeeded), the final state's digest,
     π₀'s equivalence check, how the timing went and each arm's rate search; each arm's final
-    state and the arm the run kept (``pre`` after a rollback, ``None`` when it failed)."""
+    state and the arm the run kept (``pre`` after a rollback, ``None`` when it failed); why no
+    random-order control ran (``None``: it ran, or the run stopped before its arms were planned)."""
 
     config: Config
     selection: Selection
@@ -40,6 +41,7 @@ class RunRecord:
     rate_metric: str | None = None
     states: Mapping[str, ModelState] = attrs.Factory(dict)
     kept: str | None = None
+    no_control: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -24,6 +24,13 @@ RELATIVE = ("lat_ms", "toks_per_s", "ept_j_per_tok", "cache_misses_per_access", 
 BRANCH_PAIRS = (("linear", "iterative"), ("identity", "linear"), ("pre", "identity"), ("pre", "linear"),
                 ("pre", "iterative"))
 
+CONTROL = "random"
+"""Prefix of the control arms: the transform after a random function-preserving order instead of π₀."""
+
+
+def is_control(branch: str) -> bool:
+    return branch.startswith(CONTROL)
+
 
 def ranked(figures: list[Figure]) -> tuple[Figure, ...]:
     """Values before nulls, then by source priority (stable)."""
@@ -84,12 +91,17 @@ def branch_change(a: BranchResult, b: BranchResult, metric: str, seed: int = 0) 
 
 
 def all_changes(results: Mapping[str, BranchResult], seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Every figure and quality metric for each pair of branches, as JSON-ready dicts."""
+    """Every figure and quality metric for each pair of branches, as JSON-ready dicts; each
+    control arm's quality against the linear arm's (``linear_vs_random1`` …)."""
     out: dict[str, dict[str, Any]] = {}
-    for a, b in BRANCH_PAIRS:
+    controls = tuple((c, "linear") for c in results if is_control(c))
+    for a, b in BRANCH_PAIRS + controls:
         if a not in results or b not in results:
             continue
-        metrics = sorted({*results[a].figures, *results[b].figures} | {*results[a].quality, *results[b].quality})
+        if is_control(a):
+            metrics = sorted({*results[a].quality} & {*results[b].quality})
+        else:
+            metrics = sorted({*results[a].figures, *results[b].figures} | {*results[a].quality, *results[b].quality})
         row = {}
         for metric in metrics:
             change = branch_change(results[a], results[b], metric, seed)
