@@ -14,7 +14,8 @@ and :mod:`icd_core.testing` that a plugin imports (a test enforces it).
   :func:`statistic` over a figure's samples; :data:`MIN_ROUNDS_FOR_CI` (the fewest timing
   rounds whose latency change gets a 95 % CI, for a workload's suggested repeats);
 - adapters: :func:`plan_targets` (the weights ``targets`` / ``ignore`` select, split into those a
-  group runs along and those transformed in natural order; :func:`patterns` converts the option),
+  group runs along and those transformed in natural order; :func:`patterns` converts the option;
+  :func:`check_widths` refuses, before any work, targeted weights a group size or M cannot tile),
   :func:`undo_permutation`, :func:`no_target_reason`, :func:`activation_energy` (Σ x²
   per channel, for activation-aware scores and act-order); options: :func:`positive`,
   :func:`non_negative`, :func:`between`, :func:`power_of_two`;
@@ -44,7 +45,14 @@ from icd_core.contract.children import die_with_parent, python_command
 from icd_core.contract.limits import limit, read_bytes, read_json, read_text, regular_file
 from icd_core.contract.staging import held_directory
 from icd_core.contract.state import ModelState
-from icd_core.contract.targets import DEFAULT_TARGETS, TargetPlan, ignore_patterns, patterns, plan_targets
+from icd_core.contract.targets import (
+    DEFAULT_TARGETS,
+    TargetPlan,
+    check_widths,
+    ignore_patterns,
+    patterns,
+    plan_targets,
+)
 from icd_core.layout.channel_order import cluster_order, order_for, sort_order
 from icd_core.layout.graphs import symmetric_csr
 from icd_core.layout.metrics import (
@@ -112,7 +120,7 @@ __all__ = [
     "fit_stats", "held_directory", "identity", "inverse", "limit", "linear_arrangement", "lines_per_access", "load_workload",
     "max_rel_diff",
     "modularity", "no_target_reason", "non_negative", "order_for", "output_quality", "partition_modularity",
-    "patterns", "plan_targets",
+    "patterns", "plan_targets", "check_widths",
     "pin_fixed", "positive", "power_of_two", "python_command", "read_bytes", "read_json", "read_text", "regular_file",
     "solver_budget", "solver_workers", "sort_order", "statistic",
     "supernode_count",

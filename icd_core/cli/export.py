@@ -37,6 +37,9 @@ def echo_export(document: dict, out: Path) -> None:
     detail = f"; reloaded without icd: max relative difference {check['max_rel_diff']:.2g}" if check else ""
     size = (f" ({written['bytes_on_disk'] / 2**20:,.1f} MiB, {written['size_vs_float32']:.2f}× the model in float32)"
             if written.get("size_vs_float32") is not None else "")
+    stored = written.get("transformed_weights") or {}
+    if stored.get("vs_float32") is not None:  # a format that stores the transformed weights compressed
+        size += f"; its {stored['count']} transformed weights {stored['vs_float32']:.3f}× their float32 bytes"
     echo(f"exported {document['source']['arm']} ({document['source']['why']}) as {document['format']} "
          f"to {out}{size}{detail}")
 

@@ -15,6 +15,7 @@ order), so a transform covers the whole model, not only where a group runs.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import attrs
 
 from icd_core.contract.abilities import ListsLinears
+from icd_core.contract.errors import ConfigError
 from icd_core.contract.records import GroupMember
 
 DEFAULT_TARGETS = ("Linear",)
@@ -101,6 +103,28 @@ class TargetPlan:
                 if m.tensor not in covered and tuple(state.tensors[m.tensor].shape)[m.axis] % multiple_of == 0:
                     natural[m.tensor] = m.axis
         return TargetPlan(grouped=grouped, natural=natural, skipped=self.skipped)
+
+
+def check_widths(state: Any, targets: tuple[str, ...], ignore: tuple[str, ...], multiple_of: int,
+                 where: str, option: str) -> None:
+    """Refuse, before any work, targeted weights whose input width ``multiple_of`` does not
+    divide (they would stay untransformed): one line naming how many, the first, and the
+    powers of two that fit every width. ``where``: the adapter; ``option``: what
+    ``multiple_of`` is (``group``, ``m``)."""
+    if multiple_of <= 1:
+        return
+    inputs = linear_inputs(state)
+    wanted = selected(inputs, targets, ignore)
+    widths = {t: int(tuple(state.tensors[t].shape)[inputs[t]]) for t in wanted}
+    bad = [t for t, width in widths.items() if width % multiple_of]
+    if not bad:
+        return
+    common = math.gcd(*widths.values())
+    fits = [2 ** k for k in range(multiple_of.bit_length() - 1, 0, -1) if common % 2 ** k == 0][:2]
+    fix = f"{option} {' or '.join(map(str, fits))}" if fits else f"an {option} that divides every width"
+    raise ConfigError(f"{where}: {option} {multiple_of} does not divide the input width of {len(bad)} of the "
+                      f"{len(wanted)} targeted weights ({bad[0]}: {widths[bad[0]]}{', …' if len(bad) > 1 else ''}), "
+                      f"which would stay untransformed: use {fix}, or leave them out with ignore=")
 
 
 def linear_inputs(state: Any) -> dict[str, int]:

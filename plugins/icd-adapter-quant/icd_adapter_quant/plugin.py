@@ -7,7 +7,7 @@ from typing import Any, Literal
 import attrs
 
 from icd_core import hookimpl
-from icd_core.toolkit import DEFAULT_TARGETS, ignore_patterns, non_negative, patterns
+from icd_core.toolkit import DEFAULT_TARGETS, check_widths, ignore_patterns, non_negative, patterns
 
 NAME = "quant"
 
@@ -36,6 +36,12 @@ class QuantOptions:
     def __attrs_post_init__(self) -> None:
         if self.dtype == "fp8" and not self.symmetric:
             raise ValueError("fp8 is symmetric only (symmetric must be true)")
+
+    def check_state(self, state) -> None:
+        """Every targeted weight's input width is a multiple of ``group`` (as llm-compressor
+        requires), or one line before any work: a weight it does not divide would stay in full
+        precision."""
+        check_widths(state, self.targets, self.ignore, self.group, NAME, "group")
 
     @classmethod
     def from_spec_args(cls, args: list[Any]) -> dict[str, Any]:

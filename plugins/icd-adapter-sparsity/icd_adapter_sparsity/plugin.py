@@ -8,7 +8,7 @@ from typing import Any, Literal
 import attrs
 
 from icd_core import AUTO, Knob, hookimpl
-from icd_core.toolkit import DEFAULT_TARGETS, ignore_patterns, patterns, positive
+from icd_core.toolkit import DEFAULT_TARGETS, check_widths, ignore_patterns, patterns, positive
 
 NAME = "sparsity"
 
@@ -51,6 +51,12 @@ class SparsityOptions:
         if self.rate != AUTO and (isinstance(self.rate, bool) or not isinstance(self.rate, (int, float))
                                   or not 0.0 <= self.rate < 1.0):
             raise ValueError(f"rate must be in [0, 1) or auto (got {self.rate!r})")
+
+    def check_state(self, state) -> None:
+        """N:M: every targeted weight's input width is a multiple of ``m``, or one line before
+        any work (a weight it does not divide would stay dense)."""
+        if self.mode == "nm":
+            check_widths(state, self.targets, self.ignore, self.m, NAME, "m")
 
     def auto_knob(self, state) -> Knob | None:
         """``rate auto``: the share pruned, from none up to 95 %."""

@@ -96,7 +96,7 @@ def export_compressed(state: ModelState, module: torch.nn.Module, weights: dict[
             raise InputDataError(f"export --format compressed-tensors: {name} is a "
                                  f"{type(module.get_submodule(name)).__name__}, not a Linear (use --format hf)")
     scheme = QuantizationScheme(targets=modules, weights=args)
-    worst = 0.0
+    worst, stored, float32 = 0.0, 0, 0
     for name in modules:
         weight = weights.pop(f"{name}.weight")
         scale, zero = scales_of(weight, bits, symmetric, group)
@@ -110,6 +110,8 @@ def export_compressed(state: ModelState, module: torch.nn.Module, weights: dict[
         restored = PackedQuantizationCompressor.decompress(dict(packed), scheme)["weight"].float()
         worst = max(worst, float((restored - weight).abs().max() / weight.abs().max().clamp_min(1e-30)))
         weights.update({f"{name}.{k}": v for k, v in packed.items()})
+        stored += sum(int(v.nbytes) for v in packed.values())
+        float32 += 4 * int(weight.numel())
     if not worst <= DECOMPRESS_TOLERANCE:
         raise InputDataError(f"export --format compressed-tensors: decompressed weights differ from the run's by "
                              f"{worst:.3g} (max relative) > {DECOMPRESS_TOLERANCE:g}; nothing exported")
@@ -127,7 +129,17 @@ def export_compressed(state: ModelState, module: torch.nn.Module, weights: dict[
     return {"decompress_check": {"max_rel_diff": worst, "tolerance": DECOMPRESS_TOLERANCE,
                                  "what": "compressed_tensors PackedQuantizationCompressor.decompress vs the state's "
                                          "dequantised weights, per tensor"},
-            "quantized_modules": len(modules), "g_idx": None}
+            "quantized_modules": len(modules), "g_idx": None,
+            "linears_left_unquantized": sorted(set(linears(module)) - set(modules)),
+            "stored": {"count": len(modules), "bytes": stored, "float32_bytes": float32,
+                       "vs_float32": round(stored / float32, 4) if float32 else None,
+                       "what": "every stored tensor of the quantized Linears (packed weight, scale, zero point, "
+                               "shape) as written, against their weights in float32"}}
+
+
+def linears(module: torch.nn.Module) -> list[str]:
+    """The names of every Linear in ``module`` (the LM head and any pooler too)."""
+    return [name for name, m in module.named_modules() if isinstance(m, torch.nn.Linear)]
 
 
 def _sparsity(state: ModelState) -> dict:

@@ -166,5 +166,6 @@ def export_hf(state: ModelState, out_dir: Path, fmt: str) -> dict[str, Any]:
                      f"icd_layout.json groups[{hidden[0]!r}].pi (index with argsort(pi) to restore)")
     return {"files": files, "tokenizer": tokenizer, "kv_plan": plan is not None, "reload_check": check,
             "notes": notes, "weights": "float32 safetensors" if compressed is None else "compressed-tensors",
-            **({"compressed_tensors": compressed} if compressed else {})}
+            **({"compressed_tensors": compressed, "transformed_weights": compressed.pop("stored")} if compressed
+               else {})}
 

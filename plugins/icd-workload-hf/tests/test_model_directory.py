@@ -242,7 +242,7 @@ def test_smollm2_with_int4_and_a_page_plan_exports_and_reloads(tmp_path):
 
 
 def test_smollm2_int4_exports_as_compressed_tensors(tmp_path):
-    """Packed int4 g128 in compressed-tensors' format, groups contiguous in icd's order (no g_idx):
+    """Packed int4 g64 in compressed-tensors' format, groups contiguous in icd's order (no g_idx):
     the library decompresses it to the run's weights, and transformers loads it."""
     pytest.importorskip("compressed_tensors")
     from compressed_tensors.compressors import PackedQuantizationCompressor
@@ -259,18 +259,25 @@ def test_smollm2_int4_exports_as_compressed_tensors(tmp_path):
     manager = fresh_manager(plugin, quant_plugin)
     state = load_smollm2(SmolLM2Options(prompt=64, decode=8, groups="ffn"), 0)
     state = manager.call("icd_apply_transform", ctx=context(manager), adapter=resolve(manager.registry, "adapter",
-                                                                                      "quant:int4:g128"),
+                                                                                      "quant:int4:g64"),
                                                 state=state, layout=state.layout_for({})).state
     record = export_hf(state, tmp_path, "compressed-tensors")
     assert record["compressed_tensors"]["decompress_check"]["max_rel_diff"] <= 1e-6
     assert record["reload_check"]["max_rel_diff"] <= 1e-5  # transformers' own compressed-tensors loader
+    compressed = record["compressed_tensors"]
+    assert compressed["quantized_modules"] == 210 and compressed["linears_left_unquantized"] == ["lm_head"]
+    stored = record["transformed_weights"]
+    assert stored["count"] == 210 and stored["vs_float32"] <= 0.3  # issue 38: packed int4 and its scales
     config = json.loads((tmp_path / "config.json").read_text())["quantization_config"]
     scheme = QuantizationConfig.model_validate(config).config_groups["group_0"]
-    assert config["format"] == "pack-quantized" and scheme.weights.group_size == 128
+    assert config["format"] == "pack-quantized" and scheme.weights.group_size == 64
     saved = load_file(tmp_path / "model.safetensors")
     name = "model.layers.3.mlp.down_proj"
     assert saved[f"{name}.weight_packed"].dtype == torch.int32 and f"{name}.weight_g_idx" not in saved
     local = {k.split(".")[-1]: v for k, v in saved.items() if k.startswith(name + ".")}
+    quantized = {k.rsplit(".", 1)[0] for k in saved if k.endswith(".weight_packed")}
+    assert len(quantized) == 210 and stored["bytes"] == sum(
+        v.nbytes for k, v in saved.items() if k.rsplit(".", 1)[0] in quantized)
     weight = PackedQuantizationCompressor.decompress(local, scheme)["weight"].float()
     reference = state.tensors[f"{name}.weight"]
     assert float((weight - reference).abs().max() / reference.abs().max()) <= 1e-6
@@ -346,6 +353,26 @@ def test_int4_quantizes_every_targeted_linear_and_ignore_leaves_the_rest(models)
             assert torch.equal(w, state.tensors[name]), name
         else:
             assert levels <= 16, name  # one int4 scale per row and run of 32 inputs
+
+
+def test_a_group_or_m_that_leaves_targeted_weights_untransformed_is_refused_before_any_work(models, tmp_path):
+    from icd_core import ConfigError
+
+    state = load(models["qwen2"], "ffn")  # inputs: 64 wide (q, k, v, o, gate, up), 128 (down)
+    with pytest.raises(ConfigError, match=r"^quant: group 128 does not divide the input width of 12 of the 14 targeted "
+                                          r"weights \(model\.layers\.0\.self_attn\.q_proj\.weight: 64, …\), which "
+                                          r"would stay untransformed: use group 64 or 32, or leave them out with "
+                                          r"ignore=$"):
+        _adapter("quant:int4:g128").check_state(state)
+    _adapter("quant:int4:g128:targets=re:.*down_proj").check_state(state)  # every targeted weight fits
+    _adapter("quant:int4:g32").check_state(state)
+    with pytest.raises(ConfigError, match=r"^sparsity: m 3 does not divide .* 14 of the 14 .* use m 2, or leave"):
+        _adapter("sparsity:1:3").check_state(state)
+    done = icd("run", "--model", str(models["qwen2"]), "--adapter", "quant:int4:g100", "--out-dir", "runs",
+               cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "quant: group 100 does not divide the input width of 14 of the 14 targeted weights" in done.stderr
+    assert "What did layout" not in done.stdout
 
 
 def test_a_target_pattern_in_a_spec_keeps_its_colon_and_a_bad_one_is_one_line():
