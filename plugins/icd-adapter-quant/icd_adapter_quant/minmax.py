@@ -94,6 +94,14 @@ def _channel_order(ctx, state, group: str, stacked: np.ndarray, options, seed: i
     return np.argsort(-energy, kind="stable"), energy
 
 
+def member_rows(state, member, size: int) -> np.ndarray:
+    """The member's slices of its weight as a (rows × group size) float64 matrix: one head's
+    inputs of o_proj, not the whole axis; tiles stacked as further rows."""
+    w = T.rows_along(T.to_numpy(state.tensors[member.tensor]), member.axis).astype(np.float64)
+    cols = w[:, member.positions(size)].reshape(w.shape[0], member.tiles, size)
+    return cols.transpose(1, 0, 2).reshape(-1, size)
+
+
 def _quantized(state, tensor: str, axis: int, options, updates: dict, errors: dict) -> tuple[int, int]:
     """Quantize one weight along ``axis`` into ``updates``; (stored bytes, dense bytes)."""
     w = T.to_numpy(state.tensors[tensor])
@@ -108,7 +116,6 @@ def _quantized(state, tensor: str, axis: int, options, updates: dict, errors: di
 def apply_quant(state, options, spec: str, seed: int = 0, ctx=None) -> TransformResult:
     """Every targeted weight quantized: those a group runs along in the order that group's
     channels take (re-grouped first when ``permute`` asks), the rest in natural order."""
-    updates: dict[str, Any] = {}
     constraints: dict[str, Constraints] = {}
     errors: dict[str, float] = {}
     stored_bytes = dense_bytes = 0
@@ -117,7 +124,8 @@ def apply_quant(state, options, spec: str, seed: int = 0, ctx=None) -> Transform
     notes: list[str] = []
     for group, members in plan.grouped.items():
         if options.group and not options.per_tensor and options.permute != "none":
-            stacked = np.vstack([T.rows_along(T.to_numpy(state.tensors[m.tensor]), m.axis).astype(np.float64) for m in members])
+            size = state.group(group).size
+            stacked = np.vstack([member_rows(state, m, size) for m in members])
             order, energy = _channel_order(ctx, state, group, stacked, options, seed, notes)
             if order is not None:
                 before = _group_error(stacked, options, energy)
@@ -126,19 +134,15 @@ def apply_quant(state, options, spec: str, seed: int = 0, ctx=None) -> Transform
                 if kept:
                     state = state.permuted(group, order)
                 orders[group] = {"error_identity": before, "error": min(after, before), "applied": kept}
-        quantized: dict[str, Any] = {}
-        for member in members:
-            stored, dense = _quantized(state, member.tensor, member.axis, options, quantized, errors)
-            stored_bytes, dense_bytes = stored_bytes + stored, dense_bytes + dense
-        state = state.with_tensors(quantized)  # before a later group permutes them along another axis
-        updates.update(quantized)
         if options.group and not options.per_tensor:
             constraints[group] = Constraints(supernode=options.group)
-    natural: dict[str, Any] = {}
-    for tensor, axis in plan.natural.items():
-        stored, dense = _quantized(state, tensor, axis, options, natural, errors)
+    # Every targeted weight once, after every group has put its channels in place: a weight that
+    # several groups run along (o_proj, one group per head) is quantized after the last moved.
+    inputs = {m.tensor: m.axis for members in plan.grouped.values() for m in members} | dict(plan.natural)
+    updates: dict[str, Any] = {}
+    for tensor, axis in inputs.items():
+        stored, dense = _quantized(state, tensor, axis, options, updates, errors)
         stored_bytes, dense_bytes = stored_bytes + stored, dense_bytes + dense
-    updates.update(natural)
     if not updates:
         return TransformResult(state=state, meta=TransformMeta.skipped("quant", spec, no_target_reason(plan.skipped)))
     grouped = options.group > 0 and not options.per_tensor
@@ -155,4 +159,4 @@ def apply_quant(state, options, spec: str, seed: int = 0, ctx=None) -> Transform
                "weight_mse": errors, "grouping_mse": orders, "notes": notes, "stored_bytes": stored_bytes,
                "dense_bytes": dense_bytes, "skipped_groups": plan.skipped,
                "execution": "dequantised (fake-quant) on the workload's device"})
-    return TransformResult(state=state.with_transform(natural, meta), meta=meta)
+    return TransformResult(state=state.with_transform(updates, meta), meta=meta)

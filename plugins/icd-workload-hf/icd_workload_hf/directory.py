@@ -106,10 +106,18 @@ def _heldout(workload: Any, tokenizer: Any, evaluation: list[str], options: Mode
         workload.heldout_corpus = options.evaluation or HELDOUT_CORPUS
 
 
+def default_kinds(arch: Architecture) -> set[str]:
+    """``groups=auto``: every kind the architecture offers, so every Linear's input is grouped —
+    but ``kv`` (a KV cache's token axis: what KV adapters read) and an encoder's ``hidden``
+    (its output, the hidden states, would come out in permuted order)."""
+    return set(arch.kinds) - {"kv"} - ({"hidden"} if arch.task == "encoder" else set())
+
+
 def load_model_directory(options: ModelOptions, seed: int, backend: str, warn: Any) -> ModelState:
     path, raw_config = check_directory(options.path)
     arch = architecture_of(raw_config.get("model_type"), f"model {path}")
-    kinds = kinds_of(options.groups, set(arch.kinds), f"model ({raw_config.get('model_type')})")
+    kinds = default_kinds(arch) if options.groups == "auto" else \
+        kinds_of(options.groups, set(arch.kinds), f"model ({raw_config.get('model_type')})")
     name = str(raw_config.get("model_type"))
     kv_decode = arch.kv_cache and options.device == "cpu"  # decoders of the Llama family keep a KV cache
     lengths = {"prompt + decode": options.prompt + options.decode} if kv_decode else {"seq": options.seq}

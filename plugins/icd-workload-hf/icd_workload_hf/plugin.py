@@ -84,13 +84,15 @@ class SmolLM2Options:
 @attrs.frozen
 class ModelOptions:
     """A transformers checkpoint directory (``path``; ``icd run --model DIR`` sets it).
-    ``groups``: the kinds its architecture offers; ``calibration`` / ``evaluation``: text files
+    ``groups``: kinds its architecture offers, or ``auto`` (every one, so every Linear's input
+    is grouped, but ``kv`` — a KV cache's token axis, for KV adapters — and, on an encoder,
+    ``hidden``, which would put its output in permuted order); ``calibration`` / ``evaluation``: text files
     (one passage per line); ``batch`` × ``seq`` tokens judged; a Llama-family decoder keeps a
     ``prompt``-token KV cache and decodes ``decode`` tokens; a decoder's perplexity is scored on
     ``heldout`` tokens of the evaluation text, which decides nothing (0: off)."""
 
     path: str | None = None
-    groups: str = "ffn"
+    groups: str = "auto"
     calibration: str | None = None
     evaluation: str | None = None
     batch: int = attrs.field(default=4, validator=positive())

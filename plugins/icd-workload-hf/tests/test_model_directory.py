@@ -340,6 +340,37 @@ def test_two_four_prunes_every_linear_in_the_layers_and_nothing_else(models, fam
     assert untouched and all(torch.equal(result.state.tensors[k], state.tensors[k]) for k in untouched)
 
 
+@pytest.mark.parametrize("family,kinds,in_layout", [("qwen2", {"ffn", "heads", "hidden"}, 14),
+                                                    ("bert", {"ffn", "heads"}, 4)])
+def test_default_groups_cover_every_axis_but_an_encoders_output(models, family, kinds, in_layout):
+    from icd_workload_hf.plugin import ModelOptions
+
+    assert ModelOptions().groups == "auto"
+    state = load(models[family], "auto")
+    assert {g.kind for g in state.groups} == kinds  # never kv; an encoder's hidden would permute its output
+    weights = _apply("quant:int4:g16", state).meta.stats["weights"]  # head groups are 16 wide here
+    assert weights == {"targeted": LINEARS[family], "in_layout_order": in_layout,
+                       "natural_order": LINEARS[family] - in_layout}
+
+
+def test_a_weight_several_groups_run_along_is_quantized_once_after_they_all_moved(models):
+    """o_proj (BERT's attention.output.dense) is an input of one group per head: each head may
+    regroup its 16 channels, and the weight is quantized once, in the final order — not once
+    per head, with the earlier heads' columns quantized again after they moved."""
+    from icd_adapter_quant.minmax import quantize_dequantize
+
+    state = load(models["bert"], "heads")
+    result = _apply("quant:int4:g8:sort", state)  # two scale groups per 16-wide head
+    moved = [g.name for g in state.groups if not np.array_equal(result.state.layout[g.name], np.arange(g.size))]
+    assert any(name.endswith(".vo") for name in moved)
+    final = state
+    for group in state.groups:
+        final = final.permuted(group.name, result.state.layout[group.name])
+    name = "encoder.layer.0.attention.output.dense.weight"
+    expected = quantize_dequantize(final.tensors[name].numpy(), 1, "int4", 8, True)
+    assert np.array_equal(result.state.tensors[name].numpy(), expected)
+
+
 def test_int4_quantizes_every_targeted_linear_and_ignore_leaves_the_rest(models):
     state = load(models["qwen2"], "ffn")
     result = _apply("quant:int4:g32:ignore=re:.*self_attn.*", state)
