@@ -59,6 +59,14 @@ def sweep_abandoned(parent: Path, prefix: str) -> list[Path]:
     return removed
 
 
+def publish(path: Path) -> None:
+    """Give a staging directory (created 0700) the mode a plain ``mkdir`` would have under the
+    process's umask (0755 under 022), before it is renamed into place for other users to read."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path.chmod(0o777 & ~mask)
+
+
 @contextlib.contextmanager
 def held_directory(parent: Path, prefix: str) -> Iterator[Path]:
     """A new directory ``parent/prefix<random>`` (mode 0700), held while the block runs and

@@ -85,7 +85,7 @@ def plan_arms(ctx: RunContext, sel: Selection, state0: ModelState, reference: An
 def plan_controls(orders: int, compared: bool, auto_index: int | None) -> tuple[tuple[str, ...], str | None]:
     """The control arms (``random1`` …) beside π₀'s, or why none runs."""
     if not compared:
-        return (), "no transform in compare mode: nothing for a layout to change"
+        return (), "it runs in compare mode, beside the natural-order arm of a transform"
     if orders == 0:
         return (), "pipeline.random_orders is 0"
     if auto_index is not None:

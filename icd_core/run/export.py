@@ -17,7 +17,7 @@ import numpy as np
 
 from icd_core.contract.errors import ArtifactWriteError, UsageError
 from icd_core.contract.jsonify import dumps
-from icd_core.contract.staging import held_directory
+from icd_core.contract.staging import held_directory, publish
 from icd_core.contract.state import ModelState
 from icd_core.plugin import dispatch
 from icd_core.plugin.manager import PluginManager
@@ -138,6 +138,7 @@ def export_state(manager: PluginManager, workload: ComponentSpec, state: ModelSt
             (staging / LAYOUT_FILE).write_text(redact(dumps(document), json_text=True) + "\n")
             if out.exists():
                 out.rmdir()  # empty, checked above
+            publish(staging)  # readable like save_pretrained's output, not 0700 like a staging directory
             staging.rename(out)
     except Exception as exc:
         if not isinstance(exc, OSError) and "No space left" not in str(exc):  # safetensors' own error type

@@ -106,6 +106,9 @@ def test_run_export_and_reload_without_icd(models, family, tmp_path):
     assert layout["written"]["reload_check"]["max_rel_diff"] <= 1e-5
     on_disk = sum(f.stat().st_size for f in out.iterdir() if f.name != "icd_layout.json")
     assert layout["written"]["bytes_on_disk"] == on_disk and 0.5 < layout["written"]["size_vs_float32"] < 1.5
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # readable like save_pretrained's (0755 under 022)
     assert "× the model in float32)" in done.stdout  # float32 weights: about the state's own size
     assert Path(layout["source"]["run_dir"]).name == family  # the committed run, not its staging directory
     assert not any(g["identity"] for g in layout["groups"].values())  # the layout really moved
