@@ -79,8 +79,10 @@ def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None =
     config = attrs.evolve(config, pipeline=attrs.evolve(config.pipeline, random_orders=0))  # never exported
     manager = load_plugin_manager()
     selection = select(config, manager.registry)
-    check_format(selection.workload.name, manager.registry.get("workload", selection.workload.name).abilities, fmt,
-                 "--format")
+    registry = manager.registry
+    check_format(selection.workload.name, registry.get("workload", selection.workload.name).abilities, fmt, "--format",
+                 adapters={a.text: registry.get("adapter", a.name).abilities for a in selection.adapters},
+                 installed={c.name: c.abilities for c in registry if c.kind == "adapter"})
     with held_directory(Path(tempfile.gettempdir()), "icd-export-") as scratch:
         outcome = launch_committed(manager, selection, RunDirectory(scratch, "replay").open())
         if not outcome.ok:

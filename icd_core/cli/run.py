@@ -129,8 +129,11 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
         check_out(export_dir, "--export")  # before the run: a bad target fails in a second, not after it
         if export_arm is not None and export_arm not in ARMS:
             raise UsageError(f"--export-arm {export_arm}: not an arm (arms: {', '.join(ARMS)})")
-        workload = manager.registry.get("workload", selection.workload.name)
-        check_format(selection.workload.name, workload.abilities, export_format)
+        registry = manager.registry
+        check_format(selection.workload.name, registry.get("workload", selection.workload.name).abilities,
+                     export_format, adapters={a.text: registry.get("adapter", a.name).abilities
+                                              for a in selection.adapters},
+                     installed={c.name: c.abilities for c in registry if c.kind == "adapter"})
     out_dir = Path(selection.config.report.out_dir).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
         raise RunDirectoryError(f"report.out_dir {out_dir}: not a directory")

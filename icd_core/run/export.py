@@ -39,13 +39,36 @@ def export_formats(abilities: tuple[str, ...]) -> list[str]:
     return [a[len(EXPORT_ABILITY):] for a in abilities if a.startswith(EXPORT_ABILITY)]
 
 
-def check_format(workload: str, abilities: tuple[str, ...], fmt: str, label: str = "--export-format") -> None:
-    """Before any work: the workload exports at all, and in ``fmt``."""
+NEEDS_ABILITY = "export-needs:"  # a workload's "export-needs:<format>:<kind>": <format> is written from a <kind> transform
+TRANSFORM_ABILITY = "transform:"  # an adapter's "transform:<kind>": the detail kind its transforms record
+
+
+def check_format(workload: str, abilities: tuple[str, ...], fmt: str, label: str = "--export-format",
+                 adapters: Mapping[str, tuple[str, ...]] | None = None,
+                 installed: Mapping[str, tuple[str, ...]] | None = None) -> None:
+    """Before any work: the workload exports at all, and in ``fmt``; and when the workload writes
+    ``fmt`` from a kind of transform (``export-needs:<fmt>:<kind>``), one of the selected
+    ``adapters`` (spec → abilities) declares that kind (``transform:<kind>``). ``installed``
+    (name → abilities): every adapter, to name those that would do."""
     formats = export_formats(abilities)
     if not formats:
         raise UsageError(f"--export: workload {workload!r} cannot be exported (its plugin declares no export format)")
     if fmt not in formats:
         raise UsageError(f"{label} {fmt}: workload {workload!r} exports {', '.join(formats)}")
+    if adapters is None:
+        return
+    produced = {a[len(TRANSFORM_ABILITY):] for found in adapters.values() for a in found
+                if a.startswith(TRANSFORM_ABILITY)}
+    for need in abilities:
+        if not need.startswith(f"{NEEDS_ABILITY}{fmt}:"):
+            continue
+        kind = need.rsplit(":", 1)[1]
+        if kind not in produced:
+            able = sorted(n for n, found in (installed or {}).items() if f"{TRANSFORM_ABILITY}{kind}" in found)
+            chosen = ", ".join(adapters) or "none"
+            raise UsageError(f"{label} {fmt}: workload {workload!r} writes it from a {kind} transform, and the "
+                             f"selected adapters ({chosen}) do none"
+                             + (f" (add one: {', '.join(able)})" if able else ""))
 
 
 def check_out(out: Path | str, label: str = "--out") -> Path:

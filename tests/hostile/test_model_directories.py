@@ -345,6 +345,14 @@ def test_an_export_format_the_workload_does_not_write_is_refused_before_the_run(
     assert done.code == 2 and done.error == "icd: error: --export-format onnx: workload 'model' exports hf, " \
                                             "compressed-tensors", done.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
+    # a format written from a kind of transform the run does not do: refused before it, not a no-op after
+    done = run_icd("run", "--model", str(planted_model[0]), "--out-dir", str(tmp_path / "runs"), "--export",
+                   str(tmp_path / "out"), "--export-format", "compressed-tensors", "--adapter", "sparsity:2:4",
+                   timeout=60)
+    assert done.code == 2 and done.error == (
+        "icd: error: --export-format compressed-tensors: workload 'model' writes it from a quant transform, and the "
+        "selected adapters (sparsity:2:4) do none (add one: quant)"), done.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
 
 
 def test_a_nan_weight_is_named_not_blamed_on_a_permutation_group(planted_model, tmp_path):

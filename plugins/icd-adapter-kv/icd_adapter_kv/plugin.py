@@ -104,7 +104,7 @@ class KvOptions:
 @hookimpl
 def icd_register(registry):
     registry.add("adapter", NAME, summary="KV cache: block eviction, 2/4-bit quantization, or reads in pages (a page budget)",
-                 options=KvOptions, positional=("block", "drop"))
+                 options=KvOptions, positional=("block", "drop"), abilities=("transform:kv",))
 
 
 @hookimpl

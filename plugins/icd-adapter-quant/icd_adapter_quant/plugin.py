@@ -68,7 +68,7 @@ class QuantOptions:
 @hookimpl
 def icd_register(registry):
     registry.add("adapter", NAME, summary="min-max PTQ of weights along the input dim: int8, int4:g32, fp8",
-                 options=QuantOptions, positional=("dtype",))
+                 options=QuantOptions, positional=("dtype",), abilities=("transform:quant",))
 
 
 @hookimpl

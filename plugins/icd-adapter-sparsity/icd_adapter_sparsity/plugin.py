@@ -82,7 +82,7 @@ class SparsityOptions:
 @hookimpl
 def icd_register(registry):
     registry.add("adapter", NAME, summary="N:M (2:4) with channel search, unstructured or block pruning",
-                 options=SparsityOptions, positional=("n", "m"))
+                 options=SparsityOptions, positional=("n", "m"), abilities=("transform:sparsity",))
     registry.add("measure", "tiles", summary="non-zero 32×32 / 64×64 tiles of every input-dim weight (BSR cost)",
                  provides=("tiles32", "tiles64", "weight_density", "bsr_tiles"))
 

@@ -129,7 +129,7 @@ def _transformers_missing() -> str | None:
 
 @hookimpl
 def icd_register(registry):
-    exports = tuple(f"export:{fmt}" for fmt in EXPORT_FORMATS)
+    exports = tuple(f"export:{fmt}" for fmt in EXPORT_FORMATS) + ("export-needs:compressed-tensors:quant",)
     for name, (options, summary) in WORKLOADS.items():
         abilities = (("model-directory",) if name == "model" else ()) + (exports if name != "mlp" else ())
         registry.add("workload", name, summary=summary, options=options, check=_transformers_missing,
