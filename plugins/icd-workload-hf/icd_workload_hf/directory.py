@@ -23,6 +23,7 @@ from icd_core import Figure, InputDataError, ModelState
 from .architectures import Architecture, architecture_of
 from .corpus import HELDOUT_CORPUS, calibration_texts, decoder_texts
 from .heldout import heldout_figures
+from .kernels import check_backend
 from .models import (
     CALIBRATION,
     HELDOUT,
@@ -120,6 +121,7 @@ def load_model_directory(options: ModelOptions, seed: int, backend: str, warn: A
         kinds_of(options.groups, set(arch.kinds), f"model ({raw_config.get('model_type')})")
     name = str(raw_config.get("model_type"))
     kv_decode = arch.kv_cache and options.device == "cpu"  # decoders of the Llama family keep a KV cache
+    check_backend(backend, options.device, kv_decode, f"model ({name})")
     lengths = {"prompt + decode": options.prompt + options.decode} if kv_decode else {"seq": options.seq}
     check_positions(raw_config, lengths, "model")
     if "kv" in kinds and not kv_decode:
@@ -137,7 +139,9 @@ def load_model_directory(options: ModelOptions, seed: int, backend: str, warn: A
              f"(quality is fidelity on random ids, not on language)")
     if kv_decode:
         return _kv_decoder(module, tokenizer, texts, options, seed, backend, kinds, name, path)
-    return _batched(arch, module, tokenizer, texts, options, seed, kinds, name, path)
+    state = _batched(arch, module, tokenizer, texts, options, seed, kinds, name, path)
+    state.workload.backend = backend  # bsr / auto: the pruned weights run through sparse kernels
+    return state
 
 
 def _ids(tokenizer: Any, module: Any, texts: list[str], options: ModelOptions, seed: int, count: int,

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from icd_core import InputDataError
+from icd_core import ConfigError, InputDataError
 
 BSR_BLOCK = 32
 SPARSE_LAYOUTS = (torch.sparse_bsr, torch.sparse_csr)
@@ -109,6 +109,20 @@ def cuda_kernel(w: torch.Tensor, kind: str) -> tuple[torch.Tensor, str]:
         except (RuntimeError, ValueError, NotImplementedError, TypeError) as exc:
             return w, f"dense (BSR linear unavailable: {str(exc).splitlines()[0]})"
     return w, f"dense (no sparse kernel for {kind})"
+
+
+KV_DECODER_BACKENDS = ("dense", "paged")
+
+
+def check_backend(backend: str, device: str, kv_decoder: bool, where: str) -> None:
+    """Before the model loads: a backend this workload runs, or one line. ``semi`` needs CUDA;
+    a KV-cache decoder reads its layout through paged attention only (its Linears run dense)."""
+    if backend == "semi" and not device.startswith("cuda"):
+        raise ConfigError(f"execution.backend semi: 2:4 semi-structured kernels need CUDA "
+                             f"(torch.sparse.to_sparse_semi_structured); {where} runs on {device}")
+    if kv_decoder and backend not in KV_DECODER_BACKENDS:
+        raise ConfigError(f"execution.backend {backend}: {where} decodes against its KV cache, whose Linears run "
+                             f"dense; it reads a layout through --backend paged (KV pages), or runs --backend dense")
 
 
 def kernel_for(w: torch.Tensor, sparsity: dict[str, Any], backend: str, device: str,

@@ -153,7 +153,9 @@ def icd_load_workload(ctx, workload):
 
         return load_smollm2(options, seed, backend=backend)
     from . import models
+    from .kernels import check_backend
 
+    check_backend(backend, getattr(options, "device", "cpu"), False, workload.name)
     loader = {"mlp": models.load_mlp, "minilm": models.load_minilm, "bert-base": models.load_bert_base,
               "mamba": models.load_mamba}[workload.name]
     state = loader(options, seed)

@@ -432,6 +432,9 @@ def decoder_state(model: Any, ids: torch.Tensor, prompt: int, decode: int, kinds
 
 
 def load_smollm2(options: Any, seed: int, backend: str = "dense") -> ModelState:
+    from .kernels import check_backend
+
+    check_backend(backend, "cpu", True, "smollm2")
     gguf = gguf_path(options.model_path)
     directory = dequantised_directory(gguf)
     model, tokenizer = load_directory(directory) if directory else load_model(gguf)

@@ -409,6 +409,22 @@ def test_a_group_or_m_that_leaves_targeted_weights_untransformed_is_refused_befo
     assert "What did layout" not in done.stdout
 
 
+def test_a_backend_is_honoured_or_refused_before_the_model_loads(models, tmp_path):
+    from icd_workload_hf.directory import load_model_directory
+    from icd_workload_hf.plugin import ModelOptions
+
+    state = load_model_directory(ModelOptions(path=str(models["bert"]), batch=2, seq=16), 0, "bsr", print)
+    assert state.workload.backend == "bsr"  # pruned weights then run through BSR kernels (was dense: ignored)
+    for family, backend, expected in (
+            ("gpt2", "semi", "execution.backend semi: 2:4 semi-structured kernels need CUDA "
+                             "(torch.sparse.to_sparse_semi_structured); model (gpt2) runs on cpu"),
+            ("llama", "bsr", "execution.backend bsr: model (llama) decodes against its KV cache, whose Linears run "
+                             "dense; it reads a layout through --backend paged (KV pages), or runs --backend dense")):
+        done = icd("run", "--model", str(models[family]), "--backend", backend, "--adapter", "sparsity:2:4",
+                   "--out-dir", "runs", cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr.strip() == f"icd: error: {expected}", done.stderr
+
+
 def test_a_target_pattern_in_a_spec_keeps_its_colon_and_a_bad_one_is_one_line():
     from icd_core import ConfigError
 
