@@ -76,6 +76,19 @@ def test_run_prints_summary_and_path(tmp_path):
     assert again.returncode == 1 and "run directory exists" in again.stderr
 
 
+def test_measure_none_judges_quality_and_times_nothing(tmp_path):
+    done = icd("run", *FAST, "--adapter", "sparsity:2:4", "--measure", "none", "--out-dir", str(tmp_path), "--name", "q")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "q" / "metrics.json").read_text())
+    assert metrics["run"]["measures"] == [] and metrics["timing"] == {}
+    linear = metrics["results"]["linear"]
+    assert linear["figures"]["lat_ms"]["value"] is None and linear["quality"]["cosine_pct"]["value"] is not None
+    assert metrics["comparisons"]["linear_vs_identity"]["cosine_pct"]["ci95"] is not None  # the card's question
+    mixed = icd("run", *FAST, "--measure", "none", "--measure", "wallclock", "--out-dir", str(tmp_path))
+    assert mixed.returncode == 2 and mixed.stderr.strip() == \
+        "icd: error: --measure none: quality only, so no other measure (none, wallclock)"
+
+
 def test_print_config_shows_the_effective_config(tmp_path):
     done = icd("run", "--print-config", "--set", "seed=9", "--adapter", "quant:int4:g32", "--out-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr

@@ -22,7 +22,12 @@ def _cli_settings(**given: Any) -> dict[str, Any]:
     if given.get("adapter"):
         out["transform.adapters"] = list(given["adapter"])
     if given.get("measure"):
-        out["measure.use"] = list(given["measure"])
+        names = list(given["measure"])
+        if "none" in names and len(names) > 1:
+            from icd_core.contract.errors import UsageError
+
+            raise UsageError(f"--measure none: quality only, so no other measure ({', '.join(names)})")
+        out["measure.use"] = [] if names == ["none"] else names
     if given.get("trace"):
         out["graph.source"] = "trace"
         out["graph.trace.path"] = given["trace"]
@@ -92,7 +97,8 @@ class Progress:
 @click.option("--trace", type=click.Path(dir_okay=False), help="JSONL access trace (implies --graph trace).")
 @click.option("--solver", metavar="SPEC", help="Solver name (default auto: the installed solver that prefers itself most).")
 @click.option("--adapter", multiple=True, metavar="SPEC", help="Transform, in order: sparsity:2:4, quant:int8, kv:128:0.1.")
-@click.option("--measure", multiple=True, metavar="NAME", help="Measures to run (default: every installed one).")
+@click.option("--measure", multiple=True, metavar="NAME",
+              help="Measures to run (default: every installed one); none: quality only, no timing.")
 @click.option("--backend", type=click.Choice(["dense", "bsr", "paged", "semi", "auto"]),
               help="How transformed layers execute (default dense): bsr / paged read the layout.")
 @click.option("--mode", type=click.Choice(["linear", "iterative", "compare"]), help="Pipeline mode (default compare).")

@@ -185,7 +185,8 @@ class CacheModelConfig:
 
 @attrs.frozen
 class MeasureConfig:
-    """``use: null`` runs every registered measure; unavailable ones report null + reason.
+    """``use: null`` runs every registered measure; unavailable ones report null + reason;
+    ``[]`` (``--measure none``) none: quality is judged, nothing is timed or modelled.
     ``threads``: CPU threads for the timed forwards (null: ``OMP_NUM_THREADS`` when set, else
     the cores this process may run on), recorded either way."""
 

@@ -43,8 +43,6 @@ def select(config: Config, registry: Registry) -> Selection:
     for name in config.report.formats or ():
         if name not in registry.names("reporter"):
             registry.get("reporter", name)  # raises the did-you-mean error
-    if not measures:
-        raise ConfigError("measure.use: empty (at least wallclock is needed)")
     workload_raw = config.workload
     if config.model is not None:
         workload_raw = model_workload(config, registry)
