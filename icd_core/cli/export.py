@@ -1,9 +1,10 @@
 """``icd export RUN --out DIR``: a finished run's chosen state as a model directory.
 
 A run directory holds the layout and the decisions, not the weights. ``icd export`` re-derives
-the state by running RUN's own ``config.json`` again (same seed, same components, into a
-scratch directory) and writes it only when the re-derived arm's state digest equals the one
-RUN recorded; ``icd run --export DIR`` writes the state the run itself ends with.
+the exported arm by running RUN's own ``config.json`` again for that arm only (same seed, same
+components, no measure, into a scratch directory) and writes it only when the re-derived arm's
+state digest equals the one RUN recorded; ``icd run --export DIR`` writes the state the run
+itself ends with.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import click
 from icd_core.cli.console import echo
 
 
-def export_outcome(manager: Any, selection: Any, outcome: Any, out: Path, fmt: str, arm: str | None) -> dict:
-    """Write ``arm`` of a finished run (default: the arm it kept) and return icd_layout.json."""
+def export_outcome(manager: Any, selection: Any, outcome: Any, out: Path, fmt: str, arm: str | None,
+                   kept: str | None = None) -> dict:
+    """Write ``arm`` of a finished run (default: the arm it kept, or ``kept`` when a replay
+    re-derived it) and return icd_layout.json."""
     from icd_core.run.export import choose_arm, export_state
 
-    chosen = choose_arm(outcome.states, outcome.kept, arm, outcome.error)
+    chosen = choose_arm(outcome.states, outcome.kept, arm or kept, outcome.error)
     metrics = outcome.record.metrics
     why = "chosen with --arm" if arm else ("the pre-run model: the run rolled back" if chosen == "pre"
                                            else "the state the run kept after its verdicts")
@@ -56,10 +59,9 @@ def export(run_dir: str, out: str, fmt: str, arm: str | None) -> None:
 
 
 def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None = None) -> dict:
-    """Re-run ``run``'s config into a scratch directory; export the arm only if its state digest
+    """Re-derive the arm to export (``arm``, else the one ``run`` kept) from ``run``'s config in a
+    scratch directory — that arm only, measuring nothing — and export it only if its state digest
     equals the one ``run`` recorded. Returns icd_layout.json."""
-    import attrs
-
     from icd_core.cli.launch import launch_committed
     from icd_core.config.files import load_config
     from icd_core.contract.errors import UsageError
@@ -75,8 +77,8 @@ def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None =
     recorded = recorded_metrics(run)
     if arm is not None and arm not in recorded["results"]:
         raise UsageError(f"--arm {arm}: {run} holds no {arm} arm (it holds {', '.join(recorded['results'])})")
-    config = load_config(str(run / "config.json"), (), cli={})
-    config = attrs.evolve(config, pipeline=attrs.evolve(config.pipeline, random_orders=0))  # never exported
+    chosen = arm or _kept(recorded)
+    config = replay_config(load_config(str(run / "config.json"), (), cli={}), chosen)
     manager = load_plugin_manager()
     selection = select(config, manager.registry)
     registry = manager.registry
@@ -87,14 +89,25 @@ def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None =
         outcome = launch_committed(manager, selection, RunDirectory(scratch, "replay").open())
         if not outcome.ok:
             raise UsageError(f"{run}: re-deriving the state failed ({outcome.error})")
-        chosen = arm or outcome.kept
         expected = recorded["results"].get(chosen, {}).get("state_digest")
         got = outcome.record.metrics["results"].get(chosen, {}).get("state_digest")
-        if expected is None or got != expected or (arm is None and outcome.kept != _kept(recorded)):
+        if expected is None or got != expected:
             raise UsageError(f"{run}: re-running its config gave a different {chosen} state (digest "
-                             f"{str(got)[:12]}… vs recorded {str(expected)[:12]}…; kept {outcome.kept} vs "
-                             f"{_kept(recorded)}): nothing exported — use icd run --export to write a run's own state")
-        return export_outcome(manager, selection, named_after(outcome, run), target, fmt, arm)
+                             f"{str(got)[:12]}… vs recorded {str(expected)[:12]}…): nothing exported — use "
+                             f"icd run --export to write a run's own state")
+        return export_outcome(manager, selection, named_after(outcome, run, recorded), target, fmt, arm, chosen)
+
+
+def replay_config(config: Any, chosen: str) -> Any:
+    """``config`` re-deriving ``chosen`` only: the mode that ends in it (compare only for the
+    natural-order arm), no measure, no random-order control, no rollback (the recorded run's
+    verdicts already chose the arm)."""
+    import attrs
+
+    mode = chosen if chosen in ("linear", "iterative") else ("compare" if chosen == "identity" else "linear")
+    return attrs.evolve(config, pipeline=attrs.evolve(config.pipeline, mode=mode, random_orders=0),
+                        measure=attrs.evolve(config.measure, use=[]),
+                        rollback=attrs.evolve(config.rollback, enabled=False))
 
 
 def recorded_metrics(run: Path) -> dict:
@@ -128,9 +141,11 @@ def _kept(metrics: dict) -> str:
                                                          else "iterative")
 
 
-def named_after(outcome: Any, run: Path) -> Any:
-    """The outcome, named after the run it re-derived (not the scratch directory)."""
+def named_after(outcome: Any, run: Path, recorded: dict) -> Any:
+    """The outcome, named after the run it re-derived (not the scratch directory), with that
+    run's verdict (the replay measured nothing)."""
     import attrs
 
-    metrics = {**outcome.record.metrics, "run": {**outcome.record.metrics["run"], "name": run.name}}
+    metrics = {**outcome.record.metrics, "run": {**outcome.record.metrics["run"], "name": run.name},
+               "verdict": recorded.get("verdict")}
     return attrs.evolve(outcome, path=run, record=attrs.evolve(outcome.record, metrics=metrics))

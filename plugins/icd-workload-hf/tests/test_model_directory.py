@@ -211,6 +211,23 @@ def test_export_rederives_a_finished_run(models, tmp_path):
     assert layout["source"]["arm"] == "linear" and layout["source"]["run"] == "opt"
     assert layout["source"]["state_digest"] == recorded["results"]["linear"]["state_digest"]
     assert not list(tmp_path.glob(".opt-linear.*"))  # no staging directory left behind
+    done = icd("export", str(tmp_path / "runs" / "opt"), "--out", str(tmp_path / "opt-kept"), cwd=elsewhere)
+    assert done.returncode == 0, done.stderr[-2000:]
+    layout = json.loads((tmp_path / "opt-kept" / "icd_layout.json").read_text())
+    assert layout["source"]["arm"] == "iterative" and layout["source"]["why"] == "the state the run kept after its verdicts"
+    assert layout["source"]["state_digest"] == recorded["results"]["iterative"]["state_digest"]
+    assert layout["source"]["verdict"] == recorded["verdict"]  # the run's own, not the replay's
+
+
+def test_an_export_replays_the_exported_arm_only_and_measures_nothing():
+    from icd_core.cli.export import replay_config
+    from icd_core.config.files import load_config
+
+    config = load_config(cli={"pipeline.random_orders": 3})
+    for arm, mode in (("linear", "linear"), ("iterative", "iterative"), ("identity", "compare"), ("pre", "linear")):
+        replay = replay_config(config, arm)
+        assert replay.pipeline.mode == mode and replay.measure.use == [] and replay.pipeline.random_orders == 0
+        assert replay.rollback.enabled is False and replay.seed == config.seed
 
 
 def test_smollm2_with_int4_and_a_page_plan_exports_and_reloads(tmp_path):
