@@ -406,6 +406,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--save", help="also write the JSON document to this file")
+    parser.add_argument("--schemes", help="SmolLM2 schemes as bits:group, comma-separated (e.g. 4:64; default "
+                                          "4:128 with --quick, else 4:64,4:128)")
     parser.add_argument("--random", type=int, default=3,
                         help="random function-preserving orders per scheme, the control (SmolLM2; default 3)")
     args = parser.parse_args()
@@ -422,7 +424,9 @@ def main() -> None:
             Path(args.save).write_text(json.dumps(doc, indent=1))
     if args.only in (None, "smollm2"):
         log("SmolLM2")
-        doc["models"]["smollm2"] = smollm2(((4, 128),) if args.quick else ((4, 64), (4, 128)),
+        schemes = tuple(tuple(int(v) for v in item.split(":")) for item in args.schemes.split(",")) \
+            if args.schemes else ((4, 128),) if args.quick else ((4, 64), (4, 128))
+        doc["models"]["smollm2"] = smollm2(schemes,
                                            args.tokens or (8192 if args.quick else 16_384), log,
                                            [0, 29] if args.quick else list(range(30)), args.random)
     doc["seconds"] = round(time.perf_counter() - t0, 1)
