@@ -116,3 +116,16 @@ def test_no_control_says_why(tmp_path):
     assert metrics["control"] == {"orders": 0, "reason": "pipeline.random_orders is 0"}
     assert "random1" not in metrics["results"]
     assert answer.endswith("(no random-order control: pipeline.random_orders is 0)."), answer
+
+
+def test_the_conclusion_needs_both_comparisons_decided():
+    from icd_core.report.card import _conclusion
+
+    control = {"orders": 3}
+    assert _conclusion("better", "better", control) == "Layout helped:"
+    assert _conclusion("better", "no difference shown", control) == \
+        "Nothing beyond chance (a random order did as well):"
+    assert _conclusion("better", "worse", control) == "Nothing beyond chance (a random order did better):"
+    assert _conclusion("no difference shown", "better", control) == "Nothing:"
+    assert _conclusion("worse", "better", control) == "Layout hurt:"
+    assert _conclusion("better", None, {"orders": 0, "reason": "why"}) == "(no random-order control: why)"

@@ -182,7 +182,7 @@ def _conclusion(vs_natural: str | None, vs_random: str | None, control: dict[str
     if vs_natural == "better" and vs_random == "better":
         return "Layout helped:"
     if vs_natural == "better":
-        return "Nothing beyond chance (a random order did as well):"
+        return f"Nothing beyond chance (a random order did {'better' if vs_random == 'worse' else 'as well'}):"
     return "Nothing:"
 
 
