@@ -154,3 +154,14 @@ def test_progress_shows_one_bar_with_an_eta_per_repeated_stage(capsys):
     assert "build_w W: 100%" in err and "3/3 [00:00<00:00" in err and "group/s" in err  # one bar: elapsed<ETA, rate
     assert "group=kv.L0" not in err and err.count("\n") == 3  # no line per group: load, the bar, measure
     assert "  measure          branch=pre" in err
+
+
+def test_an_export_replays_the_exported_arm_only_and_measures_nothing():
+    from icd_core.cli.export import replay_config
+    from icd_core.config.files import load_config
+
+    config = load_config(cli={"pipeline.random_orders": 3})
+    for arm, mode in (("linear", "linear"), ("iterative", "iterative"), ("identity", "compare"), ("pre", "linear")):
+        replay = replay_config(config, arm)
+        assert replay.pipeline.mode == mode and replay.measure.use == [] and replay.pipeline.random_orders == 0
+        assert replay.rollback.enabled is False and replay.seed == config.seed

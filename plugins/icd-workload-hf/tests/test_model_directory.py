@@ -219,17 +219,6 @@ def test_export_rederives_a_finished_run(models, tmp_path):
     assert layout["source"]["verdict"] == recorded["verdict"]  # the run's own, not the replay's
 
 
-def test_an_export_replays_the_exported_arm_only_and_measures_nothing():
-    from icd_core.cli.export import replay_config
-    from icd_core.config.files import load_config
-
-    config = load_config(cli={"pipeline.random_orders": 3})
-    for arm, mode in (("linear", "linear"), ("iterative", "iterative"), ("identity", "compare"), ("pre", "linear")):
-        replay = replay_config(config, arm)
-        assert replay.pipeline.mode == mode and replay.measure.use == [] and replay.pipeline.random_orders == 0
-        assert replay.rollback.enabled is False and replay.seed == config.seed
-
-
 def test_smollm2_with_int4_and_a_page_plan_exports_and_reloads(tmp_path):
     """Real weights: SmolLM2's GGUF (dequantised on load), int4 g128 weights and a KV page plan."""
     from icd_adapter_kv import plugin as kv_plugin
