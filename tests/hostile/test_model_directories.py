@@ -44,7 +44,8 @@ def test_modules_planted_in_the_model_directory_never_run_during_the_export(plan
     out, secret = tmp_path / "out", "hf_sekritTOKENvalue1234"
     done = subprocess.run([str(ICD_SCRIPT), "run", "--model", ".", "--workload", "model:groups=ffn",
                            "--adapter", "sparsity:2:4", "--out-dir", str(tmp_path / "runs"), "--name", f"r-{secret}",
-                           "--export", str(out)], cwd=model, capture_output=True, text=True, timeout=600,
+                           "--export", str(out), "--set", "pipeline.random_orders=0"], cwd=model,
+                          capture_output=True, text=True, timeout=600,
                           env={**os.environ, "HOME": str(tmp_path), "HF_TOKEN": secret, "TQDM_DISABLE": "1"})
     assert not marker.exists(), f"planted code ran: {marker.read_text()!r}"
     assert done.returncode == 0, done.stderr[-2000:]
