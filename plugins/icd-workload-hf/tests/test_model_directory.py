@@ -396,6 +396,7 @@ def test_int4_quantizes_every_targeted_linear_and_ignore_leaves_the_rest(models)
             assert levels <= 16, name  # one int4 scale per row and run of 32 inputs
 
 
+@pytest.mark.slow  # CLI runs: in .ci/run (pytest -m slow), keeping make test under 12 min
 def test_a_group_or_m_that_leaves_targeted_weights_untransformed_is_refused_before_any_work(models, tmp_path):
     from icd_core import ConfigError
 
@@ -416,6 +417,7 @@ def test_a_group_or_m_that_leaves_targeted_weights_untransformed_is_refused_befo
     assert "What did layout" not in done.stdout
 
 
+@pytest.mark.slow  # CLI runs: in .ci/run (pytest -m slow), keeping make test under 12 min
 def test_a_backend_is_honoured_or_refused_before_the_model_loads(models, tmp_path):
     from icd_workload_hf.directory import load_model_directory
     from icd_workload_hf.plugin import ModelOptions
