@@ -68,7 +68,7 @@ def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None =
     from icd_core.contract.staging import held_directory
     from icd_core.plugin.manager import load_plugin_manager
     from icd_core.run.artifacts import RunDirectory
-    from icd_core.run.export import ARMS, check_format, check_out
+    from icd_core.run.export import ARMS, check_out, check_selection
     from icd_core.run.selection import select
 
     target = check_out(out)
@@ -81,10 +81,7 @@ def rederive_and_export(run: Path, out: Path, fmt: str = "hf", arm: str | None =
     config = replay_config(load_config(str(run / "config.json"), (), cli={}), chosen)
     manager = load_plugin_manager()
     selection = select(config, manager.registry)
-    registry = manager.registry
-    check_format(selection.workload.name, registry.get("workload", selection.workload.name).abilities, fmt, "--format",
-                 adapters={a.text: registry.get("adapter", a.name).abilities for a in selection.adapters},
-                 installed={c.name: c.abilities for c in registry if c.kind == "adapter"})
+    check_selection(manager.registry, selection, fmt, "--format")
     with held_directory(Path(tempfile.gettempdir()), "icd-export-") as scratch:
         outcome = launch_committed(manager, selection, RunDirectory(scratch, "replay").open())
         if not outcome.ok:

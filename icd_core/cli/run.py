@@ -130,16 +130,12 @@ def run(config_path: str | None, overrides: tuple[str, ...], force: bool, print_
         echo(dump_yaml(selection.config), nl=False)
         return
     if export_dir is not None:
-        from icd_core.run.export import ARMS, check_format, check_out
+        from icd_core.run.export import ARMS, check_out, check_selection
 
         check_out(export_dir, "--export")  # before the run: a bad target fails in a second, not after it
         if export_arm is not None and export_arm not in ARMS:
             raise UsageError(f"--export-arm {export_arm}: not an arm (arms: {', '.join(ARMS)})")
-        registry = manager.registry
-        check_format(selection.workload.name, registry.get("workload", selection.workload.name).abilities,
-                     export_format, adapters={a.text: registry.get("adapter", a.name).abilities
-                                              for a in selection.adapters},
-                     installed={c.name: c.abilities for c in registry if c.kind == "adapter"})
+        check_selection(manager.registry, selection, export_format)
     out_dir = Path(selection.config.report.out_dir).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
         raise RunDirectoryError(f"report.out_dir {out_dir}: not a directory")

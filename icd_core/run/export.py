@@ -71,6 +71,14 @@ def check_format(workload: str, abilities: tuple[str, ...], fmt: str, label: str
                              + (f" (add one: {', '.join(able)})" if able else ""))
 
 
+def check_selection(registry: Any, selection: Any, fmt: str, label: str = "--export-format") -> None:
+    """:func:`check_format` for a selected run: its workload's abilities, its adapters' and every
+    installed adapter's (to name those that would do)."""
+    check_format(selection.workload.name, registry.get("workload", selection.workload.name).abilities, fmt, label,
+                 adapters={a.text: registry.get("adapter", a.name).abilities for a in selection.adapters},
+                 installed={c.name: c.abilities for c in registry if c.kind == "adapter"})
+
+
 def check_out(out: Path | str, label: str = "--out") -> Path:
     """Before any work: ``out`` names a new path (or an empty directory: nothing of the user's is
     replaced), is no symbolic link, and its nearest existing parent is a directory this process

@@ -119,10 +119,10 @@ def check_backend(backend: str, device: str, kv_decoder: bool, where: str) -> No
     a KV-cache decoder reads its layout through paged attention only (its Linears run dense)."""
     if backend == "semi" and not device.startswith("cuda"):
         raise ConfigError(f"execution.backend semi: 2:4 semi-structured kernels need CUDA "
-                             f"(torch.sparse.to_sparse_semi_structured); {where} runs on {device}")
+                          f"(torch.sparse.to_sparse_semi_structured); {where} runs on {device}")
     if kv_decoder and backend not in KV_DECODER_BACKENDS:
         raise ConfigError(f"execution.backend {backend}: {where} decodes against its KV cache, whose Linears run "
-                             f"dense; it reads a layout through --backend paged (KV pages), or runs --backend dense")
+                          f"dense; it reads a layout through --backend paged (KV pages), or runs --backend dense")
 
 
 def kernel_for(w: torch.Tensor, sparsity: dict[str, Any], backend: str, device: str,
